@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need
+# (the peers tini/dumb-init/catatonit, promtool, podman and its config), then
+# runs every Go test with the race detector. `make test` runs this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in tini:tini dumb-init:dumb-init catatonit:catatonit promtool:prometheus \
+	socat:socat busybox:busybox-static podman:podman runc:runc wait-for-it:wait-for-it \
+	unshare:util-linux; do
+	cmd=${pair%%:*} pkg=${pair#*:}
+	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+	echo "test.sh: installing ${need[*]}" >&2
+	SUDO=""
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Podman on these machines: runc (crun fails with hybrid cgroups), cgroupfs,
+# ulimits that can actually be set. The integration tests read this file.
+export CONTAINERS_CONF="$PWD/integration/podman/containers.conf"
+
+go version
+go vet ./...
+go test -race -count=1 -timeout 30m "$@" ./...

@@ -1,0 +1,111 @@
+// Command lifecycled makes containers start and stop gracefully: a correct
+// PID 1 that waits for dependencies, runs lifecycle hooks with Kubernetes
+// semantics, serves health endpoints and drains before it stops the app.
+//
+// This package only parses flags, environment and configuration and wires
+// the actors of the other packages together; behaviour lives in supervisor/,
+// probes/ and drain/.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// Exit codes of the contract (section 2) that are lifecycled's own.
+const (
+	exitOK          = 0
+	exitUsage       = 2
+	exitWaitTimeout = 124
+	exitPostStart   = 125
+)
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// dispatch picks the subcommand. Anything that is not a subcommand's name is
+// the wrapper's own flags and command: `lifecycled --wait ... -- app`.
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "run":
+			return runMain(args[1:], stderr)
+		case "wait":
+			return waitMain(args[1:], stderr)
+		case "probe":
+			return probeMain(args[1:], stderr)
+		case "sleep":
+			return sleepMain(args[1:], stderr)
+		case "explain":
+			return explainMain(args[1:], stdout, stderr)
+		case "version", "--version", "-version":
+			fmt.Fprintln(stdout, versionString())
+			return exitOK
+		}
+	}
+	return runMain(args, stderr)
+}
+
+// usageError prints the one-line error of a bad invocation and returns 2.
+func usageError(stderr io.Writer, format string, a ...any) int {
+	fmt.Fprintf(stderr, "lifecycled: "+format+" (see lifecycled --help)\n", a...)
+	return exitUsage
+}
+
+func sleepMain(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		return usageError(stderr, "sleep takes one DURATION, e.g. lifecycled sleep 5s")
+	}
+	d, err := parseDuration(args[0])
+	if err != nil {
+		return usageError(stderr, "sleep: %v", err)
+	}
+	time.Sleep(d)
+	return exitOK
+}
+
+// parseDuration accepts Go durations ("1m30s") and, as Kubernetes fields
+// are in seconds, a bare number of seconds ("5").
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return 0, fmt.Errorf("bad duration %q: negative", s)
+		}
+		return d, nil
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 && secs < 1e9 {
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	return 0, fmt.Errorf("bad duration %q: want e.g. 500ms, 10s, 1m", s)
+}
+
+func versionString() string {
+	c := commit
+	if c == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					c = s.Value
+				}
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return fmt.Sprintf("lifecycled %s (commit %s, %s %s/%s)", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

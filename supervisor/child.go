@@ -1,0 +1,227 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec says what to run and how.
+type Spec struct {
+	// Argv is the command and its arguments; Argv[0] is looked up in PATH.
+	Argv []string
+	// Env is the child's environment; nil means lifecycled's own.
+	Env []string
+	// SingleChild sends forwarded signals to the child alone instead of its
+	// process group.
+	SingleChild bool
+	// Stdin, Stdout and Stderr are handed to the child as they are: no pipe,
+	// no copy, so output is byte-exact and a TTY stays a TTY. Nil means
+	// lifecycled's own.
+	Stdin, Stdout, Stderr *os.File
+	// ParentDeathSignal is sent to the child by the kernel if lifecycled
+	// dies (0: none). It matters when lifecycled is not PID 1: a SIGKILLed
+	// PID 1 takes the whole namespace with it, a plain process does not.
+	ParentDeathSignal syscall.Signal
+}
+
+// StartError is returned by Start when COMMAND cannot be run. Code is the
+// contract's exit code for it: 127 not found, 126 not executable.
+type StartError struct {
+	Path string
+	Code int
+	Err  error
+}
+
+func (e *StartError) Error() string {
+	what := "cannot execute"
+	if e.Code == 127 {
+		what = "command not found"
+	}
+	return fmt.Sprintf("%s: %s: %v", e.Path, what, e.Err)
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Child is the supervised process. Its verbs are those of a child in
+// consul-template: Signal, Kill, and channels that close when it exits and
+// when its whole process group is gone.
+type Child struct {
+	pid    int
+	pgid   int
+	single bool
+
+	mu     sync.Mutex
+	status unix.WaitStatus
+	exited chan struct{}
+	gone   chan struct{}
+}
+
+// Start starts spec's command in a new process group and registers it with
+// the reaper before the reaper can see it exit. When stdin is the terminal
+// and lifecycled is in the foreground, the child's group takes the
+// foreground, so job control inside it (bash -m, an editor) works.
+func (r *Reaper) Start(spec Spec) (*Child, error) {
+	if len(spec.Argv) == 0 {
+		return nil, errors.New("no command given")
+	}
+	path, err := exec.LookPath(spec.Argv[0])
+	if err != nil && !errors.Is(err, exec.ErrDot) {
+		return nil, lookPathError(spec.Argv[0], err)
+	}
+	files := []*os.File{orStd(spec.Stdin, os.Stdin), orStd(spec.Stdout, os.Stdout), orStd(spec.Stderr, os.Stderr)}
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
+	}
+	env := spec.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	attr := &syscall.ProcAttr{
+		Env:   env,
+		Files: fds,
+		Sys: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: spec.ParentDeathSignal,
+		},
+	}
+	if inForeground(int(fds[0])) {
+		attr.Sys.Foreground = true
+		attr.Sys.Ctty = int(fds[0])
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The parent-death signal fires when the forking *thread* ends
+	// (go.dev/issue/27505). Locking the goroutine to its thread for the
+	// fork and unlocking it afterwards keeps that thread alive as an
+	// ordinary runtime thread.
+	runtime.LockOSThread()
+	pid, err := syscall.ForkExec(path, spec.Argv, attr)
+	runtime.UnlockOSThread()
+	runtime.KeepAlive(files)
+	if err != nil {
+		return nil, execError(path, err)
+	}
+	c := &Child{
+		pid:    pid,
+		pgid:   pid,
+		single: spec.SingleChild,
+		exited: make(chan struct{}),
+		gone:   make(chan struct{}),
+	}
+	r.children[pid] = c
+	return c, nil
+}
+
+// Pid returns the child's process id (also its process group id).
+func (c *Child) Pid() int { return c.pid }
+
+// Signal sends sig to the child's process group, or to the child alone in
+// single-child mode. After the group is gone it does nothing, so a recycled
+// process group id is never signalled.
+func (c *Child) Signal(sig syscall.Signal) error {
+	if c.single {
+		return c.signalChild(sig)
+	}
+	return c.SignalGroup(sig)
+}
+
+// SignalGroup sends sig to every process in the child's process group.
+func (c *Child) SignalGroup(sig syscall.Signal) error {
+	select {
+	case <-c.gone:
+		return nil
+	default:
+	}
+	if err := unix.Kill(-c.pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signal process group %d with %s: %w", c.pgid, unix.SignalName(sig), err)
+	}
+	return nil
+}
+
+func (c *Child) signalChild(sig syscall.Signal) error {
+	select {
+	case <-c.exited:
+		return nil // the pid may already belong to someone else
+	default:
+	}
+	if err := unix.Kill(c.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signal pid %d with %s: %w", c.pid, unix.SignalName(sig), err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL to the child's whole process group.
+func (c *Child) Kill() error { return c.SignalGroup(unix.SIGKILL) }
+
+// Exited is closed once the child itself has exited and been reaped.
+func (c *Child) Exited() <-chan struct{} { return c.exited }
+
+// Done is closed once the child has exited and no process is left in its
+// process group.
+func (c *Child) Done() <-chan struct{} { return c.gone }
+
+// Status returns the child's wait status; it is meaningful once Exited is
+// closed.
+func (c *Child) Status() unix.WaitStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+func (c *Child) setExited(ws unix.WaitStatus) {
+	c.mu.Lock()
+	c.status = ws
+	c.mu.Unlock()
+	close(c.exited)
+}
+
+func (c *Child) setGone() { close(c.gone) }
+
+func orStd(f, std *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return std
+}
+
+// inForeground reports whether fd is a terminal whose foreground process
+// group is ours: only then may the child take the terminal over. Taking it
+// from a background job would steal the user's shell prompt.
+func inForeground(fd int) bool {
+	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	if err != nil {
+		return false // not a terminal, or no controlling terminal
+	}
+	return pgrp == unix.Getpgrp()
+}
+
+func lookPathError(name string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return &StartError{Path: name, Code: 126, Err: fs.ErrPermission}
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		return &StartError{Path: name, Code: 127, Err: errors.Unwrap(err)}
+	case errors.Is(err, syscall.EISDIR):
+		return &StartError{Path: name, Code: 126, Err: syscall.EISDIR}
+	default:
+		return &StartError{Path: name, Code: 127, Err: err}
+	}
+}
+
+func execError(path string, err error) error {
+	code := 126
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
+		code = 127 // e.g. a script whose interpreter does not exist
+	}
+	return &StartError{Path: path, Code: code, Err: err}
+}

@@ -1,0 +1,186 @@
+package supervisor
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Real-time signal range on Linux as seen by programs: glibc keeps 32 and 33
+// for itself, so SIGRTMIN is 34 for every libc-based child.
+const (
+	sigRTMin = 34
+	sigRTMax = 64
+)
+
+// ForwardedSignals is every signal lifecycled catches and passes on. It is an
+// explicit list on purpose: signal.Notify with no list would also deliver
+// SIGURG, which the Go runtime sends itself for goroutine preemption, and
+// forward a stream of bogus SIGURGs to the child. Not listed: SIGKILL and
+// SIGSTOP (cannot be caught), SIGCHLD (the reaper's), SIGURG (the runtime's),
+// and the synchronous SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP/SIGSYS, which mean
+// a crash of lifecycled itself, never a message for the child.
+//
+// Catching SIGTTIN, SIGTTOU and SIGTSTP also means lifecycled itself is never
+// stopped by job control; the child, which gets them forwarded, is.
+func ForwardedSignals() []syscall.Signal {
+	sigs := []syscall.Signal{
+		unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGUSR1, unix.SIGUSR2,
+		unix.SIGPIPE, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT, unix.SIGTSTP,
+		unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM, unix.SIGPROF,
+		unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
+	}
+	for s := sigRTMin; s <= sigRTMax; s++ {
+		sigs = append(sigs, syscall.Signal(s))
+	}
+	return sigs
+}
+
+// SignalName returns the conventional name of sig: "SIGTERM", "SIGRTMIN+3".
+func SignalName(sig syscall.Signal) string {
+	if sig >= sigRTMin && sig <= sigRTMax {
+		if sig == sigRTMin {
+			return "SIGRTMIN"
+		}
+		return fmt.Sprintf("SIGRTMIN+%d", int(sig)-sigRTMin)
+	}
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
+
+// ParseSignal accepts a signal by number ("15"), by name with or without the
+// SIG prefix, any case ("TERM", "sigterm"), or as a real-time offset
+// ("RTMIN+2", "SIGRTMAX-1").
+func ParseSignal(s string) (syscall.Signal, error) {
+	in := strings.ToUpper(strings.TrimSpace(s))
+	if in == "" {
+		return 0, fmt.Errorf("bad signal %q: empty", s)
+	}
+	if n, err := strconv.Atoi(in); err == nil {
+		if n < 1 || n > sigRTMax {
+			return 0, fmt.Errorf("bad signal %q: number out of range 1-%d", s, sigRTMax)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.TrimPrefix(in, "SIG")
+	if rt, ok := parseRealTime(name); ok {
+		if rt < sigRTMin || rt > sigRTMax {
+			return 0, fmt.Errorf("bad signal %q: real-time signal out of range", s)
+		}
+		return syscall.Signal(rt), nil
+	}
+	if sig := unix.SignalNum("SIG" + name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("bad signal %q: unknown name", s)
+}
+
+func parseRealTime(name string) (int, bool) {
+	for _, base := range []struct {
+		prefix string
+		at     int
+	}{{"RTMIN", sigRTMin}, {"RTMAX", sigRTMax}} {
+		rest, ok := strings.CutPrefix(name, base.prefix)
+		if !ok {
+			continue
+		}
+		if rest == "" {
+			return base.at, true
+		}
+		n, err := strconv.Atoi(rest) // "+3" and "-1" both parse
+		if err != nil {
+			return -1, true
+		}
+		return base.at + n, true
+	}
+	return 0, false
+}
+
+// SignalMap rewrites forwarded signals (--signal-map FROM:TO).
+type SignalMap map[syscall.Signal]syscall.Signal
+
+// ParseSignalMap parses "FROM:TO" entries such as "TERM:QUIT" or "15:3".
+func ParseSignalMap(entries []string) (SignalMap, error) {
+	m := SignalMap{}
+	for _, e := range entries {
+		from, to, ok := strings.Cut(e, ":")
+		if !ok {
+			return nil, fmt.Errorf("bad signal map %q: want FROM:TO", e)
+		}
+		f, err := ParseSignal(from)
+		if err != nil {
+			return nil, fmt.Errorf("bad signal map %q: %w", e, err)
+		}
+		t, err := ParseSignal(to)
+		if err != nil {
+			return nil, fmt.Errorf("bad signal map %q: %w", e, err)
+		}
+		m[f] = t
+	}
+	return m, nil
+}
+
+// Map returns the signal sig is rewritten to, or sig itself.
+func (m SignalMap) Map(sig syscall.Signal) syscall.Signal {
+	if to, ok := m[sig]; ok {
+		return to
+	}
+	return sig
+}
+
+// ExitCodeMap rewrites the child's exit code (--exit-code-map FROM:TO), e.g.
+// the JVM's 143 after SIGTERM to 0.
+type ExitCodeMap map[int]int
+
+// ParseExitCodeMap parses "FROM:TO" entries of codes 0-255.
+func ParseExitCodeMap(entries []string) (ExitCodeMap, error) {
+	m := ExitCodeMap{}
+	for _, e := range entries {
+		from, to, ok := strings.Cut(e, ":")
+		if !ok {
+			return nil, fmt.Errorf("bad exit code map %q: want FROM:TO", e)
+		}
+		f, err := parseCode(from)
+		if err != nil {
+			return nil, fmt.Errorf("bad exit code map %q: %w", e, err)
+		}
+		t, err := parseCode(to)
+		if err != nil {
+			return nil, fmt.Errorf("bad exit code map %q: %w", e, err)
+		}
+		m[f] = t
+	}
+	return m, nil
+}
+
+func parseCode(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 || n > 255 {
+		return 0, fmt.Errorf("exit code %q is not a number 0-255", s)
+	}
+	return n, nil
+}
+
+// Map returns the code code is rewritten to, or code itself.
+func (m ExitCodeMap) Map(code int) int {
+	if to, ok := m[code]; ok {
+		return to
+	}
+	return code
+}
+
+// ExitCode turns a wait status into a shell-style exit code: the exit status,
+// or 128+N for a child killed by signal N.
+func ExitCode(ws unix.WaitStatus) int { return exitCode(ws) }
+
+func exitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
