@@ -18,6 +18,7 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.TimeKey = "ts"
 	encCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	var enc zapcore.Encoder
 	switch format {
 	case "json":

@@ -3,16 +3,33 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
+)
+
+// Names of the /readyz checks, in the order `?verbose` lists them.
+const (
+	checkDependencies = "dependencies"
+	checkChild        = "child"
+	checkPostStart    = "poststart"
+	checkProbe        = "readiness-probe"
+	checkShutdown     = "shutdown"
 )
 
 // runMain is `lifecycled run`: parse, validate, then hand over to the actors.
@@ -25,17 +42,9 @@ func runMain(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, osSignals(supervisor.ForwardedSignals())...)
 	defer signal.Stop(sigs)
 
-	opts, set, err := parseRunOptions(args, os.Getenv)
-	if isHelp(err) {
-		printRunUsage(os.Stdout)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, "%v", err)
-	}
-	cfg, err := newRunConfig(opts, set)
-	if err != nil {
-		return usageError(stderr, "%v", err)
+	cfg, code, ok := loadRunConfig(args, os.Getenv, os.Stdout, stderr)
+	if !ok {
+		return code
 	}
 	logger, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
 	if err != nil {
@@ -43,6 +52,30 @@ func runMain(args []string, stderr io.Writer) int {
 	}
 	defer func() { _ = logger.Sync() }()
 	return newApp(cfg, logger, stderr).run(sigs)
+}
+
+// loadRunConfig parses flags, environment and config file. It returns
+// ok=false with the exit code when lifecycled must stop here (--help, or a
+// usage error already printed).
+func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (*runConfig, int, bool) {
+	opts, set, err := parseRunOptions(args, getenv)
+	if isHelp(err) {
+		printRunUsage(stdout)
+		return nil, exitOK, false
+	}
+	if err != nil {
+		return nil, usageError(stderr, "%v", err), false
+	}
+	if opts.Config != "" {
+		if err := applyConfigFile(&opts, opts.Config, set); err != nil {
+			return nil, usageError(stderr, "%v", err), false
+		}
+	}
+	cfg, err := newRunConfig(opts)
+	if err != nil {
+		return nil, usageError(stderr, "%v", err), false
+	}
+	return cfg, 0, true
 }
 
 func osSignals(sigs []syscall.Signal) []os.Signal {
@@ -56,11 +89,10 @@ func osSignals(sigs []syscall.Signal) []os.Signal {
 // exitError ends the actor group with the process's exit code.
 type exitError struct{ code int }
 
-func (e exitError) Error() string { return "exit" }
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // stopRequest records requests to stop: the first starts the stop
-// sequence, a second one (SIGTERM or SIGINT again) skips what is left of its
-// waits.
+// sequence, a second SIGTERM or SIGINT skips what is left of its waits.
 type stopRequest struct {
 	mu     sync.Mutex
 	n      int
@@ -75,10 +107,14 @@ func newStopRequest() *stopRequest {
 }
 
 // request records one stop request; sig is 0 when it did not come from a
-// signal (admin endpoint, --exit-with).
+// signal (POST /quitquitquit, --exit-with), and such requests never count
+// as the second one.
 func (s *stopRequest) request(sig syscall.Signal, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.n > 0 && sig == 0 {
+		return
+	}
 	s.n++
 	switch s.n {
 	case 1:
@@ -89,51 +125,141 @@ func (s *stopRequest) request(sig syscall.Signal, reason string) {
 	}
 }
 
-// signal returns the signal of the first request, if it was one.
-func (s *stopRequest) signal() (syscall.Signal, string) {
+// requested returns the first request's signal and reason.
+func (s *stopRequest) requested() (syscall.Signal, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sig, s.reason
 }
 
-// app is one run of lifecycled: the configuration and the parts the actors
+// app is one run of lifecycled: its configuration and the parts its actors
 // share.
 type app struct {
-	cfg       *runConfig
-	logger    *zap.Logger
-	stderr    io.Writer
+	cfg    *runConfig
+	logger *zap.Logger
+	stderr io.Writer
+
+	reg          *prometheus.Registry
+	metrics      *runMetrics
+	probeMetrics *probes.Metrics
+	drainMetrics *drain.Metrics
+	health       *probes.Health
+	hookLog      *drain.HookLog
+	runner       *drain.Runner
+
 	reaper    *supervisor.Reaper
 	forwarder *supervisor.Forwarder
 	stop      *stopRequest
+	started   chan struct{} // closed once the child runs
+
+	mu  sync.Mutex
+	pid int
 }
 
 func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest()}
-	a.reaper = supervisor.NewReaper(logger, nil)
-	a.forwarder = supervisor.NewForwarder(cfg.signalMap, nil)
+	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{})}
+	a.reg = newRegistry()
+	a.metrics = newRunMetrics(a.reg)
+	a.probeMetrics = probes.NewMetrics(a.reg)
+	a.drainMetrics = drain.NewMetrics(a.reg)
+
+	a.health = probes.NewHealth()
+	a.health.OnReadyChange(func(ready bool) {
+		v := 0.0
+		if ready {
+			v = 1
+		}
+		a.metrics.ready.Set(v)
+	})
+	a.health.Set(checkDependencies, len(cfg.waits) == 0, "waiting for dependencies")
+	a.health.Set(checkChild, false, "not started")
+	a.health.Set(checkPostStart, cfg.postStart == nil, "postStart hook has not finished")
+	if cfg.ready != nil {
+		a.health.Set(checkProbe, false, "no probe has passed yet")
+	}
+	a.health.Set(checkShutdown, true, "")
+
+	if cfg.hookLogDir != "" {
+		a.hookLog = drain.OpenHookLog(cfg.hookLogDir, cfg.name, 1<<20, logger)
+	}
+	a.runner = drain.NewRunner(logger, a.hookLog, a.drainMetrics, userAgent())
+	a.reaper = supervisor.NewReaper(logger, a.metrics.reaped.Inc)
+	a.forwarder = supervisor.NewForwarder(cfg.signalMap, a.metrics.signalForwarded)
 	return a
 }
 
-// run adds the actors and returns the exit code of the first to finish,
-// which is always the lifecycle actor unless something failed.
+func userAgent() string { return "lifecycled/" + version }
+
+// run adds the actors and returns the exit code. The lifecycle actor
+// decides it; the others serve it and stop when it is done.
 func (a *app) run(sigs <-chan os.Signal) int {
 	if err := supervisor.BecomeSubreaper(); err != nil {
-		a.logger.Warn("cannot reap orphans of the child", zap.Error(err))
+		a.logger.Warn("cannot become the reaper of the child's orphans", zap.Error(err))
+	}
+	if a.cfg.tombstoneDir != "" {
+		if err := os.MkdirAll(a.cfg.tombstoneDir, 0o755); err != nil {
+			a.logger.Warn("cannot create the tombstone directory", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
+		}
+	}
+	if a.cfg.terminationGrace > 0 {
+		if err := a.cfg.budget().Check(); err != nil {
+			a.logger.Warn("stop sequence does not fit --termination-grace-period", zap.Error(err))
+		}
 	}
 	var g run.Group
-	{
+	actor := func(execute func(ctx context.Context) error) {
 		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return a.reaper.Run(ctx) }, func(error) { cancel() })
+		g.Add(func() error { return execute(ctx) }, func(error) { cancel() })
 	}
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return a.handleSignals(ctx, sigs) }, func(error) { cancel() })
+	actor(a.reaper.Run)
+	actor(func(ctx context.Context) error { return a.handleSignals(ctx, sigs) })
+
+	for _, s := range []struct {
+		addr     string
+		loopback bool
+		handler  http.Handler
+	}{
+		{a.cfg.listen, false, a.healthHandler()},
+		{a.cfg.adminListen, true, a.adminHandler()},
+	} {
+		if s.addr == "" {
+			continue
+		}
+		ln, err := listen(s.addr, s.loopback)
+		if err != nil {
+			a.fail("lifecycled: %v", err)
+			return exitUsage
+		}
+		srv := newHTTPServer(s.handler, a.logger)
+		actor(func(ctx context.Context) error { return serve(ctx, srv, ln) })
 	}
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return exitError{a.lifecycle(ctx)} }, func(error) { cancel() })
+	if a.cfg.ready != nil {
+		prober := probes.NewProber(*a.cfg.ready, probes.Options{UserAgent: userAgent()}, a.logger, a.probeMetrics,
+			func(ready bool, reason string) { a.health.Set(checkProbe, ready, reason) })
+		actor(func(ctx context.Context) error {
+			select {
+			case <-a.started:
+				return prober.Run(ctx)
+			case <-ctx.Done():
+				return nil
+			}
+		})
 	}
+	if len(a.cfg.exitWith) > 0 {
+		actor(a.watchExitWith)
+	}
+	// The lifecycle actor is never cancelled: when another actor fails it
+	// is asked to stop the child as on SIGTERM, so no child outlives us.
+	g.Add(func() error { return exitError{a.lifecycle()} }, func(err error) {
+		if !errors.As(err, new(exitError)) {
+			a.stop.request(0, "internal error: "+err.Error())
+		}
+	})
+
 	err := g.Run()
+	if a.hookLog != nil {
+		_ = a.hookLog.Close()
+	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -164,43 +290,279 @@ func (a *app) handleSignals(ctx context.Context, sigs <-chan os.Signal) error {
 	}
 }
 
-// lifecycle is the container's life from start to end; it returns the exit
-// code.
-func (a *app) lifecycle(ctx context.Context) int {
+// watchExitWith is the --exit-with actor: once every named tombstone says
+// exited, stop as on SIGTERM (the sidecar of a Job).
+func (a *app) watchExitWith(ctx context.Context) error {
+	if err := drain.WatchExited(ctx, a.cfg.tombstoneDir, a.cfg.exitWith, 250*time.Millisecond); err == nil {
+		a.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", a.cfg.exitWith))
+		a.stop.request(0, strings.Join(a.cfg.exitWith, ", ")+" exited")
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// lifecycle is the container's life from start to end: wait for the
+// dependencies, start the child, run postStart, supervise, stop. It returns
+// the exit code.
+func (a *app) lifecycle() int {
+	ctx := context.Background()
+	a.enterPhase("waiting", nil, "")
+	if code, ok := a.waitDependencies(ctx); !ok {
+		return code
+	}
+	a.health.Set(checkDependencies, true, "")
+
+	a.enterPhase("starting", nil, "")
 	child, err := a.reaper.Start(supervisor.Spec{
 		Argv:              a.cfg.command,
 		SingleChild:       a.cfg.singleChild,
 		ParentDeathSignal: syscall.SIGKILL,
 	})
 	if err != nil {
+		code := 126
 		var se *supervisor.StartError
 		if errors.As(err, &se) {
-			a.fail("lifecycled: %v", err)
-			return se.Code
+			code = se.Code
 		}
-		a.fail("lifecycled: start %s: %v", a.cfg.command[0], err)
-		return 126
+		a.fail("lifecycled: %v", err)
+		a.finish(nil, code, "", err.Error())
+		return code
 	}
-	a.logger.Debug("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
+	a.mu.Lock()
+	a.pid = child.Pid()
+	a.mu.Unlock()
+	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
 	if err := a.forwarder.Attach(child); err != nil {
-		a.logger.Warn("cannot forward early signal", zap.Error(err))
+		a.logger.Warn("cannot forward a signal received before the start", zap.Error(err))
 	}
+	a.health.Set(checkChild, true, "")
+	a.health.SetLive(true)
+	close(a.started)
 
+	if failure := a.postStart(ctx, child); failure != "" {
+		a.stopChild(ctx, child)
+		a.health.SetLive(false)
+		a.finish(child, exitPostStart, "", failure)
+		return exitPostStart
+	}
+	a.enterPhase("running", nil, "")
+
+	var how string
 	select {
 	case <-child.Exited():
-		if killed := child.Terminate(ctx, a.cfg.stopSignal, a.cfg.gracePeriod); killed {
+		how = "the child exited by itself"
+		if child.Terminate(ctx, a.cfg.stopSignal, a.cfg.gracePeriod) {
 			a.logger.Warn("killed what was left of the child's process group after the grace period")
+			how += "; SIGKILL sent to what was left of its process group"
 		}
 	case <-a.stop.first:
-		if killed := child.Terminate(ctx, a.cfg.stopSignal, a.cfg.gracePeriod); killed {
-			a.logger.Warn("child killed after the grace period", zap.Duration("grace_period", a.cfg.gracePeriod))
+		_, reason := a.stop.requested()
+		how = "stopped: " + reason
+		if a.stopChild(ctx, child) {
+			how += fmt.Sprintf("; SIGKILL after the %s grace period", a.cfg.gracePeriod)
 		}
 	}
-	<-child.Exited()
-	code := supervisor.ExitCode(child.Status())
-	mapped := a.cfg.exitCodeMap.Map(code)
-	a.logger.Info("child exited", zap.Int("pid", child.Pid()), zap.Int("code", code), zap.Int("exit_code", mapped))
-	return mapped
+	<-child.Done()
+	a.health.Set(checkChild, false, "exited")
+	a.health.SetLive(false)
+	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.Status()))
+	a.finish(child, code, how, "")
+	return code
+}
+
+// waitDependencies waits for every --wait target. It returns ok=false with
+// the exit code when lifecycled must end without starting the child.
+func (a *app) waitDependencies(ctx context.Context) (int, bool) {
+	if len(a.cfg.waits) == 0 {
+		return 0, true
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.stop.first:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	cfg := a.cfg.wait
+	cfg.Logger = a.logger
+	cfg.Metrics = a.probeMetrics
+	cfg.Options = probes.Options{UserAgent: userAgent()}
+	err := probes.WaitAll(wctx, a.cfg.waits, cfg)
+	select {
+	case <-a.stop.first:
+		// A stop before the start ends here, as if the child had been
+		// killed by that signal; a stop that was no signal is a success.
+		sig, reason := a.stop.requested()
+		code := 0
+		if sig != 0 {
+			code = 128 + int(sig)
+		}
+		a.logger.Info("stopped while waiting for dependencies", zap.String("reason", reason))
+		a.finish(nil, code, "", "stopped while waiting for dependencies: "+reason)
+		return code, false
+	default:
+	}
+	if err != nil {
+		a.fail("lifecycled: %v", err)
+		a.finish(nil, exitWaitTimeout, "", err.Error())
+		return exitWaitTimeout, false
+	}
+	return 0, true
+}
+
+// postStart runs the postStart hook right after the start, as the kubelet
+// does, and returns why it failed ("" on success). If the child exits
+// during the hook, the hook is cancelled and the child's exit wins.
+func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
+	if a.cfg.postStart != nil {
+		hctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-child.Exited():
+			case <-a.stop.first:
+			case <-hctx.Done():
+			}
+			cancel()
+		}()
+		res := a.runner.Run(hctx, *a.cfg.postStart)
+		cancel()
+		if res.Err != nil && hctx.Err() == nil {
+			msg := fmt.Sprintf("postStart hook failed: %v", res.Err)
+			a.fail("lifecycled: %s", msg)
+			return msg
+		}
+		if res.Err != nil {
+			return "" // the child exited or a stop came: handled by the caller
+		}
+	}
+	a.health.Set(checkPostStart, true, "")
+	a.health.SetStarted(true)
+	return ""
+}
+
+// stopChild runs the stop sequence; it reports whether SIGKILL was needed.
+func (a *app) stopChild(ctx context.Context, child *supervisor.Child) bool {
+	seq := drain.NewSequence(a.cfg.drain, child, a.runner, a.logger, a.drainMetrics, func(step string) {
+		if step == drain.StepDraining {
+			a.health.Set(checkShutdown, false, "draining")
+			a.enterPhase("draining", nil, "")
+		}
+		a.logger.Info("stop sequence", zap.String("step", step))
+	})
+	return seq.Run(ctx, a.stop.second)
+}
+
+// enterPhase records a phase in the metrics, the tombstone and the hook log.
+func (a *app) enterPhase(phase string, exitCode *int, signal string) {
+	a.metrics.setPhase(phase)
+	a.mu.Lock()
+	pid := a.pid
+	a.mu.Unlock()
+	if a.hookLog != nil {
+		a.hookLog.Phase(phase, pid)
+	}
+	if a.cfg.tombstoneDir == "" {
+		return
+	}
+	err := drain.WriteTombstone(a.cfg.tombstoneDir, drain.Tombstone{
+		Name: a.cfg.name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: time.Now(),
+	})
+	if err != nil {
+		a.logger.Warn("cannot write tombstone", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
+	}
+}
+
+// finish records the end: the exited phase, the termination message and the
+// --on-exit-post calls. failure is set when the end was lifecycled's
+// decision (a dependency, a hook, a start error); how says how the child
+// ended otherwise.
+func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
+	var sig string
+	msg := failure
+	if child != nil {
+		ws := child.Status()
+		if ws.Signaled() {
+			sig = supervisor.SignalName(ws.Signal())
+		}
+		end := fmt.Sprintf("child exited with code %d", ws.ExitStatus())
+		if ws.Signaled() {
+			end = fmt.Sprintf("child killed by %s", sig)
+		}
+		if mapped := supervisor.ExitCode(ws); mapped != code && failure == "" {
+			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
+		}
+		if msg == "" {
+			msg = end + "; " + how
+		} else {
+			msg += "; " + end
+		}
+	}
+	a.enterPhase("exited", &code, sig)
+	a.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	if a.cfg.terminationLog != "" {
+		if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
+			a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
+		}
+	}
+	a.postOnExit()
+}
+
+// postOnExit tells the other containers of the pod (Istio's /quitquitquit,
+// Linkerd's /shutdown) that the child is gone, each call bounded by 5 s.
+func (a *app) postOnExit() {
+	if len(a.cfg.onExitPost) == 0 {
+		return
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	var wg sync.WaitGroup
+	for _, u := range a.cfg.onExitPost {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+			if err == nil {
+				req.Header.Set("User-Agent", userAgent())
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+					_ = resp.Body.Close()
+					a.logger.Info("posted on exit", zap.String("url", u), zap.Int("status", resp.StatusCode))
+					return
+				}
+			}
+			a.logger.Warn("on-exit POST failed", zap.String("url", u), zap.Error(err))
+		})
+	}
+	wg.Wait()
+}
+
+// healthHandler serves the probes' endpoints and the metrics.
+func (a *app) healthHandler() http.Handler {
+	mux := http.NewServeMux()
+	h := a.health.Handler()
+	mux.Handle("/readyz", h)
+	mux.Handle("/livez", h)
+	mux.Handle("/startupz", h)
+	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
+	return mux
+}
+
+// adminHandler serves the loopback-only admin endpoints.
+func (a *app) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+		a.logger.Info("drain requested", zap.String("from", "POST /drain"))
+		a.health.Set(checkShutdown, false, "drained by POST /drain")
+		_, _ = io.WriteString(w, "draining\n")
+	})
+	mux.HandleFunc("POST /quitquitquit", func(w http.ResponseWriter, _ *http.Request) {
+		a.logger.Info("stop requested", zap.String("from", "POST /quitquitquit"))
+		a.stop.request(0, "POST /quitquitquit")
+		_, _ = io.WriteString(w, "stopping\n")
+	})
+	return mux
 }
 
 // fail prints one line on stderr naming the cause of a failure that is not

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/lifecycled/lifecycled/supervisor"
+)
+
+// phases are the tombstone's phases, in order; lifecycled_phase has one
+// series for each.
+var phases = []string{"waiting", "starting", "running", "draining", "exited"}
+
+// runMetrics are the metrics of the run itself; probes/ and drain/ register
+// their own on the same private registry.
+type runMetrics struct {
+	ready     prometheus.Gauge
+	phase     *prometheus.GaugeVec
+	forwarded *prometheus.CounterVec
+	reaped    prometheus.Counter
+}
+
+// newRegistry returns the private registry every metric goes to, with the
+// Go and process collectors: /metrics never exposes the global default
+// registry, so nothing a library registers behind our back shows up.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func newRunMetrics(reg prometheus.Registerer) *runMetrics {
+	f := promauto.With(reg)
+	m := &runMetrics{
+		ready: f.NewGauge(prometheus.GaugeOpts{
+			Name: "lifecycled_ready", Help: "1 when /readyz answers 200, else 0.",
+		}),
+		phase: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lifecycled_phase", Help: "1 for the current phase of the supervised child, 0 for the others.",
+		}, []string{"phase"}),
+		forwarded: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifecycled_signals_forwarded_total", Help: "Signals forwarded to the child, by signal after --signal-map.",
+		}, []string{"signal"}),
+		reaped: f.NewCounter(prometheus.CounterOpts{
+			Name: "lifecycled_zombies_reaped_total", Help: "Adopted orphans reaped (not counting the child itself).",
+		}),
+	}
+	for _, p := range phases {
+		m.phase.WithLabelValues(p).Set(0)
+	}
+	return m
+}
+
+func (m *runMetrics) setPhase(phase string) {
+	for _, p := range phases {
+		v := 0.0
+		if p == phase {
+			v = 1
+		}
+		m.phase.WithLabelValues(p).Set(v)
+	}
+}
+
+func (m *runMetrics) signalForwarded(sig syscall.Signal) {
+	m.forwarded.WithLabelValues(supervisor.SignalName(sig)).Inc()
+}

@@ -1,0 +1,19 @@
+package drain
+
+import "syscall"
+
+// Process is what the stop sequence needs from the supervised child. main
+// adapts supervisor.Child to it; keeping the interface this small lets the
+// sequence be tested against any real process.
+type Process interface {
+	// Signal sends the stop signal. Whether it goes to the child's process
+	// group or to the child alone (single-child mode) is the
+	// implementation's choice.
+	Signal(sig syscall.Signal) error
+	// Kill sends SIGKILL to the child's whole process group.
+	Kill() error
+	// Done is closed once the child has exited and its process group is
+	// gone, so the sequence never ends while a grandchild still holds a
+	// port or a file.
+	Done() <-chan struct{}
+}

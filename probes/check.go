@@ -1,0 +1,48 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+)
+
+// Options are the settings shared by all checks.
+type Options struct {
+	// UserAgent is sent by HTTP and gRPC checks ("lifecycled/<version>"), so
+	// that the checked service can tell probes from users in its logs.
+	UserAgent string
+}
+
+// checker checks one target kind once. It returns nil when the target is up
+// and otherwise the reason it is down. It must return by ctx's deadline.
+type checker func(ctx context.Context, t Target, opts Options) error
+
+// checkers returns the dispatch table from kind to checker: adding a kind is
+// adding a file and a line here. It is built per call rather than kept in a
+// package variable so that the package holds no state at all.
+func checkers() map[Kind]checker {
+	return map[Kind]checker{
+		KindTCP:   checkTCP,
+		KindHTTP:  checkHTTP,
+		KindHTTPS: checkHTTP,
+		KindUnix:  checkUnix,
+		KindFile:  checkFile,
+		KindDNS:   checkDNS,
+		KindGRPC:  checkGRPC,
+		KindExec:  checkExec,
+	}
+}
+
+// Check checks t once. nil means up; a non-nil error is the reason it is down,
+// worded without the target itself, since callers log and label by t.String().
+// The deadline comes from ctx only: Check adds no timeout of its own, so a
+// ctx without a deadline lets a hanging target hang Check.
+func Check(ctx context.Context, t Target, opts Options) error {
+	check, ok := checkers()[t.Kind]
+	if !ok {
+		return fmt.Errorf("unknown target kind %q", t.Kind)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return check(ctx, t, opts)
+}

@@ -1,0 +1,116 @@
+package probes
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseTargetGood(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Target // Raw and URL are checked apart
+		url  string // the request URL, for http and https
+	}{
+		{in: "tcp://db:5432", want: Target{Kind: KindTCP, Host: "db", Port: "5432"}},
+		{in: "TCP://db:5432/", want: Target{Kind: KindTCP, Host: "db", Port: "5432"}},
+		{in: "tcp://[::1]:80", want: Target{Kind: KindTCP, Host: "::1", Port: "80"}},
+		{in: "tcp://127.0.0.1:65535", want: Target{Kind: KindTCP, Host: "127.0.0.1", Port: "65535"}},
+		{in: "http://api/healthz", want: Target{Kind: KindHTTP, Host: "api"}, url: "http://api/healthz"},
+		{in: "http://api:8080", want: Target{Kind: KindHTTP, Host: "api", Port: "8080"}, url: "http://api:8080/"},
+		{in: "http://api:8080/ready?full=1#frag", want: Target{Kind: KindHTTP, Host: "api", Port: "8080"}, url: "http://api:8080/ready?full=1"},
+		{in: "https://api:8443/healthz", want: Target{Kind: KindHTTPS, Host: "api", Port: "8443"}, url: "https://api:8443/healthz"},
+		{in: "unix:///run/app.sock", want: Target{Kind: KindUnix, Path: "/run/app.sock"}},
+		{in: "file:///tmp/ready", want: Target{Kind: KindFile, Path: "/tmp/ready"}},
+		{in: "file:///tmp/with%20space", want: Target{Kind: KindFile, Path: "/tmp/with space"}},
+		{in: "dns://db.default.svc.cluster.local", want: Target{Kind: KindDNS, Name: "db.default.svc.cluster.local"}},
+		{in: "dns://localhost/", want: Target{Kind: KindDNS, Name: "localhost"}},
+		{in: "grpc://api:9090", want: Target{Kind: KindGRPC, Host: "api", Port: "9090"}},
+		{in: "grpc://api:9090/", want: Target{Kind: KindGRPC, Host: "api", Port: "9090"}},
+		{in: "grpc://api:9090/my.pkg.Service", want: Target{Kind: KindGRPC, Host: "api", Port: "9090", Service: "my.pkg.Service"}},
+		{in: "exec:test -f /tmp/ready", want: Target{Kind: KindExec, Command: []string{"/bin/sh", "-c", "test -f /tmp/ready"}}},
+		{in: `exec:["cat", "/tmp/ready"]`, want: Target{Kind: KindExec, Command: []string{"cat", "/tmp/ready"}}},
+		{in: `exec: [ "true" ]`, want: Target{Kind: KindExec, Command: []string{"true"}}},
+		// Not JSON, so the shell form, as in a Dockerfile.
+		{in: "exec:[ -f /tmp/ready ]", want: Target{Kind: KindExec, Command: []string{"/bin/sh", "-c", "[ -f /tmp/ready ]"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseTarget(tt.in, true)
+			require.NoError(t, err)
+			assert.Equal(t, tt.in, got.Raw)
+			assert.Equal(t, tt.in, got.String())
+			if tt.url != "" {
+				require.NotNil(t, got.URL)
+				assert.Equal(t, tt.url, got.URL.String())
+			} else {
+				assert.Nil(t, got.URL)
+			}
+			got.Raw, got.URL = "", nil
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestParseTargetBad(t *testing.T) {
+	tests := []struct {
+		in        string
+		allowExec bool
+		reason    string
+	}{
+		{in: "", reason: "empty target"},
+		{in: "db:5432", reason: "missing scheme"},
+		{in: "ftp://host/file", reason: `unknown scheme "ftp"`},
+		{in: "tcp://db", reason: "missing port"},
+		{in: "tcp://db:", reason: "missing port"},
+		{in: "tcp://:5432", reason: "missing host"},
+		{in: "tcp://", reason: "missing host and port"},
+		{in: "tcp://db:0", reason: "port 0 out of range"},
+		{in: "tcp://db:65536", reason: "port 65536 out of range"},
+		{in: "tcp://db:http", reason: "invalid port"},
+		{in: "tcp://db:5432/path", reason: "unexpected path"},
+		{in: "tcp://user@db:5432", reason: "unexpected user info"},
+		{in: "http://", reason: "missing host"},
+		{in: "http:///healthz", reason: "missing host"},
+		{in: "http://api:99999/", reason: "out of range"},
+		{in: "http://api:/", reason: "missing port"},
+		{in: "unix://", reason: "empty path"},
+		{in: "unix:///", reason: "empty path"},
+		{in: "unix://run/app.sock", reason: "path must be absolute"},
+		{in: "file://", reason: "empty path"},
+		{in: "file://tmp/ready", reason: "path must be absolute"},
+		{in: "dns://", reason: "missing name"},
+		{in: "dns://db:53", reason: "unexpected port"},
+		{in: "dns://db/x", reason: "unexpected path"},
+		{in: "grpc://api", reason: "missing port"},
+		{in: "grpc://api:9090/a/b", reason: "bad service name"},
+		{in: "exec:true", allowExec: false, reason: "only allowed for readiness probes"},
+		{in: "exec:", allowExec: true, reason: "empty command"},
+		{in: "exec:   ", allowExec: true, reason: "empty command"},
+		{in: `exec:["true"`, allowExec: true, reason: "bad JSON array"},
+		{in: `exec:["a", 1]`, allowExec: true, reason: "bad JSON array"},
+		{in: "exec:[]", allowExec: true, reason: "empty command in JSON array"},
+		{in: `exec:[""]`, allowExec: true, reason: "empty command in JSON array"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseTarget(tt.in, tt.allowExec)
+			require.Error(t, err)
+			assert.Equal(t, Target{}, got)
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, fmt.Sprintf("bad target %q: ", tt.in)), "error %q does not name the target", msg)
+			assert.Contains(t, msg, tt.reason)
+			assert.NotContains(t, msg, "\n")
+		})
+	}
+}
+
+func TestCheckUnknownKind(t *testing.T) {
+	err := Check(timeoutCtx(t, time.Second), Target{Kind: "gopher", Raw: "gopher://x"}, testOptions)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unknown target kind "gopher"`)
+}
