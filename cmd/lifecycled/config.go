@@ -121,10 +121,10 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 	if o.HookTimeout <= 0 {
 		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", o.HookTimeout)
 	}
-	if c.postStart, err = newHook(drain.HookPostStart, "--post-start", o.PostStart, o.PostStartHTTP, o.HookTimeout); err != nil {
+	if c.postStart, err = newHook(drain.HookPostStart, "--post-start", o.PostStart, o.PostStartHTTP, o.PostStartSleep, o.HookTimeout); err != nil {
 		return nil, err
 	}
-	if c.preStop, err = newHook(drain.HookPreStop, "--pre-stop", o.PreStop, o.PreStopHTTP, o.HookTimeout); err != nil {
+	if c.preStop, err = newHook(drain.HookPreStop, "--pre-stop", o.PreStop, o.PreStopHTTP, o.PreStopSleep, o.HookTimeout); err != nil {
 		return nil, err
 	}
 	if o.DrainConnections < 0 || o.DrainConnections > 65535 {
@@ -157,12 +157,20 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 	return c, nil
 }
 
-// newHook builds a hook from its command and HTTP flags; at most one may be
-// set.
-func newHook(name, flagName, cmd, url string, timeout time.Duration) (*drain.Hook, error) {
+// newHook builds a hook from its command, HTTP and sleep flags; at most one
+// may be set.
+func newHook(name, flagName, cmd, url string, sleep, timeout time.Duration) (*drain.Hook, error) {
+	n := 0
+	for _, set := range []bool{cmd != "", url != "", sleep > 0} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case cmd != "" && url != "":
-		return nil, fmt.Errorf("%s and %s-http: give one handler, not both", flagName, flagName)
+	case n > 1:
+		return nil, fmt.Errorf("%s, %s-http and %s-sleep: give one handler, not several", flagName, flagName, flagName)
+	case sleep > 0:
+		return &drain.Hook{Name: name, Sleep: sleep, Timeout: timeout}, nil
 	case cmd != "":
 		argv, shell, err := drain.ParseCommand(cmd)
 		if err != nil {

@@ -1,7 +1,176 @@
 package main
 
-import "io"
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/lifecycled/lifecycled/supervisor"
+)
+
+// explainMain is `lifecycled explain [FLAGS] [-- COMMAND]`: it prints the
+// configuration as it will run and the stop timeline, and checks the
+// timeline against --termination-grace-period. Exit 0 when it fits (or
+// nothing was given to check against), 1 when it does not, 2 on bad flags.
 func explainMain(args []string, stdout, stderr io.Writer) int {
-	return usageError(stderr, "explain: not built yet")
+	opts, set, err := parseRunOptions(args, os.Getenv)
+	if isHelp(err) {
+		printRunUsage(stdout)
+		return exitOK
+	}
+	if err != nil {
+		return usageError(stderr, "explain: %v", err)
+	}
+	if opts.Config != "" {
+		if err := applyConfigFile(&opts, opts.Config, set); err != nil {
+			return usageError(stderr, "explain: %v", err)
+		}
+	}
+	if len(opts.Command) == 0 {
+		opts.Command = []string{"COMMAND"} // explain needs no command to run
+	}
+	cfg, err := newRunConfig(opts)
+	if err != nil {
+		return usageError(stderr, "explain: %v", err)
+	}
+	w := &explainWriter{w: stdout}
+	w.startup(cfg)
+	w.shutdown(cfg)
+	return w.budget(cfg)
 }
+
+type explainWriter struct{ w io.Writer }
+
+func (e *explainWriter) line(format string, a ...any) {
+	fmt.Fprintf(e.w, format+"\n", a...)
+}
+
+func (e *explainWriter) startup(c *runConfig) {
+	e.line("lifecycled %s: %s (name %q)", version, strings.Join(c.command, " "), c.name)
+	e.line("")
+	e.line("Start-up")
+	n := 0
+	step := func(format string, a ...any) {
+		n++
+		e.line("  %d. "+format, append([]any{n}, a...)...)
+	}
+	if len(c.waits) > 0 {
+		limit := "no limit"
+		if c.wait.Timeout > 0 {
+			limit = c.wait.Timeout.String() + ", then exit 124"
+		}
+		step("wait for dependencies, all at once, retrying every 50ms up to %s (%s):", c.wait.MaxInterval, limit)
+		for _, t := range c.waits {
+			e.line("       %s", t)
+		}
+	}
+	mode := "its process group"
+	if c.singleChild {
+		mode = "the child alone"
+	}
+	step("start the command in its own process group; signals go to %s", mode)
+	if c.postStart != nil {
+		step("postStart %s %s (at most %s); readiness and startup wait for it; failure stops the child, exit 125",
+			c.postStart.Handler(), c.postStart.Command(), c.postStart.MaxDuration())
+	}
+	if r := c.ready; r != nil {
+		step("readiness probe %s every %s (timeout %s, first after %s): ready after %d success(es), unready after %d failure(s)",
+			r.Target, r.Period, r.Timeout, r.InitialDelay, r.SuccessThreshold, r.FailureThreshold)
+	}
+	if c.listen != "" {
+		e.line("  endpoints on %s: /readyz /livez /startupz /metrics", c.listen)
+	}
+	if c.adminListen != "" {
+		e.line("  admin on %s: POST /drain, POST /quitquitquit", c.adminListen)
+	}
+	if c.tombstoneDir != "" {
+		e.line("  tombstone %s/%s.json", c.tombstoneDir, c.name)
+	}
+	if c.hookLogDir != "" {
+		e.line("  hook log %s/%s.hooks.log", c.hookLogDir, c.name)
+	}
+	if len(c.exitWith) > 0 {
+		e.line("  stops once %s exited (tombstones in %s)", strings.Join(c.exitWith, ", "), c.tombstoneDir)
+	}
+	e.line("")
+}
+
+// shutdown draws the stop timeline: one line of arrows, then each step
+// with the latest time it can happen.
+func (e *explainWriter) shutdown(c *runConfig) {
+	type row struct {
+		at    time.Duration
+		what  string
+		arrow string
+	}
+	var rows []row
+	at := time.Duration(0)
+	add := func(d time.Duration, what, arrow string) { rows = append(rows, row{d, what, arrow}) }
+	add(0, "SIGTERM received: /readyz answers 503, tombstone says draining", "SIGTERM 0s -> readiness off")
+	if c.drain.DrainDelay > 0 {
+		add(at, fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", c.drain.DrainDelay),
+			"drain "+fmtSeconds(c.drain.DrainDelay))
+		at += c.drain.DrainDelay
+	}
+	if c.drain.DrainPort != 0 {
+		add(at, fmt.Sprintf("wait for connections to port %d to end (at most %s)", c.drain.DrainPort, c.drain.DrainTimeout),
+			"connections <="+fmtSeconds(c.drain.DrainTimeout))
+		at += c.drain.DrainTimeout
+	}
+	if c.preStop != nil {
+		add(at, fmt.Sprintf("preStop %s %s (at most %s; a failure is logged, the stop goes on)",
+			c.preStop.Handler(), c.preStop.Command(), c.preStop.MaxDuration()),
+			"preStop <="+fmtSeconds(c.preStop.MaxDuration()))
+		at += c.preStop.MaxDuration()
+	}
+	sig := supervisor.SignalName(c.stopSignal)
+	add(at, sig+" to the child; lifecycled exits as soon as its process group is gone", sig+" at "+fmtSeconds(at))
+	at += c.gracePeriod
+	add(at, fmt.Sprintf("SIGKILL to the process group (grace period %s)", c.gracePeriod), "SIGKILL at "+fmtSeconds(at))
+	if c.terminationGrace > 0 {
+		add(c.terminationGrace, "the kubelet's SIGKILL (terminationGracePeriodSeconds)", "")
+	}
+
+	e.line("Stop sequence (on SIGTERM, SIGINT or POST /quitquitquit):")
+	var arrows []string
+	for _, r := range rows {
+		if r.arrow != "" {
+			arrows = append(arrows, r.arrow)
+		}
+	}
+	e.line("  %s", strings.Join(arrows, " -> "))
+	if c.terminationGrace > 0 {
+		e.line("  (kubelet SIGKILL at %s)", fmtSeconds(c.terminationGrace))
+	}
+	e.line("")
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at < rows[j].at })
+	for _, r := range rows {
+		e.line("  %8s  %s", fmtSeconds(r.at), r.what)
+	}
+	e.line("  Times are the latest each step can come. A second SIGTERM or SIGINT skips")
+	e.line("  what is left of the waits before the stop signal.")
+	e.line("")
+}
+
+// budget prints the verdict and returns the exit code.
+func (e *explainWriter) budget(c *runConfig) int {
+	if c.terminationGrace <= 0 {
+		e.line("Budget: not checked; give --termination-grace-period (the pod's terminationGracePeriodSeconds).")
+		return exitOK
+	}
+	if err := c.budget().Check(); err != nil {
+		e.line("Budget: DOES NOT FIT in terminationGracePeriodSeconds=%s: %v", fmtSeconds(c.terminationGrace), err)
+		return 1
+	}
+	e.line("Budget: fits in terminationGracePeriodSeconds=%s.", fmtSeconds(c.terminationGrace))
+	return exitOK
+}
+
+func fmtSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+

@@ -38,11 +38,13 @@ type runOptions struct {
 	Listen      string
 	AdminListen string
 
-	PostStart     string
-	PostStartHTTP string
-	PreStop       string
-	PreStopHTTP   string
-	HookTimeout   time.Duration
+	PostStart      string
+	PostStartHTTP  string
+	PreStop        string
+	PreStopHTTP    string
+	PostStartSleep time.Duration
+	PreStopSleep   time.Duration
+	HookTimeout    time.Duration
 
 	DrainDelay             time.Duration
 	DrainConnections       int
@@ -138,6 +140,8 @@ func newRunFlagSet(o *runOptions) *flag.FlagSet {
 	fs.StringVar(&o.PostStartHTTP, "post-start-http", o.PostStartHTTP, "postStart hook: GET `URL`")
 	fs.StringVar(&o.PreStop, "pre-stop", o.PreStop, "preStop hook `CMD` (JSON array: exec form; else /bin/sh -c)")
 	fs.StringVar(&o.PreStopHTTP, "pre-stop-http", o.PreStopHTTP, "preStop hook: GET `URL`")
+	dur(&o.PostStartSleep, "post-start-sleep", "postStart hook: sleep this long (Kubernetes' sleep handler)")
+	dur(&o.PreStopSleep, "pre-stop-sleep", "preStop hook: sleep this long (Kubernetes' sleep handler)")
 	dur(&o.HookTimeout, "hook-timeout", "longest run of one hook; a hook over it is killed and fails")
 
 	dur(&o.DrainDelay, "drain-delay", "on SIGTERM, fail readiness and wait this long before stopping (5s in Kubernetes)")
