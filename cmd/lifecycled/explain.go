@@ -173,4 +173,3 @@ func (e *explainWriter) budget(c *runConfig) int {
 func fmtSeconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
-

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/supervisor"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseRunOptionsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("gracePeriod: 7s\ndrain: {delay: 3}\nstopSignal: QUIT\nwaitFor: [tcp://127.0.0.1:1]\n"), 0o644))
+
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantGrace time.Duration
+		wantDelay time.Duration
+		wantStop  string
+		wantWait  []string
+	}{
+		{"defaults", []string{"--", "app"}, nil, 10 * time.Second, 0, "TERM", nil},
+		{"file", []string{"--config", file, "--", "app"}, nil, 7 * time.Second, 3 * time.Second, "QUIT", []string{"tcp://127.0.0.1:1"}},
+		{"env beats file", []string{"--config", file, "--", "app"},
+			map[string]string{"LIFECYCLED_GRACE_PERIOD": "5s", "LIFECYCLED_WAIT": "tcp://a:1,tcp://b:2"},
+			5 * time.Second, 3 * time.Second, "QUIT", []string{"tcp://a:1", "tcp://b:2"}},
+		{"flag beats env", []string{"--config", file, "--grace-period", "1s", "--stop-signal", "HUP", "--", "app"},
+			map[string]string{"LIFECYCLED_GRACE_PERIOD": "5s"}, time.Second, 3 * time.Second, "HUP", []string{"tcp://127.0.0.1:1"}},
+		{"config from env", []string{"--", "app"}, map[string]string{"LIFECYCLED_CONFIG": file}, 7 * time.Second, 3 * time.Second, "QUIT", []string{"tcp://127.0.0.1:1"}},
+		{"bare seconds", []string{"--grace-period", "2.5", "--", "app"}, nil, 2500 * time.Millisecond, 0, "TERM", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cfg, code, ok := loadRunConfig(tt.args, env(tt.env), &stdout, &stderr)
+			require.True(t, ok, "exit %d: %s", code, stderr.String())
+			assert.Equal(t, tt.wantGrace, cfg.gracePeriod)
+			assert.Equal(t, tt.wantDelay, cfg.drain.DrainDelay)
+			assert.Equal(t, tt.wantStop, strings.TrimPrefix(signalName(cfg), "SIG"))
+			var waits []string
+			for _, w := range cfg.waits {
+				waits = append(waits, w.String())
+			}
+			assert.Equal(t, tt.wantWait, waits)
+			assert.Equal(t, []string{"app"}, cfg.command)
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.yaml")
+	require.NoError(t, os.WriteFile(unknown, []byte("name: x\ndrain:\n  dealy: 5s\n"), 0o644))
+	badDur := filepath.Join(dir, "baddur.yaml")
+	require.NoError(t, os.WriteFile(badDur, []byte("gracePeriod: soon\n"), 0o644))
+	badYAML := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(badYAML, []byte("name: [unclosed\n"), 0o644))
+	namedPort := filepath.Join(dir, "port.yaml")
+	require.NoError(t, os.WriteFile(namedPort, []byte("readinessProbe:\n  httpGet: {port: http, path: /}\n"), 0o644))
+
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // a part of the one-line error
+	}{
+		{"no command", []string{"--grace-period", "1s"}, nil, "no COMMAND"},
+		{"unknown flag", []string{"--bogus", "--", "x"}, nil, "-bogus"},
+		{"bad duration", []string{"--grace-period", "soon", "--", "x"}, nil, "grace-period"},
+		{"bad env duration", []string{"--", "x"}, map[string]string{"LIFECYCLED_DRAIN_DELAY": "x"}, "LIFECYCLED_DRAIN_DELAY"},
+		{"bad signal", []string{"--stop-signal", "SIGNOPE", "--", "x"}, nil, "--stop-signal"},
+		{"bad signal map", []string{"--signal-map", "TERM", "--", "x"}, nil, "--signal-map"},
+		{"bad exit code map", []string{"--exit-code-map", "143:300", "--", "x"}, nil, "--exit-code-map"},
+		{"bad wait target", []string{"--wait", "ftp://x", "--", "x"}, nil, "ftp://x"},
+		{"exec wait target", []string{"--wait", "exec:true", "--", "x"}, nil, "--wait"},
+		{"bad ready target", []string{"--ready", "tcp://nohost", "--", "x"}, nil, "--ready"},
+		{"two hooks", []string{"--pre-stop", "x", "--pre-stop-http", "http://a/", "--", "x"}, nil, "--pre-stop"},
+		{"bad hook json", []string{"--post-start", "[]", "--", "x"}, nil, "--post-start"},
+		{"admin not loopback", []string{"--admin-listen", "0.0.0.0:1", "--", "x"}, nil, "loopback"},
+		{"exit-with without dir", []string{"--exit-with", "main", "--", "x"}, nil, "--tombstone-dir"},
+		{"bad name", []string{"--name", "a/b", "--", "x"}, nil, "--name"},
+		{"config missing", []string{"--config", filepath.Join(dir, "nope.yaml"), "--", "x"}, nil, "nope.yaml"},
+		{"config unknown field", []string{"--config", unknown, "--", "x"}, nil, "line 3: field dealy is not a known field"},
+		{"config bad duration", []string{"--config", badDur, "--", "x"}, nil, "line 1"},
+		{"config bad yaml", []string{"--config", badYAML, "--", "x"}, nil, "bad.yaml"},
+		{"config named port", []string{"--config", namedPort, "--", "x"}, nil, "named ports"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			_, code, ok := loadRunConfig(tt.args, env(tt.env), &stdout, &stderr)
+			require.False(t, ok)
+			assert.Equal(t, exitUsage, code)
+			msg := stderr.String()
+			assert.Equal(t, 1, strings.Count(msg, "\n"), "one line: %q", msg)
+			assert.Contains(t, msg, tt.want)
+			assert.True(t, strings.HasPrefix(msg, "lifecycled: "), msg)
+			assert.Empty(t, stdout.String())
+		})
+	}
+}
+
+func TestConfigFileKubernetesFields(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+name: web
+readinessProbe:
+  httpGet: {path: /healthz, port: 8080, scheme: HTTP}
+  initialDelaySeconds: 2
+  periodSeconds: 5
+  timeoutSeconds: 2
+  successThreshold: 2
+  failureThreshold: 4
+lifecycle:
+  postStart:
+    httpGet: {path: /warm, port: "8080"}
+  preStop:
+    exec: {command: ["/bin/sh", "-c", "echo bye"]}
+terminationGracePeriodSeconds: 45
+drain: {delay: 5s, connections: 8080, timeout: 20s}
+exitWith: [main]
+tombstoneDir: /tmp/t
+`), 0o644))
+	var stdout, stderr bytes.Buffer
+	cfg, _, ok := loadRunConfig([]string{"--config", file, "--", "app"}, env(nil), &stdout, &stderr)
+	require.True(t, ok, stderr.String())
+	require.NotNil(t, cfg.ready)
+	assert.Equal(t, "http://127.0.0.1:8080/healthz", cfg.ready.Target.String())
+	assert.Equal(t, 2*time.Second, cfg.ready.InitialDelay)
+	assert.Equal(t, 5*time.Second, cfg.ready.Period)
+	assert.Equal(t, 2*time.Second, cfg.ready.Timeout)
+	assert.Equal(t, 2, cfg.ready.SuccessThreshold)
+	assert.Equal(t, 4, cfg.ready.FailureThreshold)
+	require.NotNil(t, cfg.postStart)
+	assert.Equal(t, "http://127.0.0.1:8080/warm", cfg.postStart.HTTPURL)
+	require.NotNil(t, cfg.preStop)
+	assert.Equal(t, []string{"/bin/sh", "-c", "echo bye"}, cfg.preStop.Exec)
+	assert.False(t, cfg.preStop.Shell, "Kubernetes exec handlers are exec form")
+	assert.Equal(t, 45*time.Second, cfg.terminationGrace)
+	assert.Equal(t, 8080, cfg.drain.DrainPort)
+	assert.Equal(t, 20*time.Second, cfg.drain.DrainTimeout)
+	assert.Equal(t, "web", cfg.name)
+	assert.Equal(t, []string{"main"}, cfg.exitWith)
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"5s", 5 * time.Second, true},
+		{"1m30s", 90 * time.Second, true},
+		{"500ms", 500 * time.Millisecond, true},
+		{"5", 5 * time.Second, true},
+		{"0.5", 500 * time.Millisecond, true},
+		{"0", 0, true},
+		{"-1s", 0, false},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{"", 0, false},
+		{"1e12", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseDuration(tt.in)
+			if !tt.ok {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestExplainBudget(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"fits", []string{"--drain-delay", "5s", "--termination-grace-period", "30s", "--", "app"}, 0, "Budget: fits"},
+		{"too long", []string{"--drain-delay", "25s", "--termination-grace-period", "30s"}, 1, "DOES NOT FIT"},
+		{"stop signal squeezed", []string{"--drain-delay", "29s", "--grace-period", "0s", "--termination-grace-period", "30s"}, 1, "DOES NOT FIT"},
+		{"unchecked", []string{"--drain-delay", "25s"}, 0, "not checked"},
+		{"bad flag", []string{"--drain-delay", "x"}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := explainMain(tt.args, &stdout, &stderr)
+			assert.Equal(t, tt.code, code, stderr.String())
+			assert.Contains(t, stdout.String(), tt.want)
+			if code != 2 {
+				assert.Contains(t, stdout.String(), "SIGKILL at")
+			}
+		})
+	}
+}
+
+func signalName(c *runConfig) string { return supervisor.SignalName(c.stopSignal) }
