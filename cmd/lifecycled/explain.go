@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifecycled/lifecycled/drain"
+
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -74,8 +76,8 @@ func (e *explainWriter) startup(c *runConfig) {
 	}
 	step("start the command in its own process group; signals go to %s", mode)
 	if c.postStart != nil {
-		step("postStart %s %s (at most %s); readiness and startup wait for it; failure stops the child, exit 125",
-			c.postStart.Handler(), c.postStart.Command(), c.postStart.MaxDuration())
+		step("postStart %s (at most %s); readiness and startup wait for it; failure stops the child, exit 125",
+			hookString(c.postStart), c.postStart.MaxDuration())
 	}
 	if r := c.ready; r != nil {
 		step("readiness probe %s every %s (timeout %s, first after %s): ready after %d success(es), unready after %d failure(s)",
@@ -122,8 +124,8 @@ func (e *explainWriter) shutdown(c *runConfig) {
 		at += c.drain.DrainTimeout
 	}
 	if c.preStop != nil {
-		add(at, fmt.Sprintf("preStop %s %s (at most %s; a failure is logged, the stop goes on)",
-			c.preStop.Handler(), c.preStop.Command(), c.preStop.MaxDuration()),
+		add(at, fmt.Sprintf("preStop %s (at most %s; a failure is logged, the stop goes on)",
+			hookString(c.preStop), c.preStop.MaxDuration()),
 			"preStop <="+fmtSeconds(c.preStop.MaxDuration()))
 		at += c.preStop.MaxDuration()
 	}
@@ -172,4 +174,13 @@ func (e *explainWriter) budget(c *runConfig) int {
 
 func fmtSeconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+
+// hookString shows a hook as the user gave it: sh -c "..." for the shell
+// form, the JSON array for the exec form, the URL, or the sleep.
+func hookString(h *drain.Hook) string {
+	if h.Handler() == drain.HandlerExec && h.Shell {
+		return "exec sh -c " + strconv.Quote(h.Command())
+	}
+	return h.Handler() + " " + h.Command()
 }

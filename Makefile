@@ -1,0 +1,19 @@
+# lifecycled — the two commands a newcomer needs:
+#   make demo   build lifecycled and run it on a demo app
+#   make test   install what the tests need and run them all
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: build test demo bench image
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/lifecycled ./cmd/lifecycled
+
+test:
+	bash .ci/test.sh
+
+demo:
+	bash examples/quickstart/run.sh
+
+bench: build
+	go run ./integration/bench -bin bin/lifecycled
