@@ -229,8 +229,29 @@ Exit codes: the child's code; 128+N if killed by signal N; 2 usage error;
 Flags (each also as environment variable LIFECYCLED_<FLAG>, e.g. LIFECYCLED_DRAIN_DELAY=5s;
 repeatable flags take comma-separated values there). Precedence: flag > env > --config > default.
 `)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
+	printFlags(w, fs)
+}
+
+// printFlags lists every flag as --name ARG, its meaning, default and
+// environment variable.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		switch {
+		case arg == "value":
+			arg = "DURATION"
+		case arg == "string", arg == "int":
+			arg = strings.ToUpper(arg)
+		}
+		if _, ok := f.Value.(interface{ IsBoolFlag() bool }); ok {
+			arg = ""
+		}
+		def := ""
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "  --%s %s\n        %s%s [%s]\n", f.Name, arg, usage, def, envName(f.Name))
+	})
 }
 
 func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
