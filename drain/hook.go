@@ -215,7 +215,10 @@ func NewRunner(logger *zap.Logger, hookLog *HookLog, m *Metrics, userAgent strin
 
 // Run runs h until it finishes, its timeout passes, or ctx is done (a
 // second SIGTERM cancelling a preStop hook); the last two count as
-// failures. It never returns before an exec hook's process group is dead.
+// failures, and an exec hook is then killed with its whole process group.
+// Background processes a hook leaves behind when it exits by itself are
+// not touched, as with the kubelet; they only stop holding up the result
+// after a short grace for its output.
 func (r *Runner) Run(ctx context.Context, h Hook) Result {
 	res := Result{
 		Hook:     h.Name,

@@ -1,0 +1,194 @@
+package drain
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+)
+
+// readJSONLines parses every line of path as a JSON object.
+func readJSONLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var lines []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "line %q", sc.Text())
+		lines = append(lines, m)
+	}
+	require.NoError(t, sc.Err())
+	return lines
+}
+
+func TestHookLogLines(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "nope", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+
+	dir := filepath.Join(t.TempDir(), "hooks") // created by OpenHookLog
+	logger, logs := observed()
+	hl := OpenHookLog(dir, "app", 0, logger)
+	require.NotNil(t, hl)
+	r := NewRunner(logger, hl, nil, "")
+
+	hl.Phase(PhaseRunning, 42)
+	r.Run(context.Background(), shellHook(t, `echo "said \"hi\""; exit 2`, 5*time.Second))
+	r.Run(context.Background(), Hook{Name: HookPostStart, HTTPURL: srv.URL + "/hook", Timeout: 5 * time.Second})
+	r.Run(context.Background(), Hook{Name: HookPreStop, Sleep: time.Millisecond})
+	require.NoError(t, hl.Close())
+	hl.Phase(PhaseExited, 42) // dropped after Close, no panic
+
+	lines := readJSONLines(t, filepath.Join(dir, "app.hooks.log"))
+	require.Len(t, lines, 4)
+
+	phase := lines[0]
+	assert.Equal(t, "phase", phase["msg"])
+	assert.Equal(t, PhaseRunning, phase["phase"])
+	assert.EqualValues(t, 42, phase["pid"])
+	ts, ok := phase["time"].(string)
+	require.True(t, ok)
+	_, err := time.Parse(time.RFC3339Nano, ts)
+	assert.NoError(t, err)
+
+	exec := lines[1]
+	assert.Equal(t, HookPreStop, exec["hook"])
+	assert.Equal(t, HandlerExec, exec["handler"])
+	assert.Equal(t, `echo "said \"hi\""; exit 2`, exec["command"])
+	assert.EqualValues(t, 2, exec["exitCode"])
+	assert.Equal(t, "said \"hi\"\n", exec["output"])
+	assert.Contains(t, exec["error"], "exit code 2")
+	assert.NotContains(t, exec, "httpStatus")
+	start, ok := exec["start"].(string)
+	require.True(t, ok)
+	parsed, err := time.Parse(time.RFC3339Nano, start)
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now(), parsed, time.Minute)
+	assert.True(t, strings.HasSuffix(start, "Z"), "start should be UTC: %s", start)
+	assert.IsType(t, float64(0), exec["durationSeconds"])
+
+	httpLine := lines[2]
+	assert.Equal(t, HookPostStart, httpLine["hook"])
+	assert.Equal(t, HandlerHTTPGet, httpLine["handler"])
+	assert.Equal(t, srv.URL+"/hook", httpLine["url"])
+	assert.NotContains(t, httpLine, "command")
+	assert.EqualValues(t, 503, httpLine["httpStatus"])
+	assert.Contains(t, httpLine["error"], "status 503")
+
+	sleepLine := lines[3]
+	assert.Equal(t, HandlerSleep, sleepLine["handler"])
+	assert.Equal(t, "1ms", sleepLine["command"])
+	assert.NotContains(t, sleepLine, "error")
+
+	assert.Zero(t, logs.FilterMessage("hook log unavailable, carrying on without it; will retry").Len())
+}
+
+func TestHookLogRotates(t *testing.T) {
+	dir := t.TempDir()
+	const max = 2048
+	hl := OpenHookLog(dir, "app", max, zap.NewNop())
+	t.Cleanup(func() { _ = hl.Close() })
+	path := filepath.Join(dir, "app.hooks.log")
+
+	for pid := 1; pid <= 100; pid++ {
+		hl.Phase(PhaseRunning, pid)
+	}
+
+	cur, err := os.Stat(path)
+	require.NoError(t, err)
+	old, err := os.Stat(path + ".1")
+	require.NoError(t, err, "no rotation at %d bytes", max)
+	assert.LessOrEqual(t, cur.Size(), int64(max))
+	assert.LessOrEqual(t, old.Size(), int64(max))
+	assert.Greater(t, old.Size(), int64(max/2), "rotated too early")
+
+	// The newest line is in the current file, whole lines only in both.
+	curLines := readJSONLines(t, path)
+	require.NotEmpty(t, curLines)
+	assert.EqualValues(t, 100, curLines[len(curLines)-1]["pid"])
+	oldLines := readJSONLines(t, path+".1")
+	require.NotEmpty(t, oldLines)
+	assert.EqualValues(t, curLines[0]["pid"].(float64)-1, oldLines[len(oldLines)-1]["pid"])
+
+	matches, err := filepath.Glob(filepath.Join(dir, "app.hooks.log*"))
+	require.NoError(t, err)
+	assert.Len(t, matches, 2, "only one old file is kept")
+}
+
+func TestHookLogUnwritable(t *testing.T) {
+	// chmod does not stop root; a directory under a regular file cannot be
+	// created by anyone.
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	dir := filepath.Join(file, "sub")
+
+	logger, logs := observed()
+	hl := OpenHookLog(dir, "app", 0, logger)
+	require.NotNil(t, hl)
+	r := NewRunner(zap.NewNop(), hl, nil, "")
+	within(t, 10*time.Second, func() {
+		for i := 0; i < 5; i++ {
+			hl.Phase(PhaseRunning, i)
+			r.Run(context.Background(), Hook{Name: HookPreStop, Sleep: time.Millisecond})
+		}
+	})
+	assert.NoError(t, hl.Close())
+
+	warnings := logs.FilterMessage("hook log unavailable, carrying on without it; will retry").All()
+	require.Len(t, warnings, 1, "report once, not per line")
+	assert.Contains(t, warnings[0].ContextMap()["error"], "not a directory")
+	assert.Equal(t, filepath.Join(dir, "app.hooks.log"), warnings[0].ContextMap()["path"])
+}
+
+func TestHookLogDirDeletedMidRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "hooks")
+	logger, logs := observed()
+	hl := OpenHookLog(dir, "app", 0, logger)
+	t.Cleanup(func() { _ = hl.Close() })
+	path := filepath.Join(dir, "app.hooks.log")
+
+	hl.Phase(PhaseRunning, 1)
+	require.Len(t, readJSONLines(t, path), 1)
+
+	require.NoError(t, os.RemoveAll(dir))
+	for pid := 2; pid <= 4; pid++ {
+		hl.Phase(PhaseDraining, pid)
+	}
+	_, err := os.Stat(dir)
+	assert.ErrorIs(t, err, os.ErrNotExist, "a vanished volume must not be recreated on the container's own disk")
+	assert.Equal(t, 1, logs.FilterMessage("hook log unavailable, carrying on without it; will retry").Len())
+
+	// The volume comes back: lines flow again, and it says so.
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	hl.Phase(PhaseExited, 5)
+	lines := readJSONLines(t, path)
+	require.Len(t, lines, 1)
+	assert.EqualValues(t, 5, lines[0]["pid"])
+	assert.Equal(t, 1, logs.FilterMessage("hook log writable again").Len())
+	assert.Equal(t, 1, logs.FilterMessage("hook log unavailable, carrying on without it; will retry").Len())
+}
+
+func TestHookLogNil(t *testing.T) {
+	assert.Nil(t, OpenHookLog("", "app", 0, zap.NewNop()), "no --hook-log-dir, no hook log")
+	var hl *HookLog
+	assert.NotPanics(t, func() {
+		hl.Phase(PhaseRunning, 1)
+		hl.Hook(Result{})
+		assert.NoError(t, hl.Close())
+	})
+}

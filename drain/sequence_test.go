@@ -1,0 +1,329 @@
+package drain
+
+import (
+	"context"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+)
+
+// steps records the onPhase callbacks with their times.
+type steps struct {
+	mu    sync.Mutex
+	names []string
+	at    map[string]time.Time
+}
+
+func (s *steps) record(step string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = map[string]time.Time{}
+	}
+	s.names = append(s.names, step)
+	s.at[step] = time.Now()
+}
+
+func (s *steps) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.names...)
+}
+
+func (s *steps) time(step string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.at[step]
+}
+
+func stampHook(file string) *Hook {
+	return &Hook{Name: HookPreStop, Exec: helperCommand("stamp", file), Timeout: 20 * time.Second}
+}
+
+// The steps run in the contract's order: readiness off, drain delay,
+// preStop, stop signal; and the sequence ends when the child exits, long
+// before the grace period.
+func TestSequenceOrder(t *testing.T) {
+	proc, events := startHelper(t, "exit-on-term")
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg)
+	var rec steps
+	cfg := Config{DrainDelay: 150 * time.Millisecond, PreStop: stampHook(events), GracePeriod: 20 * time.Second}
+	seq := NewSequence(cfg, proc, NewRunner(zap.NewNop(), nil, m, ""), zap.NewNop(), m, rec.record)
+
+	start := time.Now()
+	var killed bool
+	took := within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+
+	assert.False(t, killed)
+	assert.Less(t, took, 10*time.Second, "returned at the grace period, not when the child exited")
+	assert.Equal(t, []string{StepDraining, StepDrainDelay, StepPreStop, StepGrace}, rec.list())
+	assert.Less(t, rec.time(StepDraining).Sub(start), 100*time.Millisecond, "readiness must fail at once")
+
+	got := readEvents(t, events)
+	require.Contains(t, got, "stamp", "preStop did not run")
+	require.Contains(t, got, "TERM", "child got no SIGTERM")
+	assert.GreaterOrEqual(t, got["stamp"], start.Add(cfg.DrainDelay).UnixNano(), "preStop ran before the drain delay was over")
+	assert.Greater(t, got["TERM"], got["stamp"], "stop signal before preStop finished")
+
+	signals, kills := proc.sent()
+	assert.Equal(t, []syscall.Signal{syscall.SIGTERM}, signals)
+	assert.Zero(t, kills)
+	assert.Equal(t, 0, proc.exitStatus(t).ExitStatus())
+
+	assert.GreaterOrEqual(t, gaugeOf(t, reg, StepDrainDelay), 0.15)
+	assert.Positive(t, gaugeOf(t, reg, StepPreStop))
+	assert.Positive(t, gaugeOf(t, reg, StepGrace))
+	assert.Zero(t, gaugeOf(t, reg, StepDrainConnections), "step not configured")
+	assert.Equal(t, uint64(1), histogramCount(t, reg, "lifecycled_hook_duration_seconds",
+		map[string]string{"hook": HookPreStop, "result": resultSuccess}))
+}
+
+func TestSequenceGracePeriod(t *testing.T) {
+	tests := []struct {
+		name       string
+		mode       string
+		grace      time.Duration
+		wantKilled bool
+		wantSteps  []string
+		atLeast    time.Duration
+		atMost     time.Duration
+	}{
+		{
+			name: "ignores SIGTERM: killed at the grace period", mode: "ignore-term",
+			grace: 300 * time.Millisecond, wantKilled: true,
+			wantSteps: []string{StepDraining, StepGrace, StepKill},
+			atLeast:   300 * time.Millisecond, atMost: 5 * time.Second,
+		},
+		{
+			name: "exits on SIGTERM: grace period is a ceiling", mode: "exit-on-term",
+			grace: 20 * time.Second, wantKilled: false,
+			wantSteps: []string{StepDraining, StepGrace},
+			atLeast:   0, atMost: 5 * time.Second,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proc, _ := startHelper(t, tt.mode)
+			var rec steps
+			seq := NewSequence(Config{GracePeriod: tt.grace}, proc, nil, zap.NewNop(), nil, rec.record)
+
+			var killed bool
+			took := within(t, tt.atMost+10*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+
+			assert.Equal(t, tt.wantKilled, killed)
+			assert.GreaterOrEqual(t, took, tt.atLeast)
+			assert.Less(t, took, tt.atMost)
+			assert.Equal(t, tt.wantSteps, rec.list())
+			select {
+			case <-proc.Done():
+			default:
+				t.Error("Run returned before the process group was gone")
+			}
+			ws := proc.exitStatus(t)
+			if tt.wantKilled {
+				assert.True(t, ws.Signaled())
+				assert.Equal(t, syscall.SIGKILL, ws.Signal())
+			} else {
+				assert.Equal(t, 0, ws.ExitStatus())
+			}
+		})
+	}
+}
+
+// A second SIGTERM skips what is left of the drain, including a running
+// preStop hook, whether the skip channel is closed or sent on.
+func TestSequenceSkip(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		trigger func(chan struct{})
+		cut     string
+	}{
+		{
+			name:    "close cuts the drain delay",
+			cfg:     Config{DrainDelay: 30 * time.Second},
+			trigger: func(c chan struct{}) { close(c) },
+			cut:     StepDrainDelay,
+		},
+		{
+			name:    "send cuts the drain delay",
+			cfg:     Config{DrainDelay: 30 * time.Second},
+			trigger: func(c chan struct{}) { c <- struct{}{} },
+			cut:     StepDrainDelay,
+		},
+		{
+			name:    "close cancels preStop",
+			cfg:     Config{PreStop: &Hook{Name: HookPreStop, Sleep: 30 * time.Second, Timeout: time.Minute}},
+			trigger: func(c chan struct{}) { close(c) },
+			cut:     StepPreStop,
+		},
+		{
+			name:    "close cancels an exec preStop",
+			cfg:     Config{DrainDelay: 10 * time.Millisecond, PreStop: &Hook{Name: HookPreStop, Exec: []string{"sleep", "30"}, Timeout: time.Minute}},
+			trigger: func(c chan struct{}) { close(c) },
+			cut:     StepPreStop,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proc, events := startHelper(t, "exit-on-term")
+			logger, logs := observed()
+			var rec steps
+			tt.cfg.GracePeriod = 20 * time.Second
+			seq := NewSequence(tt.cfg, proc, NewRunner(logger, nil, nil, ""), logger, nil, rec.record)
+
+			skip := make(chan struct{}, 1)
+			time.AfterFunc(200*time.Millisecond, func() { tt.trigger(skip) })
+			var killed bool
+			took := within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), skip) })
+
+			assert.False(t, killed)
+			assert.GreaterOrEqual(t, took, 200*time.Millisecond)
+			assert.Less(t, took, 5*time.Second, "skip did not cut the %s", tt.cut)
+			assert.Contains(t, rec.list(), tt.cut)
+			assert.Contains(t, readEvents(t, events), "TERM", "the stop signal must still be sent")
+			assert.Equal(t, 1, logs.FilterMessage("second stop signal: skipping the rest of the drain and preStop").Len())
+			if tt.cut == StepPreStop {
+				failed := logs.FilterMessage("hook failed").All()
+				require.Len(t, failed, 1)
+				assert.Contains(t, failed[0].ContextMap()["error"], "cancelled")
+			}
+		})
+	}
+}
+
+// A child that exits during the drain ends the sequence: no preStop, no
+// signal.
+func TestSequenceChildExitsWhileDraining(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  func(stamp string) Config
+	}{
+		{"during drain delay", func(stamp string) Config {
+			return Config{DrainDelay: 30 * time.Second, PreStop: stampHook(stamp)}
+		}},
+		{"during preStop", func(string) Config {
+			return Config{PreStop: &Hook{Name: HookPreStop, Sleep: 30 * time.Second, Timeout: time.Minute}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proc, events := startHelper(t, "exit-after", "200ms")
+			var rec steps
+			seq := NewSequence(tt.cfg(events), proc, nil, zap.NewNop(), nil, rec.record)
+
+			var killed bool
+			took := within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+
+			assert.False(t, killed)
+			assert.Less(t, took, 5*time.Second, "sequence went on after the child exited")
+			assert.NotContains(t, rec.list(), StepGrace)
+			signals, kills := proc.sent()
+			assert.Empty(t, signals)
+			assert.Zero(t, kills)
+			assert.NotContains(t, readEvents(t, events), "stamp", "preStop ran after the child exited")
+		})
+	}
+}
+
+func TestSequenceDrainConnections(t *testing.T) {
+	tests := []struct {
+		name         string
+		closeAfter   time.Duration // 0: never
+		drainTimeout time.Duration
+		wantAtLeast  time.Duration
+	}{
+		{name: "waits until the last connection closes", closeAfter: 300 * time.Millisecond, drainTimeout: 20 * time.Second, wantAtLeast: 300 * time.Millisecond},
+		{name: "gives up at the drain timeout", drainTimeout: 300 * time.Millisecond, wantAtLeast: 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = ln.Close() })
+			client, err := net.Dial("tcp", ln.Addr().String())
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = client.Close() })
+			server, err := ln.Accept()
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = server.Close() })
+			port := ln.Addr().(*net.TCPAddr).Port
+			require.Eventually(t, func() bool {
+				n, err := EstablishedConns("/proc", port)
+				return err == nil && n == 1
+			}, 5*time.Second, 10*time.Millisecond)
+
+			proc, events := startHelper(t, "exit-on-term")
+			var rec steps
+			cfg := Config{
+				DrainPort: port, DrainTimeout: tt.drainTimeout, PollConns: 20 * time.Millisecond,
+				PreStop: stampHook(events), GracePeriod: 20 * time.Second,
+			}
+			seq := NewSequence(cfg, proc, nil, zap.NewNop(), nil, rec.record)
+			if tt.closeAfter > 0 {
+				time.AfterFunc(tt.closeAfter, func() {
+					_ = client.Close()
+					_ = server.Close()
+				})
+			}
+
+			start := time.Now()
+			within(t, 20*time.Second, func() { seq.Run(context.Background(), nil) })
+
+			assert.Equal(t, []string{StepDraining, StepDrainConnections, StepPreStop, StepGrace}, rec.list())
+			got := readEvents(t, events)
+			require.Contains(t, got, "stamp")
+			waited := time.Duration(got["stamp"] - start.UnixNano())
+			assert.GreaterOrEqual(t, waited, tt.wantAtLeast, "preStop ran while connections were open")
+			assert.Less(t, waited, 5*time.Second)
+		})
+	}
+}
+
+// Cancelling ctx abandons the sequence: the group is killed at once.
+func TestSequenceContextCancelled(t *testing.T) {
+	proc, _ := startHelper(t, "ignore-term")
+	var rec steps
+	seq := NewSequence(Config{DrainDelay: 30 * time.Second, GracePeriod: 30 * time.Second}, proc, nil, zap.NewNop(), nil, rec.record)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(150*time.Millisecond, cancel)
+
+	var killed bool
+	took := within(t, 20*time.Second, func() { killed = seq.Run(ctx, nil) })
+
+	assert.True(t, killed)
+	assert.Less(t, took, 5*time.Second)
+	assert.Equal(t, []string{StepDraining, StepDrainDelay, StepKill}, rec.list())
+	ws := proc.exitStatus(t)
+	assert.True(t, ws.Signaled())
+	assert.Equal(t, syscall.SIGKILL, ws.Signal())
+}
+
+// gaugeOf reads lifecycled_stop_phase_seconds{step} as a scrape would.
+func gaugeOf(t *testing.T, reg prometheus.Gatherer, step string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "lifecycled_stop_phase_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "step" && l.GetValue() == step {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no lifecycled_stop_phase_seconds{step=%q}", step)
+	return 0
+}
