@@ -3,6 +3,7 @@ package probes
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Options are the settings shared by all checks.
@@ -45,4 +46,15 @@ func Check(ctx context.Context, t Target, opts Options) error {
 		return err
 	}
 	return check(ctx, t, opts)
+}
+
+// expired reports whether ctx is done or past its deadline. Both are needed:
+// a dial fails by the deadline itself ("i/o timeout"), a moment before the
+// context's timer marks the context done.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
 }

@@ -30,6 +30,9 @@ const execOutputGrace = 100 * time.Millisecond
 // more each period. The group is also killed after the command exits, so
 // nothing a probe started in the background outlives it.
 func checkExec(ctx context.Context, t Target, _ Options) error {
+	if len(t.Command) == 0 {
+		return errors.New("no command")
+	}
 	// The output goes through a pipe we own (an *os.File, so os/exec adds no
 	// copying goroutine whose Wait would block on a background child holding
 	// the pipe).

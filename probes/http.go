@@ -24,6 +24,9 @@ const maxRedirects = 10
 // verified, no proxy from the environment, redirects followed only on the same
 // host, a redirect to another host is success.
 func checkHTTP(ctx context.Context, t Target, opts Options) error {
+	if t.URL == nil {
+		return errors.New("no URL")
+	}
 	// A transport per check: with keep-alives off nothing is pooled anyway,
 	// and nothing outlives the check.
 	tr := &http.Transport{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 //
 //	/status/N    answers status N
 //	/redirect/N  redirects to /redirect/N-1, and /redirect/0 answers 200
-//	/to/URL      redirects to URL (path-escaped)
+//	/to?url=URL  redirects to URL
 //	/big         answers 200 with an endless body
 //	/hang        never answers
 //	/slowbody    answers 200, sends a few bytes, then never finishes
@@ -42,8 +43,8 @@ func newHTTPServer(t *testing.T) *httptest.Server {
 		}
 		http.Redirect(w, r, fmt.Sprintf("/redirect/%d", n-1), http.StatusFound)
 	})
-	mux.HandleFunc("/to/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, strings.TrimPrefix(r.URL.Path, "/to/"), http.StatusFound)
+	mux.HandleFunc("/to", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, r.URL.Query().Get("url"), http.StatusFound)
 	})
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
 		chunk := []byte(strings.Repeat("x", 32<<10))
@@ -98,15 +99,14 @@ func TestCheckHTTP(t *testing.T) {
 		{"400", srv.URL + "/status/400", "status 400 Bad Request"},
 		{"404", srv.URL + "/status/404", "status 404 Not Found"},
 		{"500", srv.URL + "/status/500", "status 500 Internal Server Error"},
-		{"199", srv.URL + "/status/199", "status 199"},
 		{"same-host redirect chain", srv.URL + "/redirect/5", ""},
 		{"more than 10 redirects", srv.URL + "/redirect/11", "stopped after 10 redirects"},
-		{"same-host redirect to a failure", srv.URL + "/to/" + "/status/503", "status 503 Service Unavailable from " + srv.URL + "/status/503"},
+		{"same-host redirect to a failure", srv.URL + "/to?url=/status/503", "status 503 Service Unavailable from " + srv.URL + "/status/503"},
 		// The kubelet compares host names only, so another port on the same
 		// host is followed...
-		{"same host, other port", srv.URL + "/to/" + other.URL + "/", "status 500 Internal Server Error"},
+		{"same host, other port", srv.URL + "/to?url=" + url.QueryEscape(other.URL+"/"), "status 500 Internal Server Error"},
 		// ...and another host is not: the 302 itself is the answer.
-		{"other-host redirect", srv.URL + "/to/" + otherHost + "/", ""},
+		{"other-host redirect", srv.URL + "/to?url=" + url.QueryEscape(otherHost+"/"), ""},
 		{"large body", srv.URL + "/big", ""},
 		{"down", "http://" + closedPort(t) + "/", "connection refused"},
 	}

@@ -142,7 +142,7 @@ func (p *Prober) probe(ctx context.Context) error {
 	probeCtx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
 	defer cancel()
 	err := Check(probeCtx, p.spec.Target, p.opts)
-	if err != nil && probeCtx.Err() != nil && ctx.Err() == nil {
+	if err != nil && expired(probeCtx) && ctx.Err() == nil {
 		return fmt.Errorf("probe timed out after %s: %w", p.spec.Timeout, err)
 	}
 	return err

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -132,6 +133,9 @@ func waitOne(ctx context.Context, t Target, cfg WaitConfig, start time.Time, fai
 	for attempt := 1; ; attempt++ {
 		attemptCtx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := Check(attemptCtx, t, cfg.Options)
+		if err != nil && expired(attemptCtx) && !expired(ctx) {
+			err = fmt.Errorf("no answer within %s: %w", attemptTimeout, err)
+		}
 		cancel()
 		waited := time.Since(start)
 		if err == nil {
@@ -140,7 +144,7 @@ func waitOne(ctx context.Context, t Target, cfg WaitConfig, start time.Time, fai
 			return true
 		}
 		cfg.Metrics.setDependency(t.String(), false, waited.Seconds())
-		if ctx.Err() != nil {
+		if expired(ctx) {
 			// An attempt cut short by the end of the wait says nothing about
 			// the target; keep the error of the last complete attempt, if any.
 			if attempt == 1 {
