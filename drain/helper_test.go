@@ -1,10 +1,10 @@
 package drain
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 // helperArg makes the test binary act as a child process instead of
@@ -32,8 +34,18 @@ func TestMain(m *testing.M) {
 	// Race-enabled binaries sleep a second at exit; helper children would
 	// make every sequence test a second slower and blur its timings.
 	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	os.Exit(m.Run())
+	// Every process the tests start goes through one reaper, as in
+	// lifecycled: it is the process's only waiter.
+	testReaper = supervisor.NewReaper(zap.NewNop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = testReaper.Run(ctx) }()
+	code := m.Run()
+	cancel()
+	os.Exit(code)
 }
+
+// testReaper starts and reaps every child of the test binary.
+var testReaper *supervisor.Reaper
 
 // runHelper modes:
 //
@@ -92,11 +104,10 @@ func helperCommand(mode string, args ...string) []string {
 	return append([]string{os.Args[0], helperArg, mode}, args...)
 }
 
-// testProc is a Process over a real child in its own process group.
+// testProc is a Process over a real child in its own process group,
+// started through the reaper, that records what the sequence sent it.
 type testProc struct {
-	cmd  *exec.Cmd
-	pgid int
-	done chan struct{}
+	child *supervisor.Child
 
 	mu      sync.Mutex
 	signals []syscall.Signal
@@ -119,23 +130,12 @@ func startHelper(t *testing.T, mode string, args ...string) (*testProc, string) 
 
 func startProc(t *testing.T, argv ...string) *testProc {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, cmd.Start())
-	p := &testProc{cmd: cmd, pgid: cmd.Process.Pid, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		// Done means the group is gone, as supervisor's does.
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) && !errors.Is(unix.Kill(-p.pgid, 0), unix.ESRCH) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		close(p.done)
-	}()
+	child, err := testReaper.Start(supervisor.Spec{Argv: argv, Stdin: os.Stdin, Stdout: os.Stderr, Stderr: os.Stderr})
+	require.NoError(t, err)
+	p := &testProc{child: child}
 	t.Cleanup(func() {
-		_ = unix.Kill(-p.pgid, unix.SIGKILL)
-		<-p.done
+		_ = child.Kill()
+		<-child.Done()
 	})
 	return p
 }
@@ -144,17 +144,17 @@ func (p *testProc) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	p.signals = append(p.signals, sig)
 	p.mu.Unlock()
-	return unix.Kill(-p.pgid, sig)
+	return p.child.SignalGroup(sig)
 }
 
 func (p *testProc) Kill() error {
 	p.mu.Lock()
 	p.kills++
 	p.mu.Unlock()
-	return unix.Kill(-p.pgid, unix.SIGKILL)
+	return p.child.Kill()
 }
 
-func (p *testProc) Done() <-chan struct{} { return p.done }
+func (p *testProc) Done() <-chan struct{} { return p.child.Done() }
 
 func (p *testProc) sent() (signals []syscall.Signal, kills int) {
 	p.mu.Lock()
@@ -166,11 +166,11 @@ func (p *testProc) sent() (signals []syscall.Signal, kills int) {
 func (p *testProc) exitStatus(t *testing.T) syscall.WaitStatus {
 	t.Helper()
 	select {
-	case <-p.done:
+	case <-p.child.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("child did not exit")
 	}
-	return p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return syscall.WaitStatus(p.child.Status())
 }
 
 // readEvents returns the helper's event lines as name → unix nanoseconds.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +16,10 @@ import (
 	"unicode/utf8"
 
 	"go.uber.org/zap"
+
 	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 // Hook names, as in a Kubernetes container's lifecycle.
@@ -136,32 +138,6 @@ func (h Hook) describe() string {
 	}
 }
 
-// ParseCommand reads a hook command in Dockerfile style: a JSON array of
-// strings is exec form; anything else runs as /bin/sh -c s, with shell set.
-// A JSON array that is empty or holds anything but strings is an error
-// rather than a shell command, since it can only be a mistake.
-func ParseCommand(s string) (argv []string, shell bool, err error) {
-	trimmed := strings.TrimSpace(s)
-	if trimmed == "" {
-		return nil, false, errors.New("parse command: empty")
-	}
-	// As Docker does, only valid JSON counts as exec form: `[ -f x ]` is
-	// a shell test, not a broken array.
-	if strings.HasPrefix(trimmed, "[") && json.Valid([]byte(trimmed)) {
-		if err := json.Unmarshal([]byte(trimmed), &argv); err != nil {
-			return nil, false, fmt.Errorf("parse command %s: exec form must be an array of strings: %w", trimmed, err)
-		}
-		if len(argv) == 0 {
-			return nil, false, fmt.Errorf("parse command %s: exec form is an empty array", trimmed)
-		}
-		if argv[0] == "" {
-			return nil, false, fmt.Errorf("parse command %s: exec form has an empty program name", trimmed)
-		}
-		return argv, false, nil
-	}
-	return []string{"/bin/sh", "-c", s}, true, nil
-}
-
 // Result is what one hook run did, for the log, the hook log, metrics and
 // the termination log.
 type Result struct {
@@ -190,6 +166,7 @@ type Result struct {
 // Runner runs hooks, and records each run in the log, the hook log and the
 // metrics.
 type Runner struct {
+	commands  *supervisor.Reaper
 	logger    *zap.Logger
 	hookLog   *HookLog
 	metrics   *Metrics
@@ -197,14 +174,16 @@ type Runner struct {
 	client    *http.Client
 }
 
-// NewRunner returns a Runner. hookLog and m may be nil. userAgent is sent
-// with httpGet hooks so that the receiving side can tell them from traffic.
-func NewRunner(logger *zap.Logger, hookLog *HookLog, m *Metrics, userAgent string) *Runner {
+// NewRunner returns a Runner that starts exec hooks through commands, the
+// process's one reaper. hookLog and m may be nil. userAgent is sent with
+// httpGet hooks so that the receiving side can tell them from traffic.
+func NewRunner(commands *supervisor.Reaper, logger *zap.Logger, hookLog *HookLog, m *Metrics, userAgent string) *Runner {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	// A hook is a one-off request; an idle connection kept open would
 	// only show up as an established connection during the drain.
 	transport.DisableKeepAlives = true
 	return &Runner{
+		commands:  commands,
 		logger:    logger,
 		hookLog:   hookLog,
 		metrics:   m,
@@ -281,42 +260,37 @@ func (r *Runner) record(res Result) {
 }
 
 // runExec runs argv in its own process group, so that a timeout kills
-// whatever the hook started as well as the hook itself.
+// whatever the hook started as well as the hook itself. It goes through the
+// reaper: lifecycled has one waiter for all its children.
 func (r *Runner) runExec(ctx context.Context, argv []string, res *Result) error {
-	out := &headBuffer{limit: maxOutput}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// One writer for both streams keeps their interleaving, and os/exec
-	// then uses a single pipe and a single copying goroutine.
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error {
-		err := unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
-		if errors.Is(err, unix.ESRCH) {
-			return nil
-		}
-		return err
+	if r.commands == nil {
+		return errors.New("no reaper to run exec hooks")
 	}
-	cmd.WaitDelay = outputGrace
-
-	err := cmd.Run()
-	res.Output = out.String()
-	if cmd.ProcessState == nil {
-		return fmt.Errorf("start: %w", err)
-	}
-	res.ExitCode = cmd.ProcessState.ExitCode()
+	out, err := r.commands.RunCommand(ctx, argv, supervisor.CommandOptions{
+		MaxOutput:   maxOutput,
+		OutputGrace: outputGrace,
+	})
+	buf := &headBuffer{limit: maxOutput}
+	_, _ = buf.Write(out.Output)
+	buf.total = out.OutputBytes
+	res.Output = buf.String()
 	if ctx.Err() != nil {
 		// Killed at the deadline, whatever status it died with.
 		return ctx.Err()
 	}
-	if cmd.ProcessState.Success() {
-		// ErrWaitDelay only means a background process kept the
-		// output pipe: the hook itself succeeded.
-		return nil
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return fmt.Errorf("killed by %s", signalName(ws.Signal()))
+	if out.Status.Exited() {
+		res.ExitCode = out.Status.ExitStatus() // -1 (unset) when killed by a signal
 	}
-	return fmt.Errorf("exit code %d", res.ExitCode)
+	if out.Status.Signaled() {
+		return fmt.Errorf("killed by %s", signalName(out.Status.Signal()))
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("exit code %d", res.ExitCode)
+	}
+	return nil
 }
 
 // runHTTPGet fails on a status of 400 or more, unlike the kubelet, which

@@ -16,43 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
-)
 
-func TestParseCommand(t *testing.T) {
-	tests := []struct {
-		in        string
-		wantArgv  []string
-		wantShell bool
-		wantErr   string
-	}{
-		{in: `["/bin/echo","hi"]`, wantArgv: []string{"/bin/echo", "hi"}},
-		{in: `  ["/bin/true"]  `, wantArgv: []string{"/bin/true"}},
-		{in: `echo hi && exit 3`, wantArgv: []string{"/bin/sh", "-c", "echo hi && exit 3"}, wantShell: true},
-		// Not valid JSON: a shell test, as Docker reads it.
-		{in: `[ -f /tmp/x ]`, wantArgv: []string{"/bin/sh", "-c", "[ -f /tmp/x ]"}, wantShell: true},
-		{in: `["unterminated"`, wantArgv: []string{"/bin/sh", "-c", `["unterminated"`}, wantShell: true},
-		{in: `{"a":1}`, wantArgv: []string{"/bin/sh", "-c", `{"a":1}`}, wantShell: true},
-		{in: ``, wantErr: "empty"},
-		{in: "   \t", wantErr: "empty"},
-		{in: `[]`, wantErr: "empty array"},
-		{in: `[1, 2]`, wantErr: "array of strings"},
-		{in: `["a", 2]`, wantErr: "array of strings"},
-		{in: `[""]`, wantErr: "empty program name"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			argv, shell, err := ParseCommand(tt.in)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.wantArgv, argv)
-			assert.Equal(t, tt.wantShell, shell)
-		})
-	}
-}
+	"github.com/lifecycled/lifecycled/supervisor"
+)
 
 func TestHookDescribe(t *testing.T) {
 	tests := []struct {
@@ -79,7 +45,7 @@ func TestHookDescribe(t *testing.T) {
 
 func shellHook(t *testing.T, script string, timeout time.Duration) Hook {
 	t.Helper()
-	argv, shell, err := ParseCommand(script)
+	argv, shell, err := supervisor.ParseCommand(script)
 	require.NoError(t, err)
 	return Hook{Name: HookPreStop, Exec: argv, Shell: shell, Timeout: timeout}
 }
@@ -101,7 +67,7 @@ func TestRunExec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRunner(zap.NewNop(), nil, nil, "")
+			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			res := r.Run(context.Background(), shellHook(t, tt.command, 10*time.Second))
 			assert.Equal(t, HandlerExec, res.Handler)
 			assert.Equal(t, HookPreStop, res.Hook)
@@ -125,7 +91,7 @@ func TestRunExec(t *testing.T) {
 func TestRunExecTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	h := shellHook(t, "sleep 100 & echo $! > "+pidFile+"; sleep 100", 300*time.Millisecond)
-	r := NewRunner(zap.NewNop(), nil, nil, "")
+	r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 
 	var res Result
 	took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
@@ -150,7 +116,7 @@ func TestRunExecTimeoutKillsGroup(t *testing.T) {
 func TestRunExecBackgroundProcessDoesNotHoldHook(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	h := shellHook(t, "sleep 100 & echo $! > "+pidFile+"; echo started", 20*time.Second)
-	r := NewRunner(zap.NewNop(), nil, nil, "")
+	r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 
 	var res Result
 	took := within(t, 15*time.Second, func() { res = r.Run(context.Background(), h) })
@@ -176,7 +142,7 @@ func TestRunExecBigOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRunner(zap.NewNop(), nil, nil, "")
+			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			var res Result
 			took := within(t, 20*time.Second, func() { res = r.Run(context.Background(), shellHook(t, tt.command, 20*time.Second)) })
 
@@ -200,7 +166,7 @@ func TestRunCancelled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRunner(zap.NewNop(), nil, nil, "")
+			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(100*time.Millisecond, cancel)
 			var res Result
@@ -228,7 +194,7 @@ func TestRunSleep(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRunner(zap.NewNop(), nil, nil, "")
+			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			tt.hook.Name = HookPreStop
 			var res Result
 			took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), tt.hook) })
@@ -291,7 +257,7 @@ func TestRunHTTPGet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRunner(zap.NewNop(), nil, nil, "lifecycled-test/1")
+			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "lifecycled-test/1")
 			h := Hook{Name: HookPreStop, HTTPURL: tt.url, Timeout: 300 * time.Millisecond}
 			var res Result
 			took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
@@ -320,7 +286,7 @@ func TestRunRecordsMetricsAndLogs(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg)
 	logger, logs := observed()
-	r := NewRunner(logger, nil, m, "")
+	r := NewRunner(testReaper, logger, nil, m, "")
 
 	r.Run(context.Background(), Hook{Name: HookPreStop, Sleep: time.Millisecond})
 	r.Run(context.Background(), shellHook(t, "exit 1", time.Second))

@@ -45,7 +45,7 @@ func TestHookLogLines(t *testing.T) {
 	logger, logs := observed()
 	hl := OpenHookLog(dir, "app", 0, logger)
 	require.NotNil(t, hl)
-	r := NewRunner(logger, hl, nil, "")
+	r := NewRunner(testReaper, logger, hl, nil, "")
 
 	hl.Phase(PhaseRunning, 42)
 	r.Run(context.Background(), shellHook(t, `echo "said \"hi\""; exit 2`, 5*time.Second))
@@ -140,7 +140,7 @@ func TestHookLogUnwritable(t *testing.T) {
 	logger, logs := observed()
 	hl := OpenHookLog(dir, "app", 0, logger)
 	require.NotNil(t, hl)
-	r := NewRunner(zap.NewNop(), hl, nil, "")
+	r := NewRunner(testReaper, zap.NewNop(), hl, nil, "")
 	within(t, 10*time.Second, func() {
 		for i := 0; i < 5; i++ {
 			hl.Phase(PhaseRunning, i)

@@ -96,7 +96,7 @@ func NewSequence(cfg Config, proc Process, runner *Runner, logger *zap.Logger, m
 		onPhase = func(string) {}
 	}
 	if runner == nil {
-		runner = NewRunner(logger, nil, m, "")
+		runner = NewRunner(nil, logger, nil, m, "")
 	}
 	return &Sequence{cfg: cfg, proc: proc, runner: runner, logger: logger, metrics: m, onPhase: onPhase}
 }

@@ -56,7 +56,7 @@ func TestSequenceOrder(t *testing.T) {
 	m := NewMetrics(reg)
 	var rec steps
 	cfg := Config{DrainDelay: 150 * time.Millisecond, PreStop: stampHook(events), GracePeriod: 20 * time.Second}
-	seq := NewSequence(cfg, proc, NewRunner(zap.NewNop(), nil, m, ""), zap.NewNop(), m, rec.record)
+	seq := NewSequence(cfg, proc, NewRunner(testReaper, zap.NewNop(), nil, m, ""), zap.NewNop(), m, rec.record)
 
 	start := time.Now()
 	var killed bool
@@ -178,7 +178,7 @@ func TestSequenceSkip(t *testing.T) {
 			logger, logs := observed()
 			var rec steps
 			tt.cfg.GracePeriod = 20 * time.Second
-			seq := NewSequence(tt.cfg, proc, NewRunner(logger, nil, nil, ""), logger, nil, rec.record)
+			seq := NewSequence(tt.cfg, proc, NewRunner(testReaper, logger, nil, nil, ""), logger, nil, rec.record)
 
 			skip := make(chan struct{}, 1)
 			time.AfterFunc(200*time.Millisecond, func() { tt.trigger(skip) })
@@ -267,7 +267,7 @@ func TestSequenceDrainConnections(t *testing.T) {
 				DrainPort: port, DrainTimeout: tt.drainTimeout, PollConns: 20 * time.Millisecond,
 				PreStop: stampHook(events), GracePeriod: 20 * time.Second,
 			}
-			seq := NewSequence(cfg, proc, nil, zap.NewNop(), nil, rec.record)
+			seq := NewSequence(cfg, proc, NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
 			if tt.closeAfter > 0 {
 				time.AfterFunc(tt.closeAfter, func() {
 					_ = client.Close()

@@ -1,6 +1,8 @@
 package probes
 
 import (
+	"github.com/lifecycled/lifecycled/supervisor"
+
 	"context"
 	"fmt"
 	"time"
@@ -11,6 +13,9 @@ type Options struct {
 	// UserAgent is sent by HTTP and gRPC checks ("lifecycled/<version>"), so
 	// that the checked service can tell probes from users in its logs.
 	UserAgent string
+	// Commands runs exec: targets. It is the process's one reaper: a
+	// command started any other way would have its status stolen by it.
+	Commands *supervisor.Reaper
 }
 
 // checker checks one target kind once. It returns nil when the target is up

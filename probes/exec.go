@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 // maxExecOutput is how much of a command's output is kept for the reason it
@@ -29,53 +28,33 @@ const execOutputGrace = 100 * time.Millisecond
 // shell: `sh -c 'slow-check'` would otherwise leave slow-check running, one
 // more each period. The group is also killed after the command exits, so
 // nothing a probe started in the background outlives it.
-func checkExec(ctx context.Context, t Target, _ Options) error {
+func checkExec(ctx context.Context, t Target, opts Options) error {
 	if len(t.Command) == 0 {
 		return errors.New("no command")
 	}
-	// The output goes through a pipe we own (an *os.File, so os/exec adds no
-	// copying goroutine whose Wait would block on a background child holding
-	// the pipe).
-	r, w, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("create output pipe: %w", err)
+	if opts.Commands == nil {
+		return errors.New("exec targets need the reaper (Options.Commands)")
 	}
-	defer r.Close()
-
-	cmd := exec.CommandContext(ctx, t.Command[0], t.Command[1:]...)
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	err = cmd.Start()
-	w.Close() // the child has its copy; ours would keep the pipe open forever
-	if err != nil {
+	res, err := opts.Commands.RunCommand(ctx, t.Command, supervisor.CommandOptions{
+		MaxOutput:     maxExecOutput,
+		OutputGrace:   execOutputGrace,
+		KillLeftovers: true,
+	})
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("start %s: %w", t.Command[0], err)
 	}
-
-	output := make(chan []byte, 1)
-	go func() { output <- readAtMost(r, maxExecOutput) }()
-
-	waitErr := cmd.Wait()
-	// The leader is reaped; its pgid cannot be reused while members remain,
-	// so this reaches only what the command left behind.
-	_ = killGroup(cmd.Process.Pid)
-
-	var out []byte
-	select {
-	case out = <-output:
-	case <-time.After(execOutputGrace):
-		r.Close() // unblocks the reader
-		out = <-output
+	if ctx.Err() != nil {
+		return fmt.Errorf("command killed at the deadline: %w", ctx.Err())
 	}
-
-	if ctxErr := ctx.Err(); ctxErr != nil && waitErr != nil {
-		return fmt.Errorf("command killed at the deadline: %w", ctxErr)
-	}
-	if waitErr != nil {
-		if text := oneLine(out); text != "" {
-			return fmt.Errorf("%w: %s", waitErr, text)
+	if code := supervisor.ExitCode(res.Status); code != 0 {
+		reason := fmt.Sprintf("exit status %d", code)
+		if res.Status.Signaled() {
+			reason = "killed by " + supervisor.SignalName(res.Status.Signal())
 		}
-		return waitErr
+		if text := oneLine(res.Output); text != "" {
+			return fmt.Errorf("%s: %s", reason, text)
+		}
+		return errors.New(reason)
 	}
 	return nil
 }

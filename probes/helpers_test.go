@@ -3,15 +3,30 @@ package probes
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
-// testOptions are the Options every test check uses.
+// testOptions are the Options every test check uses; TestMain adds the
+// reaper that exec checks start their commands through.
 var testOptions = Options{UserAgent: "lifecycled/test"}
+
+func TestMain(m *testing.M) {
+	reaper := supervisor.NewReaper(zap.NewNop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = reaper.Run(ctx) }()
+	testOptions.Commands = reaper
+	code := m.Run()
+	cancel()
+	os.Exit(code)
+}
 
 // mustParse parses s (exec allowed) or fails the test.
 func mustParse(t *testing.T, s string) Target {

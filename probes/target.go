@@ -9,13 +9,14 @@
 package probes
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 // Kind is the scheme of a target; it selects the checker.
@@ -87,7 +88,7 @@ func parseTarget(s string, allowExec bool) (Target, string) {
 		if !allowExec {
 			return Target{}, "exec targets are only allowed for readiness probes (--ready)"
 		}
-		argv, err := ParseCommand(rest)
+		argv, _, err := supervisor.ParseCommand(rest)
 		if err != nil {
 			return Target{}, err.Error()
 		}
@@ -238,40 +239,6 @@ func checkPort(port string) string {
 		return fmt.Sprintf("port %d out of range 1-65535", n)
 	}
 	return ""
-}
-
-// ParseCommand reads COMMAND in Dockerfile style: a JSON array of strings is
-// the exec form, run as is; anything else is the shell form, run by
-// /bin/sh -c. As in a Dockerfile, text that only looks like an array, such as
-// `[ -f /tmp/ready ]`, is a shell command; text that starts like a JSON array
-// of strings (`["` or `[]`) but is not one is an error rather than a shell
-// command, since running it through sh would only fail later and obscurely.
-func ParseCommand(s string) ([]string, error) {
-	trimmed := strings.TrimSpace(s)
-	if trimmed == "" {
-		return nil, errors.New("empty command")
-	}
-	if looksLikeJSONArray(trimmed) {
-		var argv []string
-		if err := json.Unmarshal([]byte(trimmed), &argv); err != nil {
-			return nil, fmt.Errorf("bad JSON array: %w", err)
-		}
-		if len(argv) == 0 || argv[0] == "" {
-			return nil, errors.New("empty command in JSON array")
-		}
-		return argv, nil
-	}
-	return []string{"/bin/sh", "-c", s}, nil
-}
-
-// looksLikeJSONArray reports whether s was meant as the exec form.
-func looksLikeJSONArray(s string) bool {
-	rest, ok := strings.CutPrefix(s, "[")
-	if !ok {
-		return false
-	}
-	rest = strings.TrimLeft(rest, " \t\r\n")
-	return strings.HasPrefix(rest, `"`) || strings.HasPrefix(rest, "]")
 }
 
 // cutPrefixFold is strings.CutPrefix ignoring ASCII case, so that EXEC: and

@@ -91,10 +91,11 @@ func TestParseTargetBad(t *testing.T) {
 		{in: "exec:true", allowExec: false, reason: "only allowed for readiness probes"},
 		{in: "exec:", allowExec: true, reason: "empty command"},
 		{in: "exec:   ", allowExec: true, reason: "empty command"},
-		{in: `exec:["true"`, allowExec: true, reason: "bad JSON array"},
-		{in: `exec:["a", 1]`, allowExec: true, reason: "bad JSON array"},
-		{in: "exec:[]", allowExec: true, reason: "empty command in JSON array"},
-		{in: `exec:[""]`, allowExec: true, reason: "empty command in JSON array"},
+		// `exec:["true"` is not JSON, so it is a shell command, as Docker
+		// reads it (see supervisor.ParseCommand).
+		{in: `exec:["a", 1]`, allowExec: true, reason: "array of strings"},
+		{in: "exec:[]", allowExec: true, reason: "empty array"},
+		{in: `exec:[""]`, allowExec: true, reason: "empty program name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

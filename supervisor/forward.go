@@ -65,12 +65,17 @@ func (f *Forwarder) send(sig syscall.Signal) error {
 // group (or the child alone in single-child mode), SIGKILL to the group once
 // grace has passed, and it returns as soon as the group is gone. The grace
 // period is a ceiling, never a sleep. It reports whether SIGKILL was needed.
+//
+// In single-child mode the rest of the group gets sig once the child has
+// exited, as it does when the child exits by itself: the group mates are
+// then told to stop, not left to SIGKILL at the end of the grace period.
 func (c *Child) Terminate(ctx context.Context, sig syscall.Signal, grace time.Duration) (killed bool) {
 	select {
 	case <-c.gone:
 		return false
 	default:
 	}
+	var childExited <-chan struct{} // set while the group mates are still to be told
 	select {
 	case <-c.exited:
 		// Whatever is left are the child's group mates: tell them all,
@@ -78,14 +83,25 @@ func (c *Child) Terminate(ctx context.Context, sig syscall.Signal, grace time.Du
 		_ = c.SignalGroup(sig)
 	default:
 		_ = c.Signal(sig)
+		if c.single {
+			childExited = c.exited
+		}
 	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
-	select {
-	case <-c.gone:
-		return false
-	case <-ctx.Done():
-	case <-timer.C:
+wait:
+	for {
+		select {
+		case <-c.gone:
+			return false
+		case <-childExited:
+			_ = c.SignalGroup(sig)
+			childExited = nil
+		case <-ctx.Done():
+			break wait
+		case <-timer.C:
+			break wait
+		}
 	}
 	_ = c.Kill()
 	select {

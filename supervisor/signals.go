@@ -21,8 +21,11 @@ const (
 // SIGURG, which the Go runtime sends itself for goroutine preemption, and
 // forward a stream of bogus SIGURGs to the child. Not listed: SIGKILL and
 // SIGSTOP (cannot be caught), SIGCHLD (the reaper's), SIGURG (the runtime's),
-// and the synchronous SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP/SIGSYS, which mean
-// a crash of lifecycled itself, never a message for the child.
+// SIGPROF (the Go runtime keeps it for its profiler and never delivers it to
+// signal.Notify, so a SIGPROF sent to lifecycled is silently dropped: no Go
+// program can forward it), and the synchronous
+// SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP/SIGSYS, which mean a crash of
+// lifecycled itself, never a message for the child.
 //
 // Catching SIGTTIN, SIGTTOU and SIGTSTP also means lifecycled itself is never
 // stopped by job control; the child, which gets them forwarded, is.
@@ -30,7 +33,7 @@ func ForwardedSignals() []syscall.Signal {
 	sigs := []syscall.Signal{
 		unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGUSR1, unix.SIGUSR2,
 		unix.SIGPIPE, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT, unix.SIGTSTP,
-		unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM, unix.SIGPROF,
+		unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM,
 		unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
 	}
 	for s := sigRTMin; s <= sigRTMax; s++ {

@@ -172,7 +172,7 @@ func newHook(name, flagName, cmd, url string, sleep, timeout time.Duration) (*dr
 	case sleep > 0:
 		return &drain.Hook{Name: name, Sleep: sleep, Timeout: timeout}, nil
 	case cmd != "":
-		argv, shell, err := drain.ParseCommand(cmd)
+		argv, shell, err := supervisor.ParseCommand(cmd)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", flagName, err)
 		}

@@ -182,13 +182,19 @@ func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
 	if cfg.hookLogDir != "" {
 		a.hookLog = drain.OpenHookLog(cfg.hookLogDir, cfg.name, 1<<20, logger)
 	}
-	a.runner = drain.NewRunner(logger, a.hookLog, a.drainMetrics, userAgent())
 	a.reaper = supervisor.NewReaper(logger, a.metrics.reaped.Inc)
+	a.runner = drain.NewRunner(a.reaper, logger, a.hookLog, a.drainMetrics, userAgent())
 	a.forwarder = supervisor.NewForwarder(cfg.signalMap, a.metrics.signalForwarded)
 	return a
 }
 
 func userAgent() string { return "lifecycled/" + version }
+
+// probeOptions are the options of every check: exec probes run through the
+// reaper, lifecycled's one waiter.
+func (a *app) probeOptions() probes.Options {
+	return probes.Options{UserAgent: userAgent(), Commands: a.reaper}
+}
 
 // run adds the actors and returns the exit code. The lifecycle actor
 // decides it; the others serve it and stop when it is done.
@@ -234,7 +240,7 @@ func (a *app) run(sigs <-chan os.Signal) int {
 		actor(func(ctx context.Context) error { return serve(ctx, srv, ln) })
 	}
 	if a.cfg.ready != nil {
-		prober := probes.NewProber(*a.cfg.ready, probes.Options{UserAgent: userAgent()}, a.logger, a.probeMetrics,
+		prober := probes.NewProber(*a.cfg.ready, a.probeOptions(), a.logger, a.probeMetrics,
 			func(ready bool, reason string) { a.health.Set(checkProbe, ready, reason) })
 		actor(func(ctx context.Context) error {
 			select {
@@ -388,7 +394,7 @@ func (a *app) waitDependencies(ctx context.Context) (int, bool) {
 	cfg := a.cfg.wait
 	cfg.Logger = a.logger
 	cfg.Metrics = a.probeMetrics
-	cfg.Options = probes.Options{UserAgent: userAgent()}
+	cfg.Options = a.probeOptions()
 	err := probes.WaitAll(wctx, a.cfg.waits, cfg)
 	select {
 	case <-a.stop.first:
