@@ -15,5 +15,10 @@ test:
 demo:
 	bash examples/quickstart/run.sh
 
+# Extra flags for the bench program, e.g. make bench BENCHFLAGS="-quick -o results.md".
+BENCHFLAGS ?=
+
+# lifecycled side by side with tini, dumb-init and catatonit, interleaved,
+# as ratios against tini (integration/bench).
 bench: build
-	go run ./integration/bench -bin bin/lifecycled
+	go run ./integration/bench -bin bin/lifecycled $(BENCHFLAGS)

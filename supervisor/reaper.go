@@ -68,26 +68,41 @@ func BecomeSubreaper() error {
 
 // Run reaps on every SIGCHLD until ctx is done. SIGCHLD notifications merge
 // (one delivery may stand for many exits), so every wake-up reaps until no
-// zombie is left. A slow tick also checks process groups whose members are
-// not our children and so send no SIGCHLD when they go.
+// zombie is left. While an exited child's process group still has members,
+// a 20 ms tick also checks it: members that are not our children send no
+// SIGCHLD when they go. Otherwise Run sleeps: an idle init must not wake up.
 func (r *Reaper) Run(ctx context.Context) error {
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, syscall.SIGCHLD)
 	defer signal.Stop(sigchld)
 
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(groupPoll)
 	defer tick.Stop()
 	r.reapZombies() // anything that exited before Notify took effect
 	for {
+		var tickC <-chan time.Time
+		if r.groupsPending() {
+			tickC = tick.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-sigchld:
 			r.reapZombies()
-		case <-tick.C:
+		case <-tickC:
 			r.reapZombies()
 		}
 	}
+}
+
+// groupPoll is how often the process groups of exited children are checked
+// for remaining members.
+const groupPoll = 20 * time.Millisecond
+
+func (r *Reaper) groupsPending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.groups) > 0
 }
 
 // reapZombies collects every exited child with WNOHANG, hands the main

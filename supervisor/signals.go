@@ -21,11 +21,13 @@ const (
 // SIGURG, which the Go runtime sends itself for goroutine preemption, and
 // forward a stream of bogus SIGURGs to the child. Not listed: SIGKILL and
 // SIGSTOP (cannot be caught), SIGCHLD (the reaper's), SIGURG (the runtime's),
-// SIGPROF (the Go runtime keeps it for its profiler and never delivers it to
-// signal.Notify, so a SIGPROF sent to lifecycled is silently dropped: no Go
-// program can forward it), and the synchronous
-// SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP/SIGSYS, which mean a crash of
-// lifecycled itself, never a message for the child.
+// and two that no Go program can catch: SIGPROF (the runtime keeps it for
+// its profiler and never hands it to signal.Notify: it is dropped) and
+// SIGRTMIN, signal 34 (reserved by the runtime for musl, go.dev/issue/39343:
+// Notify ignores it and it keeps its default action, so it ends a
+// lifecycled that is not PID 1 and is dropped by one that is). Nor the
+// synchronous SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS, which
+// mean a crash of lifecycled itself, never a message for the child.
 //
 // Catching SIGTTIN, SIGTTOU and SIGTSTP also means lifecycled itself is never
 // stopped by job control; the child, which gets them forwarded, is.
@@ -36,7 +38,7 @@ func ForwardedSignals() []syscall.Signal {
 		unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM,
 		unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
 	}
-	for s := sigRTMin; s <= sigRTMax; s++ {
+	for s := sigRTMin + 1; s <= sigRTMax; s++ { // SIGRTMIN itself: see above
 		sigs = append(sigs, syscall.Signal(s))
 	}
 	return sigs

@@ -24,11 +24,15 @@ type runMetrics struct {
 }
 
 // newRegistry returns the private registry every metric goes to, with the
-// Go and process collectors: /metrics never exposes the global default
-// registry, so nothing a library registers behind our back shows up.
-func newRegistry() *prometheus.Registry {
+// Go and process collectors when it is served: /metrics never exposes the
+// global default registry, so nothing a library registers behind our back
+// shows up. Without --listen nobody reads the collectors, and building
+// them costs start-up time.
+func newRegistry(served bool) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if served {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	return reg
 }
 
