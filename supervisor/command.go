@@ -25,16 +25,30 @@ func ParseCommand(s string) (argv []string, shell bool, err error) {
 		return nil, false, errors.New("empty command")
 	}
 	if strings.HasPrefix(trimmed, "[") && json.Valid([]byte(trimmed)) {
+		// The array may span lines; errors are one line, so they show it
+		// compacted.
+		var compact bytes.Buffer
+		_ = json.Compact(&compact, []byte(trimmed))
 		if err := json.Unmarshal([]byte(trimmed), &argv); err != nil {
-			return nil, false, fmt.Errorf("command %s: exec form must be an array of strings", trimmed)
+			return nil, false, fmt.Errorf("command %s: exec form must be an array of strings", compact.Bytes())
 		}
 		if len(argv) == 0 {
-			return nil, false, fmt.Errorf("command %s: exec form is an empty array", trimmed)
+			return nil, false, fmt.Errorf("command %s: exec form is an empty array", compact.Bytes())
 		}
 		if argv[0] == "" {
-			return nil, false, fmt.Errorf("command %s: exec form has an empty program name", trimmed)
+			return nil, false, fmt.Errorf("command %s: exec form has an empty program name", compact.Bytes())
+		}
+		for _, a := range argv {
+			if strings.IndexByte(a, 0) >= 0 {
+				return nil, false, fmt.Errorf("command %s: an argument holds a NUL byte, which exec cannot pass", compact.Bytes())
+			}
 		}
 		return argv, false, nil
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		// Caught here, as a configuration error, rather than as a hook
+		// or probe that fails at every run.
+		return nil, false, fmt.Errorf("command %q holds a NUL byte, which exec cannot pass", s)
 	}
 	return []string{"/bin/sh", "-c", s}, true, nil
 }

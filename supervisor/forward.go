@@ -2,9 +2,14 @@ package supervisor
 
 import (
 	"context"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Forwarder passes signals on to the child. Signals that arrive before the
@@ -15,10 +20,15 @@ type Forwarder struct {
 	remap     SignalMap
 	onForward func(sig syscall.Signal)
 
-	mu      sync.Mutex
-	child   *Child
-	pending []syscall.Signal
+	mu       sync.Mutex
+	child    *Child
+	pending  []syscall.Signal
+	flushing bool // pending signals are being delivered; new ones queue behind
 }
+
+// handlerWait bounds how long a remembered signal waits for the new child
+// to install a handler for it.
+const handlerWait = 5 * time.Second
 
 // NewForwarder returns a Forwarder that rewrites signals through remap and
 // calls onForward (may be nil) for every signal delivered.
@@ -29,36 +39,103 @@ func NewForwarder(remap SignalMap, onForward func(sig syscall.Signal)) *Forwarde
 	return &Forwarder{remap: remap, onForward: onForward}
 }
 
-// Forward delivers sig to the child, or keeps it for when the child starts.
+// Forward delivers sig to the child, or keeps it for when the child starts
+// (and behind the remembered ones, so that order is kept).
 func (f *Forwarder) Forward(sig syscall.Signal) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.child == nil {
+	if f.child == nil || f.flushing {
 		f.pending = append(f.pending, sig)
 		return nil
 	}
 	return f.send(sig)
 }
 
-// Attach sets the child and delivers the signals kept so far.
+// Attach sets the child and delivers the signals kept so far, in order, in
+// the background. A freshly exec'd child has no handlers yet, and a
+// remembered SIGUSR1 sent at once would kill it (the default action) before
+// its code ran: each remembered signal whose default is to end or stop the
+// process waits, up to 5 s, until the child catches or ignores it.
 func (f *Forwarder) Attach(c *Child) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.child = c
-	var first error
-	for _, sig := range f.pending {
-		if err := f.send(sig); err != nil && first == nil {
-			first = err
-		}
+	if len(f.pending) > 0 {
+		f.flushing = true
+		go f.flush()
 	}
-	f.pending = nil
-	return first
+	return nil
+}
+
+func (f *Forwarder) flush() {
+	for {
+		f.mu.Lock()
+		if len(f.pending) == 0 {
+			f.flushing = false
+			f.mu.Unlock()
+			return
+		}
+		sig := f.pending[0]
+		f.pending = f.pending[1:]
+		c := f.child
+		f.mu.Unlock()
+
+		waitHandled(c, f.remap.Map(sig), handlerWait)
+		f.mu.Lock()
+		_ = f.send(sig) // the child may be gone: nothing left to tell
+		f.mu.Unlock()
+	}
 }
 
 func (f *Forwarder) send(sig syscall.Signal) error {
 	to := f.remap.Map(sig)
 	f.onForward(to)
 	return f.child.Signal(to)
+}
+
+// waitHandled waits, at most max, until the child catches or ignores sig
+// (SigCgt or SigIgn in /proc/PID/status), or exits. Signals whose default
+// is to be ignored cannot hurt and do not wait.
+func waitHandled(c *Child, sig syscall.Signal, max time.Duration) {
+	switch sig {
+	case unix.SIGCONT, unix.SIGWINCH, unix.SIGURG, unix.SIGCHLD:
+		return
+	}
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	pause := time.Millisecond
+	for !handles(c.Pid(), sig) {
+		select {
+		case <-c.Exited():
+			return
+		case <-deadline.C:
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}
+
+// handles reports whether pid catches or ignores sig; on any doubt (no
+// /proc, process gone) it says yes, so that nothing waits in vain.
+func handles(pid int, sig syscall.Signal) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return true
+	}
+	var mask uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, field := range []string{"SigCgt:", "SigIgn:"} {
+			if v, ok := strings.CutPrefix(line, field); ok {
+				m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				if err != nil {
+					return true
+				}
+				mask |= m
+			}
+		}
+	}
+	return mask&(1<<(uint(sig)-1)) != 0
 }
 
 // Terminate stops what is left of the child's process group: sig to the

@@ -60,7 +60,8 @@ func SignalName(sig syscall.Signal) string {
 
 // ParseSignal accepts a signal by number ("15"), by name with or without the
 // SIG prefix, any case ("TERM", "sigterm"), or as a real-time offset
-// ("RTMIN+2", "SIGRTMAX-1").
+// ("RTMIN+2", "SIGRTMAX-1"). Every signal it returns is named by SignalName
+// in a form it parses back.
 func ParseSignal(s string) (syscall.Signal, error) {
 	in := strings.ToUpper(strings.TrimSpace(s))
 	if in == "" {
@@ -69,6 +70,12 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	if n, err := strconv.Atoi(in); err == nil {
 		if n < 1 || n > sigRTMax {
 			return 0, fmt.Errorf("bad signal %q: number out of range 1-%d", s, sigRTMax)
+		}
+		if n > 31 && n < sigRTMin {
+			// glibc's own (thread cancellation, setxid): a glibc program
+			// drops them when they come from another process, so a stop
+			// signal of 32 would only ever end in SIGKILL.
+			return 0, fmt.Errorf("bad signal %q: 32 and 33 are reserved by the C library", s)
 		}
 		return syscall.Signal(n), nil
 	}

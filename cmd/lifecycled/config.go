@@ -208,9 +208,20 @@ func checkName(flagName, name string) error {
 func splitAddr(addr string) (string, string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", "", fmt.Errorf("address %q: %w", addr, err)
+		return "", "", fmt.Errorf("address %q: %s", addr, addrReason(err))
 	}
 	return host, port, nil
+}
+
+// addrReason is what is wrong with an address, without the address itself:
+// net.AddrError repeats it unquoted, so a newline in it would split the one
+// line of a usage error.
+func addrReason(err error) string {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
+	return err.Error()
 }
 
 func sprintfLine(format string, args ...any) string {

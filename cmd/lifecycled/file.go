@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -132,6 +135,22 @@ func (p *k8sPort) UnmarshalYAML(v *yaml.Node) error {
 	return nil
 }
 
+// maxSeconds is the most whole seconds a time.Duration holds (292 years).
+const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
+
+// seconds turns a Kubernetes int64 *Seconds field into a duration. The
+// bound matters: 9223372036854775807 seconds would overflow into a
+// negative duration.
+func seconds(field string, n int64) (time.Duration, error) {
+	if n < 0 {
+		return 0, fmt.Errorf("%s: must not be negative", field)
+	}
+	if n > maxSeconds {
+		return 0, fmt.Errorf("%s: %d is more than %d", field, n, maxSeconds)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
 // fileDuration is a duration written as "5s" or, like Kubernetes' *Seconds
 // fields, as a bare number of seconds.
 type fileDuration struct{ d time.Duration }
@@ -172,18 +191,23 @@ func decodeConfigFile(data []byte) (*fileConfig, error) {
 		if errors.Is(err, io.EOF) {
 			return &fc, nil // an empty file sets nothing
 		}
-		return nil, yamlError(err)
+		return nil, yamlError(err, data)
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); err == nil {
-		return nil, errors.New("more than one YAML document")
+		line := more.Line
+		if len(more.Content) > 0 {
+			line = more.Content[0].Line
+		}
+		return nil, fmt.Errorf("line %d: more than one YAML document", line)
 	}
 	return &fc, nil
 }
 
 // yamlError folds the YAML library's multi-line error into one line and
-// drops Go type names, which mean nothing to a user.
-func yamlError(err error) error {
+// drops Go type names, which mean nothing to a user. Every error names a
+// line: where the library names none, see errorLine.
+func yamlError(err error, data []byte) error {
 	s := strings.TrimPrefix(err.Error(), "yaml: ")
 	s = strings.TrimPrefix(s, "unmarshal errors:")
 	var parts []string
@@ -197,7 +221,56 @@ func yamlError(err error) error {
 		}
 		parts = append(parts, l)
 	}
-	return errors.New(strings.Join(parts, "; "))
+	msg := strings.Join(parts, "; ")
+	if !yamlLineRE.MatchString(msg) {
+		msg = fmt.Sprintf("line %d: %s", errorLine(msg, data), msg)
+	}
+	return errors.New(msg)
+}
+
+var (
+	yamlLineRE   = regexp.MustCompile(`\bline \d+\b`)
+	yamlAnchorRE = regexp.MustCompile(`anchor '([^']*)'`)
+)
+
+// errorLine finds the line of a YAML error whose message names none. The
+// library leaves the line out for a problem on the first line (its marks
+// count from 0, and 0 reads as "unknown"), for a character it cannot read
+// (it knows only the byte offset), and for an unknown anchor.
+func errorLine(msg string, data []byte) int {
+	if strings.Contains(msg, "control characters") || strings.Contains(msg, "UTF-") || strings.Contains(msg, "Unicode") {
+		if line, ok := badCharLine(data); ok {
+			return line
+		}
+	}
+	if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			return 1 + bytes.Count(data[:i], []byte("\n"))
+		}
+	}
+	return 1
+}
+
+// badCharLine returns the line of the first character YAML does not allow:
+// bytes that are not UTF-8, and control characters other than tab and line
+// breaks.
+func badCharLine(data []byte) (int, bool) {
+	line := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		bad := (r == utf8.RuneError && size == 1) ||
+			(r < 0x20 && r != '\t' && r != '\n' && r != '\r') ||
+			(r >= 0x7f && r < 0xa0 && r != 0x85) ||
+			(r >= 0xd800 && r < 0xe000) || r == 0xfffe || r == 0xffff
+		if bad {
+			return line, true
+		}
+		if r == '\n' {
+			line++
+		}
+		i += size
+	}
+	return 0, false
 }
 
 // apply copies every field that is set in the file onto o, unless its flag
@@ -240,10 +313,11 @@ func (fc *fileConfig) apply(o *runOptions, set map[string]bool) error {
 	list("exit-with", &o.ExitWith, fc.ExitWith)
 	list("on-exit-post", &o.OnExitPost, fc.OnExitPost)
 	if fc.TerminationGracePeriodSeconds != nil && !set["termination-grace-period"] {
-		if *fc.TerminationGracePeriodSeconds < 0 {
-			return errors.New("terminationGracePeriodSeconds: must not be negative")
+		d, err := seconds("terminationGracePeriodSeconds", *fc.TerminationGracePeriodSeconds)
+		if err != nil {
+			return err
 		}
-		o.TerminationGracePeriod = time.Duration(*fc.TerminationGracePeriodSeconds) * time.Second
+		o.TerminationGracePeriod = d
 	}
 	if d := fc.Drain; d != nil {
 		dur("drain-delay", &o.DrainDelay, d.Delay)
@@ -297,10 +371,11 @@ func (h *k8sLifecycleHandler) apply(field, flag string, o *runOptions, set map[s
 	}
 	if h.Sleep != nil {
 		n++
-		if h.Sleep.Seconds < 0 {
-			return fmt.Errorf("%s.sleep.seconds: must not be negative", field)
+		d, err := seconds(field+".sleep.seconds", h.Sleep.Seconds)
+		if err != nil {
+			return err
 		}
-		sleep = time.Duration(h.Sleep.Seconds) * time.Second
+		sleep = d
 	}
 	if n != 1 {
 		return fmt.Errorf("%s: give exactly one of exec, httpGet, sleep", field)

@@ -218,7 +218,12 @@ func (a *app) run(sigs <-chan os.Signal) int {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return execute(ctx) }, func(error) { cancel() })
 	}
-	actor(a.reaper.Run)
+	// The reaper is no actor: it must outlive them all, since a hook or an
+	// exec probe cancelled at the end still waits for its status.
+	reapCtx, stopReaping := context.WithCancel(context.Background())
+	reaped := make(chan struct{})
+	go func() { defer close(reaped); _ = a.reaper.Run(reapCtx) }()
+	defer func() { stopReaping(); <-reaped }()
 	actor(func(ctx context.Context) error { return a.handleSignals(ctx, sigs) })
 
 	for _, s := range []struct {
@@ -434,14 +439,15 @@ func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
 			cancel()
 		}()
 		res := a.runner.Run(hctx, *a.cfg.postStart)
+		interrupted := hctx.Err() != nil // read before cancel(), which sets it
 		cancel()
-		if res.Err != nil && hctx.Err() == nil {
+		if res.Err != nil && !interrupted {
 			msg := fmt.Sprintf("postStart hook failed: %v", res.Err)
 			a.fail("lifecycled: %s", msg)
 			return msg
 		}
 		if res.Err != nil {
-			return "" // the child exited or a stop came: handled by the caller
+			return "" // the child exited or a stop came: the caller handles it
 		}
 	}
 	a.health.Set(checkPostStart, true, "")

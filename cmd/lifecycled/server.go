@@ -45,7 +45,7 @@ func listen(addr string, loopbackOnly bool) (net.Listener, error) {
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("admin address %q: %w", addr, err)
+		return fmt.Errorf("admin address %q: %s", addr, addrReason(err))
 	}
 	if host == "localhost" {
 		return nil
