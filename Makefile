@@ -22,3 +22,11 @@ BENCHFLAGS ?=
 # as ratios against tini (integration/bench).
 bench: build
 	go run ./integration/bench -bin bin/lifecycled $(BENCHFLAGS)
+
+# The lifecycled image (FROM scratch, only the binary; see Dockerfile), built
+# from bin/lifecycled without pulling anything. With Docker:
+#   make image IMAGE_BUILD="docker build"
+IMAGE       ?= localhost/lifecycled:dev
+IMAGE_BUILD ?= podman build --isolation chroot
+image: build
+	$(IMAGE_BUILD) -t $(IMAGE) .

@@ -1,0 +1,179 @@
+package integration
+
+import (
+	"context"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/supervisor"
+)
+
+// startRecorder starts `lifecycled args... -- sigrecorder DIR` and waits
+// until the recorder has its handlers in place. It returns the run and DIR.
+func startRecorder(t *testing.T, ctx context.Context, m mode, args ...string) (*proc, string) {
+	t.Helper()
+	dir := t.TempDir()
+	p := start(t, options{mode: m}, append(append(args, "--"), recorder(t, dir)...)...)
+	require.NotNil(t, p)
+	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+	return p, dir
+}
+
+// TestSignalsForwardedExactlyOnce: every signal of ForwardedSignals except
+// TERM and INT (which start the stop sequence), real-time ones included,
+// reaches the child exactly once, and nothing else (no SIGURG from
+// lifecycled's runtime, no SIGCHLD) does.
+func TestSignalsForwardedExactlyOnce(t *testing.T) {
+	var sigs []syscall.Signal
+	for _, s := range supervisor.ForwardedSignals() {
+		if s != syscall.SIGTERM && s != syscall.SIGINT {
+			sigs = append(sigs, s)
+		}
+	}
+	require.Greater(t, len(sigs), 40, "ForwardedSignals should hold the real-time signals too")
+
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, time.Minute)
+		p, dir := startRecorder(t, ctx, m)
+		var want []int
+		for _, s := range sigs {
+			require.NoError(t, p.signal(ctx, s))
+			want = append(want, int(s))
+			got, err := waitSignals(ctx, dir, len(want))
+			require.NoError(t, err, "after sending %s", supervisor.SignalName(s))
+			require.Equal(t, want, got, "after sending %s", supervisor.SignalName(s))
+		}
+		// A duplicate or stray signal would arrive within moments; the
+		// TERM that ends the run is recorded after anything still queued.
+		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+		r := p.wait(ctx)
+		assert.Equal(t, 128+int(syscall.SIGTERM), r.code, "stderr: %s", r.stderr)
+		assert.Equal(t, append(want, int(syscall.SIGTERM)), readSignals(dir), "every signal exactly once, nothing else")
+	})
+}
+
+// TestSignalsStopSignalOnce: TERM and INT are not forwarded as such: they
+// start the stop sequence, whose stop signal (TERM by default, or
+// --stop-signal) reaches the child once; lifecycled exits with the child's
+// status.
+func TestSignalsStopSignalOnce(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		send syscall.Signal
+		want []int // recorded by the child
+		code int
+	}{
+		{"TERM", nil, syscall.SIGTERM, []int{15}, 143},
+		// INT starts the stop sequence too: the child gets the stop signal.
+		{"INT", nil, syscall.SIGINT, []int{15}, 143},
+		{"INT with --stop-signal INT", []string{"--stop-signal", "INT"}, syscall.SIGINT, []int{2}, 130},
+		// The recorder does not exit on USR2: SIGKILL after the grace period.
+		{"TERM with --stop-signal USR2", []string{"--stop-signal", "SIGUSR2", "--grace-period", "300ms"}, syscall.SIGTERM, []int{12}, 137},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachMode(t, func(t *testing.T, m mode) {
+				ctx := testContext(t, 30*time.Second)
+				p, dir := startRecorder(t, ctx, m, tc.args...)
+				require.NoError(t, p.signal(ctx, tc.send))
+				r := p.wait(ctx)
+				assert.Equal(t, tc.code, r.code, "stderr: %s", r.stderr)
+				assert.Equal(t, tc.want, readSignals(dir))
+			})
+		})
+	}
+}
+
+// TestSignalsMap: --signal-map rewrites forwarded signals (by name, number
+// and real-time offset); unmapped signals pass unchanged.
+func TestSignalsMap(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 30*time.Second)
+		p, dir := startRecorder(t, ctx, m,
+			"--signal-map", "USR1:USR2", "--signal-map", "1:SIGRTMIN+3", "--signal-map", "sigwinch:rtmax")
+		send := []syscall.Signal{syscall.SIGUSR1, syscall.SIGHUP, syscall.SIGWINCH, syscall.SIGUSR2, syscall.SIGQUIT}
+		want := []int{12, 37, 64, 12, 3}
+		for i, s := range send {
+			require.NoError(t, p.signal(ctx, s))
+			got, err := waitSignals(ctx, dir, i+1)
+			require.NoError(t, err)
+			require.Equal(t, want[:i+1], got, "after sending %s", supervisor.SignalName(s))
+		}
+		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+		r := p.wait(ctx)
+		assert.Equal(t, 143, r.code, "stderr: %s", r.stderr)
+		assert.Equal(t, append(want, 15), readSignals(dir))
+	})
+}
+
+// TestSignalsGroupVsSingleChild: by default a forwarded signal reaches the
+// child's whole process group (a background grandchild too); with
+// --single-child only the child gets it.
+func TestSignalsGroupVsSingleChild(t *testing.T) {
+	for _, single := range []bool{false, true} {
+		name := "group"
+		var args []string
+		if single {
+			name, args = "single-child", []string{"--single-child"}
+		}
+		args = append(args, "--grace-period", "20s")
+		t.Run(name, func(t *testing.T) {
+			forEachMode(t, func(t *testing.T, m mode) {
+				ctx := testContext(t, 30*time.Second)
+				child, grandchild := t.TempDir(), t.TempDir()
+				// The grandchild is a background job of a non-interactive
+				// shell: same process group as the child.
+				script := `"$@" ` + grandchild + ` & exec "$@" ` + child
+				argv := append([]string{"--", "sh", "-c", script, "sh"}, recorderCmd(t)...)
+				p := start(t, options{mode: m}, append(args, argv...)...)
+				require.NotNil(t, p)
+				require.NoError(t, waitFile(ctx, filepath.Join(child, "ready")))
+				gpid, err := readPid(ctx, filepath.Join(grandchild, "ready"))
+				require.NoError(t, err)
+				gpid, err = p.hostPid(ctx, gpid)
+				require.NoError(t, err)
+
+				require.NoError(t, p.signal(ctx, syscall.SIGUSR1))
+				_, err = waitSignals(ctx, child, 1)
+				require.NoError(t, err)
+				// A signal to a group is queued to every member at once, so
+				// by now the grandchild has SIGUSR1 pending if it got one;
+				// a USR2 sent afterwards is recorded after it.
+				require.NoError(t, syscall.Kill(gpid, syscall.SIGUSR2))
+				got, err := waitSignals(ctx, grandchild, 1)
+				require.NoError(t, err)
+				if single {
+					assert.Equal(t, []int{12}, got, "--single-child: the grandchild must not get SIGUSR1")
+				} else {
+					_, err = waitSignals(ctx, grandchild, 2)
+					require.NoError(t, err)
+					assert.Equal(t, []int{10, 12}, readSignals(grandchild), "the grandchild gets the group's SIGUSR1")
+				}
+				assert.Equal(t, []int{10}, readSignals(child))
+
+				// The stop signal goes to the child (alone with
+				// --single-child); once it has exited the grandchild gets it
+				// too, long before the grace period would SIGKILL it.
+				require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+				r := p.wait(ctx)
+				assert.Equal(t, 143, r.code, "stderr: %s", r.stderr)
+				assert.Less(t, r.elapsed, 10*time.Second, "the grandchild should stop on TERM, not wait for SIGKILL")
+				assert.Equal(t, []int{15}, readSignals(child)[1:])
+				assert.Equal(t, 15, lastOf(readSignals(grandchild)), "the grandchild's last signal")
+			})
+		})
+	}
+}
+
+func lastOf(s []int) int {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)-1]
+}
