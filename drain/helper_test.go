@@ -154,6 +154,8 @@ func (p *testProc) Kill() error {
 	return p.child.Kill()
 }
 
+func (p *testProc) Exited() <-chan struct{} { return p.child.Exited() }
+
 func (p *testProc) Done() <-chan struct{} { return p.child.Done() }
 
 func (p *testProc) sent() (signals []syscall.Signal, kills int) {

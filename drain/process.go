@@ -12,6 +12,9 @@ type Process interface {
 	Signal(sig syscall.Signal) error
 	// Kill sends SIGKILL to the child's whole process group.
 	Kill() error
+	// Exited is closed once the child itself has exited: the waits before
+	// the stop signal end there, since there is no app left to drain.
+	Exited() <-chan struct{}
 	// Done is closed once the child has exited and its process group is
 	// gone, so the sequence never ends while a grandchild still holds a
 	// port or a file.

@@ -126,6 +126,17 @@ func (s *Sequence) Run(ctx context.Context, skip <-chan struct{}) (killed bool) 
 	case <-done:
 		s.logger.Info("child exited while draining; stop sequence ends")
 		return false
+	case <-s.proc.Exited():
+		// Done follows Exited at once when the child was alone in its
+		// group; otherwise what it left still gets the stop signal and
+		// the grace period, as after any exit of the child.
+		select {
+		case <-done:
+			s.logger.Info("child exited while draining; stop sequence ends")
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+		s.logger.Info("child exited while draining; stopping what is left of its process group")
 	default:
 	}
 	if ctx.Err() != nil {
@@ -144,7 +155,7 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 		select {
 		case <-skip:
 			s.logger.Info("second stop signal: skipping the rest of the drain and preStop")
-		case <-s.proc.Done():
+		case <-s.proc.Exited():
 		case <-prepCtx.Done():
 		}
 		cancel()

@@ -194,7 +194,8 @@ func TestJobSidecarExitsWithMain(t *testing.T) {
 	assert.Equal(t, 0, mr.code, "main's exit code; stderr:\n%s", mr.stderr)
 	assert.Equal(t, 128+int(syscall.SIGTERM), sr.code, "the sidecar's sleep was stopped by SIGTERM; stderr:\n%s", sr.stderr)
 	lag := sidecar.ended.Sub(mainProc.ended)
-	assert.Less(t, lag, 3*time.Second, "the sidecar exits soon after main")
+	// --exit-with polls every 250 ms; the rest is room for a busy machine.
+	assert.Less(t, lag, 5*time.Second, "the sidecar exits soon after main")
 
 	type tombstone struct {
 		Phase    string  `json:"phase"`
@@ -278,8 +279,8 @@ func zdLogRun(t *testing.T, name string, r lbsim.RollingStopResult) {
 		r.AppStop.Round(time.Microsecond), r.Extra().Round(time.Microsecond), r.Served, r.Stopped().Conns, r.Stopped().DialErrors)
 	for _, e := range r.Events {
 		if e.Seen.After(r.SignalAt) {
-			t.Logf("%s: backend %s ready=%v seen at +%s, rotation changed at +%s", name, e.Backend, e.Ready,
-				e.Seen.Sub(r.SignalAt).Round(time.Millisecond), e.Applied.Sub(r.SignalAt).Round(time.Millisecond))
+			t.Logf("%s: backend %s ready=%v seen at +%s (%s), rotation changed at +%s", name, e.Backend, e.Ready,
+				e.Seen.Sub(r.SignalAt).Round(time.Millisecond), e.Reason, e.Applied.Sub(r.SignalAt).Round(time.Millisecond))
 		}
 	}
 	if r.Load.Failed > 0 {

@@ -126,11 +126,16 @@ func (r *Reaper) Start(spec Spec) (*Child, error) {
 func (c *Child) Pid() int { return c.pid }
 
 // Signal sends sig to the child's process group, or to the child alone in
-// single-child mode. After the group is gone it does nothing, so a recycled
-// process group id is never signalled.
+// single-child mode while it runs (once it has exited, what is left of its
+// group is all there is to tell). After the group is gone it does nothing,
+// so a recycled process group id is never signalled.
 func (c *Child) Signal(sig syscall.Signal) error {
 	if c.single {
-		return c.signalChild(sig)
+		select {
+		case <-c.exited:
+		default:
+			return c.signalChild(sig)
+		}
 	}
 	return c.SignalGroup(sig)
 }

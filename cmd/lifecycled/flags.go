@@ -176,7 +176,12 @@ func parseRunOptions(args []string, getenv func(string) string) (runOptions, map
 	o := defaultRunOptions()
 	fs := newRunFlagSet(&o)
 	if err := fs.Parse(args); err != nil {
-		return o, nil, err
+		if isHelp(err) {
+			return o, nil, err
+		}
+		// The flag package names a bad flag as typed: a newline in it
+		// would split the one line of the usage error.
+		return o, nil, errors.New(strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(err.Error()))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -29,6 +33,56 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("bad --log-format %q: want json or console", format)
 	}
-	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
-	return zap.New(core).Named("lifecycled"), nil
+	sink := zapcore.Lock(zapcore.AddSync(w))
+	// zap reports its own write errors on ErrorOutput, os.Stderr by
+	// default: it goes through w as well, so that epipeGuard sees it.
+	return zap.New(zapcore.NewCore(enc, sink, lvl), zap.ErrorOutput(sink)).Named("lifecycled"), nil
+}
+
+// epipeGuard is lifecycled's stderr. It tells lifecycled's own SIGPIPEs from
+// those sent to it. When the reader of stderr is gone (a log collector that
+// died, `lifecycled ... 2>&1 | head`), every log write fails with EPIPE and
+// the kernel sends lifecycled SIGPIPE. os/signal cannot say where a signal
+// came from, and forwarding these to the child, as every other SIGPIPE is,
+// would kill the application for lifecycled's broken log. The guard counts
+// the writes in flight and remembers the last EPIPE, which a write records
+// before it counts itself done.
+type epipeGuard struct {
+	w io.Writer
+
+	mu      sync.Mutex
+	writing int       // writes in flight
+	epipe   time.Time // when a write last failed with EPIPE
+}
+
+func (g *epipeGuard) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	g.writing++
+	g.mu.Unlock()
+	n, err := g.w.Write(p)
+	g.mu.Lock()
+	g.writing--
+	if errors.Is(err, syscall.EPIPE) {
+		g.epipe = time.Now()
+	}
+	g.mu.Unlock()
+	return n, err
+}
+
+// ownSIGPIPE reports whether the SIGPIPE being handled came from a write
+// of g's: one failed with EPIPE in the last second, or does so among the
+// writes in flight, which it waits for (briefly: a write to a pipe whose
+// reader is gone fails at once). A nil guard owns nothing.
+func (g *epipeGuard) ownSIGPIPE() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := 0; g.writing > 0 && i < 100; i++ {
+		g.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		g.mu.Lock()
+	}
+	return !g.epipe.IsZero() && time.Since(g.epipe) < time.Second
 }

@@ -43,6 +43,8 @@ func runMain(args []string, stderr io.Writer) int {
 	// fifty handlers costs a millisecond at every exit.
 	signal.Notify(sigs, osSignals(supervisor.ForwardedSignals())...)
 
+	guard := &epipeGuard{w: stderr}
+	stderr = guard
 	cfg, code, ok := loadRunConfig(args, os.Getenv, os.Stdout, stderr)
 	if !ok {
 		return code
@@ -52,7 +54,9 @@ func runMain(args []string, stderr io.Writer) int {
 		return usageError(stderr, "%v", err)
 	}
 	defer func() { _ = logger.Sync() }()
-	return newApp(cfg, logger, stderr).run(sigs)
+	a := newApp(cfg, logger, stderr)
+	a.stderrGuard = guard
+	return a.run(sigs)
 }
 
 // loadRunConfig parses flags, environment and config file. It returns
@@ -139,6 +143,9 @@ type app struct {
 	cfg    *runConfig
 	logger *zap.Logger
 	stderr io.Writer
+	// stderrGuard tells lifecycled's own SIGPIPEs (from writing to a
+	// broken stderr) from those sent to it; nil forwards them all.
+	stderrGuard *epipeGuard
 
 	reg          *prometheus.Registry
 	metrics      *runMetrics
@@ -294,6 +301,9 @@ func (a *app) handleSignals(ctx context.Context, sigs <-chan os.Signal) error {
 				a.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
 				a.stop.request(sig, "received "+supervisor.SignalName(sig))
 			default:
+				if sig == syscall.SIGPIPE && a.stderrGuard.ownSIGPIPE() {
+					continue // lifecycled's own: see epipeGuard
+				}
 				if err := a.forwarder.Forward(sig); err != nil {
 					a.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
 				}
@@ -357,7 +367,11 @@ func (a *app) lifecycle() int {
 		a.finish(child, exitPostStart, "", failure)
 		return exitPostStart
 	}
-	a.enterPhase("running", nil, "")
+	select {
+	case <-a.stop.first: // a stop during postStart: no running phase
+	default:
+		a.enterPhase("running", nil, "")
+	}
 
 	var how string
 	select {

@@ -58,7 +58,8 @@ func checkLoopback(addr string) error {
 }
 
 // serve is an actor: it serves on ln until ctx is done, then shuts down,
-// giving in-flight requests a second.
+// giving in-flight requests 100 ms: by then the child is gone, and a probe
+// or scrape that is still running must not hold up the container's exit.
 func serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -66,9 +67,11 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}

@@ -41,6 +41,7 @@ var sections = []section{
 	{"reap", reapSection},
 	{"idle", idleSection},
 	{"size", sizeSection},
+	{"drain", drainSection},
 }
 
 // settings are the sample counts and durations of one run.

@@ -14,7 +14,11 @@
 // the rotation a propagation delay after its readiness changed, as seen by
 // polling its readiness URL every 100 ms: that is the time the endpoints
 // controller, the API server watch and kube-proxy's rule sync take in a
-// cluster, usually a second or more.
+// cluster, usually a second or more. A poll that gets an answer (a status, a
+// refused connection) counts at once; a poll that times out counts only
+// after three in a row, as the kubelet's failureThreshold would, so that a
+// machine too busy to answer for a moment does not take a healthy backend
+// out of the rotation.
 //
 // What follows from it, as in a cluster:
 //   - a new connection routed to a backend that no longer listens fails (in
@@ -45,7 +49,8 @@ import (
 const (
 	DefaultPollInterval = 100 * time.Millisecond
 	DefaultPropagation  = time.Second
-	DefaultPollTimeout  = 500 * time.Millisecond
+	DefaultPollTimeout  = time.Second // the kubelet's timeoutSeconds
+	DefaultMaxTimeouts  = 3           // the kubelet's failureThreshold
 	DefaultDialTimeout  = 2 * time.Second
 )
 
@@ -66,6 +71,9 @@ type BalancerOptions struct {
 	PollInterval time.Duration
 	// PollTimeout bounds each poll.
 	PollTimeout time.Duration
+	// MaxTimeouts is how many polls in a row may time out before the
+	// backend counts as not ready.
+	MaxTimeouts int
 	// Propagation is how long after a readiness change was seen the
 	// rotation follows it: endpoints plus kube-proxy lag.
 	Propagation time.Duration
@@ -80,6 +88,8 @@ type Event struct {
 	Ready bool
 	// Seen is when a poll first showed the new readiness.
 	Seen time.Time
+	// Reason is what that poll got: "ok", "status 503", or the error.
+	Reason string
 	// Applied is when the rotation changed: Seen plus the propagation.
 	Applied time.Time
 }
@@ -122,6 +132,8 @@ type backendState struct {
 	mu         sync.Mutex
 	seen       bool      // readiness as last polled
 	seenAt     time.Time // when seen last changed
+	reason     string    // what the poll that changed seen got
+	timeouts   int       // polls in a row that timed out
 	inRotation bool
 }
 
@@ -135,6 +147,9 @@ func NewBalancer(backends []Backend, opts BalancerOptions) (*Balancer, error) {
 	}
 	if opts.PollTimeout <= 0 {
 		opts.PollTimeout = DefaultPollTimeout
+	}
+	if opts.MaxTimeouts <= 0 {
+		opts.MaxTimeouts = DefaultMaxTimeouts
 	}
 	if opts.Propagation <= 0 {
 		opts.Propagation = DefaultPropagation
@@ -284,11 +299,11 @@ func (b *Balancer) poll(ctx context.Context, client *http.Client, be *backendSta
 	tick := time.NewTicker(b.opts.PollInterval)
 	defer tick.Stop()
 	for {
-		ok := b.ready(ctx, client, be.ReadyURL)
+		res := b.ready(ctx, client, be.ReadyURL)
 		if ctx.Err() != nil {
 			return
 		}
-		be.observe(ok, time.Now())
+		be.observe(res, time.Now(), b.opts.MaxTimeouts)
 		// Applying here too, not only when a connection is routed,
 		// keeps the events' Applied times right without traffic.
 		be.rotating(time.Now(), b.opts.Propagation, b.record)
@@ -300,29 +315,48 @@ func (b *Balancer) poll(ctx context.Context, client *http.Client, be *backendSta
 	}
 }
 
-func (b *Balancer) ready(ctx context.Context, client *http.Client, url string) bool {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.PollTimeout)
+// pollResult is what one readiness poll got.
+type pollResult struct {
+	ok       bool
+	timedOut bool
+	reason   string
+}
+
+func (b *Balancer) ready(ctx context.Context, client *http.Client, url string) pollResult {
+	pctx, cancel := context.WithTimeout(ctx, b.opts.PollTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return pollResult{reason: err.Error()}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return pollResult{timedOut: pctx.Err() != nil, reason: err.Error()}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 400
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return pollResult{reason: fmt.Sprintf("status %d", resp.StatusCode)}
+	}
+	return pollResult{ok: true, reason: "ok"}
 }
 
 // observe records a poll's result; a change starts the propagation clock,
-// and a change back before it ran out cancels it.
-func (s *backendState) observe(ok bool, now time.Time) {
+// and a change back before it ran out cancels it. A timeout is a change
+// only once maxTimeouts polls in a row timed out.
+func (s *backendState) observe(res pollResult, now time.Time, maxTimeouts int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ok != s.seen {
-		s.seen, s.seenAt = ok, now
+	if res.timedOut {
+		if s.timeouts++; s.timeouts < maxTimeouts {
+			return
+		}
+		res.reason = fmt.Sprintf("%d polls in a row timed out: %s", s.timeouts, res.reason)
+	} else {
+		s.timeouts = 0
+	}
+	if res.ok != s.seen {
+		s.seen, s.seenAt, s.reason = res.ok, now, res.reason
 	}
 }
 
@@ -335,7 +369,7 @@ func (s *backendState) rotating(now time.Time, propagation time.Duration, record
 	defer s.mu.Unlock()
 	if s.seen != s.inRotation && now.Sub(s.seenAt) >= propagation {
 		s.inRotation = s.seen
-		record(Event{Backend: s.Name, Ready: s.seen, Seen: s.seenAt, Applied: s.seenAt.Add(propagation)})
+		record(Event{Backend: s.Name, Ready: s.seen, Seen: s.seenAt, Reason: s.reason, Applied: s.seenAt.Add(propagation)})
 	}
 	return s.inRotation
 }

@@ -155,6 +155,33 @@ func TestBalancerRefusesClosedBackend(t *testing.T) {
 	assert.Equal(t, int64(1), lb.Stats()[0].DialErrors)
 }
 
+// TestBalancerTimeoutsNeedThreshold: polls that time out take a backend out
+// only once MaxTimeouts of them came in a row; the event says why.
+func TestBalancerTimeoutsNeedThreshold(t *testing.T) {
+	var hang atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			<-r.Context().Done() // the poll gave up
+		}
+	}))
+	defer srv.Close()
+	be := Backend{Name: "a", Addr: strings.TrimPrefix(srv.URL, "http://"), ReadyURL: srv.URL}
+	lb := startBalancer(t, BalancerOptions{
+		PollInterval: 10 * time.Millisecond, PollTimeout: 50 * time.Millisecond, MaxTimeouts: 3,
+		Propagation: 10 * time.Millisecond,
+	}, be)
+
+	hang.Store(true)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, pollUntil(ctx, func() bool { return !lb.Stats()[0].InRotation }))
+	assert.GreaterOrEqual(t, time.Since(start), 3*50*time.Millisecond, "three timeouts before the backend counts as not ready")
+	events := lb.Events()
+	require.Len(t, events, 2)
+	assert.Contains(t, events[1].Reason, "3 polls in a row timed out")
+}
+
 func TestNewBalancerRefusesNonLoopback(t *testing.T) {
 	_, err := NewBalancer([]Backend{{Name: "x", Addr: "192.0.2.1:80", ReadyURL: "http://192.0.2.1/"}}, BalancerOptions{})
 	assert.ErrorContains(t, err, "not a loopback")

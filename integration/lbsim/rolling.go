@@ -190,7 +190,6 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 		Rate: s.Rate, Duration: s.Before + s.DrainDelay + s.After + time.Minute,
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
 	type loadResult struct {
 		r   LoadResult
 		err error
@@ -200,6 +199,12 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 		r, err := load.Run(loadCtx)
 		loadDone <- loadResult{r, err}
 	}()
+	// Stopping the load waits for its last requests, on every path out.
+	endLoad := sync.OnceValue(func() loadResult {
+		stopLoad()
+		return <-loadDone
+	})
+	defer endLoad()
 
 	if err := sleep(ctx, s.Before); err != nil {
 		return res, err
@@ -222,8 +227,7 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 	if err := sleep(ctx, s.After); err != nil {
 		return res, err
 	}
-	stopLoad()
-	lr := <-loadDone
+	lr := endLoad()
 	if lr.err != nil {
 		return res, lr.err
 	}
