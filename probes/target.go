@@ -38,8 +38,7 @@ const (
 type Target struct {
 	// Kind selects the checker.
 	Kind Kind
-	// Raw is the target as the user wrote it; it is the metric label and the
-	// name in logs, so users can grep for what they typed.
+	// Raw is the target exactly as the user wrote it, password included.
 	Raw string
 
 	// Host and Port are set for tcp, http, https and grpc (Port may be empty
@@ -60,8 +59,32 @@ type Target struct {
 	Command []string
 }
 
-// String returns the target as the user wrote it.
-func (t Target) String() string { return t.Raw }
+// String returns the target as the user wrote it, except for a password
+// (http://user:PASSWORD@host/), which shows as "xxxxx", as url.URL.Redacted
+// has it. It is the metric label and the name in logs and errors: users can
+// grep for what they typed, and /metrics, which anyone who reaches --listen
+// can read, never serves a credential.
+func (t Target) String() string {
+	if t.URL == nil || t.URL.User == nil {
+		return t.Raw
+	}
+	if _, ok := t.URL.User.Password(); !ok {
+		return t.Raw
+	}
+	// The user info is what url.Parse took it to be: the authority (up to
+	// the first /, ? or #) before its last @.
+	scheme, rest, _ := strings.Cut(t.Raw, "://")
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return t.Raw
+	}
+	user, _, _ := strings.Cut(authority[:at], ":")
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
 
 // ParseTarget parses one TARGET of CONTRACT section 4. exec targets are only
 // accepted when allowExec is set, because only --ready may run commands: a
@@ -201,6 +224,11 @@ func parsePath(kind Kind, u *url.URL) (Target, string) {
 	}
 	if u.Path == "" || u.Path == "/" {
 		return Target{}, "empty path"
+	}
+	if strings.IndexByte(u.Path, 0) >= 0 {
+		// %00 decodes to a byte no system call takes: caught here rather
+		// than as a target that is down forever.
+		return Target{}, "path holds a NUL byte (%00)"
 	}
 	return Target{Kind: kind, Path: u.Path}, ""
 }

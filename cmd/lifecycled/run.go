@@ -589,7 +589,7 @@ func (a *app) adminHandler() http.Handler {
 		a.stop.request(0, "POST /quitquitquit")
 		_, _ = io.WriteString(w, "stopping\n")
 	})
-	return mux
+	return adminGuard(mux)
 }
 
 // fail prints one line on stderr naming the cause of a failure that is not
