@@ -1,6 +1,10 @@
 # lifecycled — the two commands a newcomer needs:
 #   make demo   build lifecycled and run it on a demo app
 #   make test   install what the tests need and run them all
+# The Go toolchain every build and test uses (fetched through the module
+# proxy): 1.26.8 has known reachable standard-library vulnerabilities.
+export GOTOOLCHAIN := go1.26.10
+
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -157,15 +159,15 @@ func TestSignalsGroupVsSingleChild(t *testing.T) {
 				}
 				assert.Equal(t, []int{10}, readSignals(child))
 
-				// The stop signal goes to the child (alone with
-				// --single-child); once it has exited the grandchild gets it
-				// too, long before the grace period would SIGKILL it.
+				if single {
+					return // the stop sequence in single-child mode: TestStopSingleChild
+				}
 				require.NoError(t, p.signal(ctx, syscall.SIGTERM))
 				r := p.wait(ctx)
 				assert.Equal(t, 143, r.code, "stderr: %s", r.stderr)
-				assert.Less(t, r.elapsed, 10*time.Second, "the grandchild should stop on TERM, not wait for SIGKILL")
-				assert.Equal(t, []int{15}, readSignals(child)[1:])
-				assert.Equal(t, 15, lastOf(readSignals(grandchild)), "the grandchild's last signal")
+				assert.Less(t, r.elapsed, 10*time.Second, "both stop on TERM: no SIGKILL after the grace period")
+				assert.Equal(t, []int{10, 15}, readSignals(child))
+				assert.Equal(t, []int{10, 12, 15}, readSignals(grandchild))
 			})
 		})
 	}
@@ -176,4 +178,53 @@ func lastOf(s []int) int {
 		return 0
 	}
 	return s[len(s)-1]
+}
+
+// TestSignalsBeforeStart: signals that arrive while lifecycled waits for a
+// --wait dependency (the child does not exist yet) are remembered and
+// delivered, each exactly once, when the child has started — not before
+// it has its handlers: the child is a shell that sets its traps only once
+// it runs, as any program does. (sigrecorder cannot serve here: the Go
+// runtime catches every signal from its first instruction and drops those
+// that arrive before signal.Notify.)
+func TestSignalsBeforeStart(t *testing.T) {
+	const child = `for s in 1 10 12 39; do trap "echo $s >> signals" $s; done
+trap 'echo 15 >> signals; exit 143' TERM
+: > ready
+while :; do sleep 0.05; done`
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 30*time.Second)
+		dir, tomb := t.TempDir(), t.TempDir()
+		goFile := filepath.Join(dir, "go")
+		p := start(t, options{mode: m, dir: dir}, "--tombstone-dir", tomb, "--name", "rec",
+			"--wait", "file://"+goFile, "--wait-interval", "50ms", "--", "sh", "-c", child)
+		require.NotNil(t, p)
+		// The tombstone says "waiting" only after lifecycled catches signals.
+		require.NoError(t, poll(ctx, func() bool {
+			b, _ := os.ReadFile(filepath.Join(tomb, "rec.json"))
+			return strings.Contains(string(b), `"waiting"`)
+		}), "tombstone phase waiting")
+
+		send := []syscall.Signal{syscall.SIGUSR1, syscall.SIGHUP, syscall.Signal(39), syscall.SIGUSR2}
+		for _, s := range send {
+			require.NoError(t, p.signal(ctx, s))
+		}
+		assert.NoFileExists(t, filepath.Join(dir, "ready"), "the child must not run before its dependency is up")
+		require.NoError(t, touch(goFile))
+
+		// Order is not asserted: signals pending together are delivered by
+		// the kernel, and handed out by the Go runtime, lowest number first.
+		want := []int{10, 1, 39, 12}
+		got, err := waitSignals(ctx, dir, len(want))
+		require.NoError(t, err)
+		assert.ElementsMatch(t, want, got, "every remembered signal")
+		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+		r := p.wait(ctx)
+		assert.Equal(t, 143, r.code, "stderr: %s", r.stderr)
+		all := readSignals(dir)
+		if assert.Len(t, all, len(want)+1, "each exactly once: %v", all) {
+			assert.ElementsMatch(t, want, all[:len(want)])
+			assert.Equal(t, 15, all[len(want)])
+		}
+	})
 }

@@ -120,3 +120,30 @@ func TestStopLingeringGroupMembers(t *testing.T) {
 		})
 	})
 }
+
+// TestStopSingleChild: with --single-child the stop signal goes to the
+// child alone; once the child has exited, the rest of its process group
+// gets the stop signal too (contract section 3: "When the child exits, the
+// rest of its process group gets the stop signal, then SIGKILL after the
+// grace period") — a group mate that stops on TERM is not left to be
+// SIGKILLed at the end of the grace period.
+func TestStopSingleChild(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 40*time.Second)
+		child, grandchild := t.TempDir(), t.TempDir()
+		script := `"$@" ` + grandchild + ` & exec "$@" ` + child
+		argv := append([]string{"--single-child", "--grace-period", "20s", "--", "sh", "-c", script, "sh"}, recorderCmd(t)...)
+		p := start(t, options{mode: m}, argv...)
+		require.NotNil(t, p)
+		require.NoError(t, waitFile(ctx, filepath.Join(child, "ready")))
+		require.NoError(t, waitFile(ctx, filepath.Join(grandchild, "ready")))
+
+		sent := time.Now()
+		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+		r := p.wait(ctx)
+		assert.Equal(t, 143, r.code, "stderr: %s", r.stderr)
+		assert.Equal(t, []int{15}, readSignals(child), "the child gets the stop signal once")
+		assert.Equal(t, []int{15}, readSignals(grandchild), "its group mate gets it once the child has exited")
+		assert.Less(t, time.Since(sent), 10*time.Second, "no SIGKILL after the 20s grace period")
+	})
+}

@@ -102,7 +102,7 @@ var bashEnv = []string{"TERM=dumb", "PS1=$ ", "HISTFILE=/dev/null", "BASH_SILENC
 // terminal's echo of the typed command never matches.
 func TestTTY(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
-		ctx := testContext(t, time.Minute)
+		ctx := testContext(t, 30*time.Second)
 		con, tty := newConsole(t)
 		p := start(t, options{mode: m, tty: tty, env: bashEnv}, "--", "bash", "--norc", "--noprofile", "--noediting", "-i")
 		require.NotNil(t, p)
@@ -177,7 +177,7 @@ func TestTTY(t *testing.T) {
 // interactive shell does not take the terminal from it: its child runs in
 // the background and the shell stays the foreground group.
 func TestTTYBackgroundJob(t *testing.T) {
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, 30*time.Second)
 	con, tty := newConsole(t)
 	dir := t.TempDir()
 	cmd := exec.Command("bash", "--norc", "--noprofile", "--noediting", "-i")
@@ -185,8 +185,9 @@ func TestTTYBackgroundJob(t *testing.T) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		killSession(cmd.Process.Pid)
 		<-done
@@ -198,14 +199,13 @@ func TestTTYBackgroundJob(t *testing.T) {
 	con.send(t, "read -r _ _ _ _ pg _ _ tp _ < /proc/$$/stat; echo \"H-$((tp == $$))-$((30+1))\"\n")
 	assert.Equal(t, []string{"H-1-31", "1"}, con.expect(t, ctx, `H-(\d)-31`), "the shell keeps the terminal")
 
-	// The background child still gets the terminal's signals only if it
-	// is in the foreground: here kill %1 stops it through lifecycled.
+	// kill %1 sends SIGTERM to the job: lifecycled stops its child.
 	con.send(t, "kill %1; wait; echo \"I-$((30+2))\"\n")
 	con.expect(t, ctx, `I-32`)
 	con.send(t, "exit 0\n")
 	select {
-	case err := <-done:
-		assert.NoError(t, err)
+	case <-done:
+		assert.NoError(t, waitErr)
 	case <-ctx.Done():
 		t.Fatal("bash did not exit")
 	}
