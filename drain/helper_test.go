@@ -156,6 +156,9 @@ func (p *testProc) Kill() error {
 
 func (p *testProc) Exited() <-chan struct{} { return p.child.Exited() }
 
+// SignalRest does nothing: Signal already reaches the whole group.
+func (p *testProc) SignalRest(syscall.Signal) error { return nil }
+
 func (p *testProc) Done() <-chan struct{} { return p.child.Done() }
 
 func (p *testProc) sent() (signals []syscall.Signal, kills int) {

@@ -10,6 +10,10 @@ type Process interface {
 	// group or to the child alone (single-child mode) is the
 	// implementation's choice.
 	Signal(sig syscall.Signal) error
+	// SignalRest sends sig, once the child has exited, to what is left of
+	// its process group if Signal did not reach it (single-child mode);
+	// otherwise it does nothing, so no one gets the stop signal twice.
+	SignalRest(sig syscall.Signal) error
 	// Kill sends SIGKILL to the child's whole process group.
 	Kill() error
 	// Exited is closed once the child itself has exited: the waits before

@@ -231,15 +231,26 @@ func (s *Sequence) stop(ctx context.Context) (killed bool) {
 
 	grace := time.NewTimer(s.cfg.GracePeriod)
 	defer grace.Stop()
-	select {
-	case <-done:
-		s.metrics.setStep(StepGrace, time.Since(start))
-		return false
-	case <-ctx.Done():
-		s.metrics.setStep(StepGrace, time.Since(start))
-		s.kill()
-		return true
-	case <-grace.C:
+	exited := s.proc.Exited()
+wait:
+	for {
+		select {
+		case <-done:
+			s.metrics.setStep(StepGrace, time.Since(start))
+			return false
+		case <-exited:
+			// In single-child mode the stop signal reached the child
+			// alone; what it leaves in its group is told now rather
+			// than left for SIGKILL.
+			exited = nil
+			_ = s.proc.SignalRest(s.cfg.StopSignal)
+		case <-ctx.Done():
+			s.metrics.setStep(StepGrace, time.Since(start))
+			s.kill()
+			return true
+		case <-grace.C:
+			break wait
+		}
 	}
 	s.metrics.setStep(StepGrace, time.Since(start))
 	s.logger.Warn("grace period over, killing the process group", zap.Duration("gracePeriod", s.cfg.GracePeriod))

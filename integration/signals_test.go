@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,7 +21,7 @@ import (
 func startRecorder(t *testing.T, ctx context.Context, m mode, args ...string) (*proc, string) {
 	t.Helper()
 	dir := t.TempDir()
-	p := start(t, options{mode: m}, append(append(args, "--"), recorder(t, dir)...)...)
+	p := start(t, options{mode: m}, slices.Concat(args, []string{"--"}, recorder(t, dir))...)
 	require.NotNil(t, p)
 	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
 	return p, dir

@@ -57,6 +57,7 @@ type Child struct {
 	pid    int
 	pgid   int
 	single bool
+	tty    int // the terminal the child was given the foreground of, or -1
 
 	mu     sync.Mutex
 	status unix.WaitStatus
@@ -93,9 +94,11 @@ func (r *Reaper) Start(spec Spec) (*Child, error) {
 			Pdeathsig: spec.ParentDeathSignal,
 		},
 	}
+	tty := -1
 	if inForeground(int(fds[0])) {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = int(fds[0])
+		tty = int(fds[0])
 	}
 
 	r.mu.Lock()
@@ -115,6 +118,7 @@ func (r *Reaper) Start(spec Spec) (*Child, error) {
 		pid:    pid,
 		pgid:   pid,
 		single: spec.SingleChild,
+		tty:    tty,
 		exited: make(chan struct{}),
 		gone:   make(chan struct{}),
 	}
@@ -136,6 +140,16 @@ func (c *Child) Signal(sig syscall.Signal) error {
 		default:
 			return c.signalChild(sig)
 		}
+	}
+	return c.SignalGroup(sig)
+}
+
+// SignalRest tells what the child left in its process group, once it has
+// exited, when Signal reached the child alone (single-child mode). In group
+// mode they already had sig, and it does nothing.
+func (c *Child) SignalRest(sig syscall.Signal) error {
+	if !c.single {
+		return nil
 	}
 	return c.SignalGroup(sig)
 }
@@ -167,6 +181,31 @@ func (c *Child) signalChild(sig syscall.Signal) error {
 
 // Kill sends SIGKILL to the child's whole process group.
 func (c *Child) Kill() error { return c.SignalGroup(unix.SIGKILL) }
+
+// ReturnTerminal gives the terminal's foreground back to lifecycled's own
+// process group once the child is gone, if the child had taken it. An
+// interactive shell takes its terminal back by itself, but a parent without
+// job control (bash -c, a script) would otherwise be left in the background
+// of a terminal whose foreground group no longer exists. SIGTTOU, which the
+// kernel sends a background group that sets the foreground, is blocked on
+// this thread for the call.
+func (c *Child) ReturnTerminal() error {
+	if c.tty < 0 {
+		return nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var block, old unix.Sigset_t
+	block.Val[0] = 1 << (uint(unix.SIGTTOU) - 1)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &block, &old); err != nil {
+		return fmt.Errorf("block SIGTTOU: %w", err)
+	}
+	defer func() { _ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }()
+	if err := unix.IoctlSetPointerInt(c.tty, unix.TIOCSPGRP, unix.Getpgrp()); err != nil {
+		return fmt.Errorf("give the terminal back to process group %d: %w", unix.Getpgrp(), err)
+	}
+	return nil
+}
 
 // Exited is closed once the child itself has exited and been reaped.
 func (c *Child) Exited() <-chan struct{} { return c.exited }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 )
 
 // newLogger builds lifecycled's own logger. It writes to w (stderr): stdout
@@ -47,8 +48,14 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 // would kill the application for lifecycled's broken log. The guard counts
 // the writes in flight and remembers the last EPIPE, which a write records
 // before it counts itself done.
+//
+// It also drops a write that could only stop lifecycled: stderr is a
+// terminal, the child's group holds the foreground and `stty tostop` is
+// set. The kernel would answer each such write with SIGTTOU, which
+// lifecycled catches (and forwards), and the write would restart forever.
 type epipeGuard struct {
-	w io.Writer
+	w  io.Writer
+	fd int // stderr's descriptor, -1 if w is not a file
 
 	mu      sync.Mutex
 	writing int       // writes in flight
@@ -56,6 +63,9 @@ type epipeGuard struct {
 }
 
 func (g *epipeGuard) Write(p []byte) (int, error) {
+	if g.fd >= 0 && stoppedByTTY(g.fd) {
+		return len(p), nil
+	}
 	g.mu.Lock()
 	g.writing++
 	g.mu.Unlock()
@@ -85,4 +95,15 @@ func (g *epipeGuard) ownSIGPIPE() bool {
 		g.mu.Lock()
 	}
 	return !g.epipe.IsZero() && time.Since(g.epipe) < time.Second
+}
+
+// stoppedByTTY reports whether writing to fd would stop this process: fd is
+// a terminal whose foreground group is not ours and whose TOSTOP is set.
+func stoppedByTTY(fd int) bool {
+	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	if err != nil || pgrp == unix.Getpgrp() {
+		return false // not a terminal, or ours
+	}
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil && t.Lflag&unix.TOSTOP != 0
 }

@@ -43,7 +43,10 @@ func runMain(args []string, stderr io.Writer) int {
 	// fifty handlers costs a millisecond at every exit.
 	signal.Notify(sigs, osSignals(supervisor.ForwardedSignals())...)
 
-	guard := &epipeGuard{w: stderr}
+	guard := &epipeGuard{w: stderr, fd: -1}
+	if f, ok := stderr.(*os.File); ok {
+		guard.fd = int(f.Fd())
+	}
 	stderr = guard
 	cfg, code, ok := loadRunConfig(args, os.Getenv, os.Stdout, stderr)
 	if !ok {
@@ -389,6 +392,9 @@ func (a *app) lifecycle() int {
 		}
 	}
 	<-child.Done()
+	if err := child.ReturnTerminal(); err != nil {
+		a.logger.Debug("cannot take the terminal back", zap.Error(err))
+	}
 	a.health.Set(checkChild, false, "exited")
 	a.health.SetLive(false)
 	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.Status()))
@@ -527,7 +533,12 @@ func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 		}
 	}
 	a.enterPhase("exited", &code, sig)
-	a.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	if failure != "" {
+		// The cause is already on stderr, as one line of its own.
+		a.logger.Debug("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	} else {
+		a.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	}
 	if a.cfg.terminationLog != "" {
 		if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
 			a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
