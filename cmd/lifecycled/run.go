@@ -163,8 +163,9 @@ type app struct {
 	stop      *stopRequest
 	started   chan struct{} // closed once the child runs
 
-	mu  sync.Mutex
-	pid int
+	mu    sync.Mutex
+	pid   int
+	phase string // the current phase, for the termination message
 }
 
 func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
@@ -464,7 +465,7 @@ func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
 		if res.Err != nil && !interrupted {
 			msg := fmt.Sprintf("postStart hook failed: %v", res.Err)
 			a.fail("lifecycled: %s", msg)
-			return msg
+			return msg + " (phase starting)" // finish comes after the stop sequence
 		}
 		if res.Err != nil {
 			return "" // the child exited or a stop came: the caller handles it
@@ -492,6 +493,7 @@ func (a *app) enterPhase(phase string, exitCode *int, signal string) {
 	a.metrics.setPhase(phase)
 	a.mu.Lock()
 	pid := a.pid
+	a.phase = phase
 	a.mu.Unlock()
 	if a.hookLog != nil {
 		a.hookLog.Phase(phase, pid)
@@ -513,7 +515,13 @@ func (a *app) enterPhase(phase string, exitCode *int, signal string) {
 // ended otherwise.
 func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 	var sig string
+	a.mu.Lock()
+	phase := a.phase
+	a.mu.Unlock()
 	msg := failure
+	if msg != "" && !strings.Contains(msg, "(phase ") {
+		msg += " (phase " + phase + ")"
+	}
 	if child != nil {
 		ws := child.Status()
 		if ws.Signaled() {
@@ -527,7 +535,7 @@ func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
 		}
 		if msg == "" {
-			msg = end + "; " + how
+			msg = end + " (phase " + phase + "); " + how
 		} else {
 			msg += "; " + end
 		}
