@@ -159,13 +159,13 @@ func TestFilesTerminationLog(t *testing.T) {
 		wants []string
 	}{
 		{"exit by itself", []string{"--", "sh", "-c", "exit 3"}, false, 3,
-			[]string{"exit", "3"}},
+			[]string{"exit", "3", "(phase running)"}},
 		{"killed at the grace period", []string{"--grace-period", "500ms", "--", "sh", "-c",
-			`trap '' TERM; : > "$READY"; sleep 30`}, true, 137, []string{"SIGKILL", "grace"}},
+			`trap '' TERM; : > "$READY"; sleep 30`}, true, 137, []string{"SIGKILL", "grace", "(phase draining)"}},
 		{"postStart failed", []string{"--post-start-http", failingHook.URL + "/hook", "--", "sh", "-c",
-			`: > "$READY"; sleep 3`}, false, 125, []string{"postStart", failingHook.URL + "/hook", "500"}},
+			`: > "$READY"; sleep 3`}, false, 125, []string{"postStart", failingHook.URL + "/hook", "500", "(phase starting)"}},
 		{"dependency timeout", []string{"--wait", closed, "--wait-timeout", "500ms", "--", "true"}, false, 124,
-			[]string{closed, "dependenc"}},
+			[]string{closed, "dependenc", "(phase waiting)"}},
 		{"long reason", append(many, "--wait-timeout", "300ms", "--", "true"), false, 124,
 			[]string{"/nonexistent/"}},
 	} {
