@@ -19,10 +19,11 @@ import (
 )
 
 // helperMain runs one of the helper modes the sections start under the
-// wrappers: `bench helper receiver` or `bench helper reap -n N`.
+// wrappers: `bench helper receiver`, `bench helper reap -n N`,
+// `bench helper stamp FILE` or `bench helper http ADDR`.
 func helperMain(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "bench helper: want receiver or reap")
+		fmt.Fprintln(os.Stderr, "bench helper: want receiver, reap, stamp or http")
 		return 2
 	}
 	switch args[0] {
@@ -30,6 +31,10 @@ func helperMain(args []string) int {
 		return receiverMain()
 	case "reap":
 		return reapMain(args[1:])
+	case "stamp":
+		return stampMain(args[1:])
+	case "http":
+		return httpMain(args[1:])
 	default:
 		fmt.Fprintf(os.Stderr, "bench helper: unknown mode %q\n", args[0])
 		return 2

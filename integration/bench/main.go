@@ -41,6 +41,7 @@ var sections = []section{
 	{"reap", reapSection},
 	{"idle", idleSection},
 	{"size", sizeSection},
+	{"deps", depsSection},
 	{"drain", drainSection},
 }
 
@@ -59,6 +60,11 @@ type settings struct {
 
 	idleSettle time.Duration // supervise sleep this long before measuring
 	idleWindow time.Duration // CPU is measured over this window
+
+	depsSamples     int           // dependency-open delays, each run under every tool
+	depsLoad        time.Duration // wrk duration against /readyz
+	depsMetricsLoad time.Duration // wrk duration against /metrics and the bare app
+	depsIdleWindow  time.Duration // idle CPU of lifecycled with a 1 s HTTP probe
 }
 
 func defaultSettings() settings {
@@ -72,6 +78,11 @@ func defaultSettings() settings {
 		reapTimeout:   10 * time.Second,
 		idleSettle:    2 * time.Second,
 		idleWindow:    5 * time.Second,
+
+		depsSamples:     20,
+		depsLoad:        5 * time.Second,
+		depsMetricsLoad: 3 * time.Second,
+		depsIdleWindow:  10 * time.Second,
 	}
 }
 
@@ -86,6 +97,11 @@ func quickSettings() settings {
 		reapTimeout:   10 * time.Second,
 		idleSettle:    2 * time.Second,
 		idleWindow:    3 * time.Second,
+
+		depsSamples:     6,
+		depsLoad:        3 * time.Second,
+		depsMetricsLoad: 2 * time.Second,
+		depsIdleWindow:  5 * time.Second,
 	}
 }
 
