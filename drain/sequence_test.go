@@ -327,3 +327,32 @@ func gaugeOf(t *testing.T, reg prometheus.Gatherer, step string) float64 {
 	t.Fatalf("no lifecycled_stop_phase_seconds{step=%q}", step)
 	return 0
 }
+
+// A child that exits during the drain while a member of its process group
+// lingers: the waits end with the child, and what it left still gets the
+// stop signal (and no SIGKILL, since it obeys).
+func TestSequenceChildExitsLeavingGroupMembers(t *testing.T) {
+	dir := t.TempDir()
+	marker := dir + "/lingerer.ready"
+	proc := startProc(t, "/bin/sh", "-c",
+		`sh -c 'trap "exit 0" TERM; : > "$0"; while :; do sleep 0.05; done' "`+marker+`" &
+		while [ ! -e "`+marker+`" ]; do sleep 0.01; done; sleep 0.2`)
+	var rec steps
+	seq := NewSequence(Config{DrainDelay: 30 * time.Second, GracePeriod: 20 * time.Second}, proc,
+		NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
+
+	var killed bool
+	took := within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+
+	assert.False(t, killed, "the lingerer obeys the stop signal")
+	assert.Less(t, took, 10*time.Second, "the drain delay ends when the child exits")
+	assert.Equal(t, []string{StepDraining, StepDrainDelay, StepGrace}, rec.list())
+	signals, kills := proc.sent()
+	assert.Equal(t, []syscall.Signal{syscall.SIGTERM}, signals)
+	assert.Zero(t, kills)
+	select {
+	case <-proc.Done():
+	default:
+		t.Fatal("Run returned before the process group was gone")
+	}
+}
