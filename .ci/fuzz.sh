@@ -41,7 +41,6 @@ for t in "${targets[@]}"; do
 		tail -n 3 "$out"
 		continue
 	fi
-	tail -n 25 "$out"
 	# Go before 1.27 may end a run at -fuzztime with a bare "context
 	# deadline exceeded" (go.dev/issue/75804: the coordinator's deadline
 	# races a worker), having found nothing. A finding always writes its
@@ -52,6 +51,7 @@ for t in "${targets[@]}"; do
 		echo "fuzz.sh: $name: the Go fuzzer's deadline race (go.dev/issue/75804), no finding; corpus replayed clean"
 		continue
 	fi
+	tail -n 25 "$out"
 	failed+=("$name ($pkg)")
 done
 if ((ran == 0)); then
