@@ -237,7 +237,7 @@ func TestEndpointsStopWhileExecProbeRuns(t *testing.T) {
 func TestEndpointsMetrics(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("promtool"); err != nil {
-		t.Skip("promtool not installed (Debian package prometheus)")
+		t.Fatal("promtool not installed: .ci/test.sh installs it (apt-get install prometheus)")
 	}
 	ctx := testContext(t, 30*time.Second)
 	dir := t.TempDir()
