@@ -11,13 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -285,7 +282,7 @@ func (r *Runner) runExec(ctx context.Context, argv []string, res *Result) error 
 		res.ExitCode = out.Status.ExitStatus() // -1 (unset) when killed by a signal
 	}
 	if out.Status.Signaled() {
-		return fmt.Errorf("killed by %s", signalName(out.Status.Signal()))
+		return fmt.Errorf("killed by %s", supervisor.SignalName(out.Status.Signal()))
 	}
 	if res.ExitCode != 0 {
 		return fmt.Errorf("exit code %d", res.ExitCode)
@@ -384,13 +381,4 @@ func cutUTF8(s string, n int) string {
 		cut--
 	}
 	return s[:cut]
-}
-
-// signalName names sig as users write it in Kubernetes and Docker, e.g.
-// SIGTERM, falling back to the number for signals without a name.
-func signalName(sig syscall.Signal) string {
-	if name := unix.SignalName(sig); name != "" {
-		return name
-	}
-	return "signal " + strconv.Itoa(int(sig))
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 // Steps of the stop sequence, as passed to the onPhase callback. Only
@@ -223,10 +225,10 @@ func (s *Sequence) stop(ctx context.Context) (killed bool) {
 	s.enter(StepGrace)
 	start := time.Now()
 	s.logger.Info("sending stop signal",
-		zap.String("signal", signalName(s.cfg.StopSignal)), zap.Duration("gracePeriod", s.cfg.GracePeriod))
+		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Duration("gracePeriod", s.cfg.GracePeriod))
 	if err := s.proc.Signal(s.cfg.StopSignal); err != nil {
 		// Usually the child exited a moment ago; done will tell.
-		s.logger.Warn("send stop signal", zap.String("signal", signalName(s.cfg.StopSignal)), zap.Error(err))
+		s.logger.Warn("send stop signal", zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Error(err))
 	}
 
 	grace := time.NewTimer(s.cfg.GracePeriod)

@@ -1,15 +1,11 @@
 package probes
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -57,24 +53,6 @@ func checkExec(ctx context.Context, t Target, opts Options) error {
 		return errors.New(reason)
 	}
 	return nil
-}
-
-// killGroup sends SIGKILL to the process group pgid. A group already gone is
-// not an error: that is the state wanted.
-func killGroup(pgid int) error {
-	if err := unix.Kill(-pgid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("kill process group %d: %w", pgid, err)
-	}
-	return nil
-}
-
-// readAtMost returns the first n bytes read from r and discards the rest
-// until EOF or an error, so the writer never blocks on a full pipe.
-func readAtMost(r io.Reader, n int64) []byte {
-	var buf bytes.Buffer
-	_, _ = io.Copy(&buf, io.LimitReader(r, n))
-	_, _ = io.Copy(io.Discard, r)
-	return buf.Bytes()
 }
 
 // oneLine folds output onto one line, because it ends up in one-line places:

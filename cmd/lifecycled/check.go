@@ -44,10 +44,19 @@ func waitMain(args []string, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "wait: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	// SIGTERM or SIGINT ends the wait at once, with 128+N as a shell has it.
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got os.Signal
+	go func() {
+		select {
+		case got = <-sigc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	err = probes.WaitAll(ctx, targets, probes.WaitConfig{
 		MaxInterval: interval, Timeout: timeout, ProgressEvery: 5 * time.Second,
 		Logger: logger, Options: probes.Options{UserAgent: userAgent()},
@@ -59,12 +68,9 @@ func waitMain(args []string, stderr io.Writer) int {
 	case errors.As(err, &notUp):
 		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
 		return exitWaitTimeout
+	case ctx.Err() != nil && got != nil:
+		return 128 + int(got.(syscall.Signal))
 	default:
-		select {
-		case s := <-sigc:
-			return 128 + int(s.(syscall.Signal))
-		default:
-		}
 		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: wait: %v", err))
 		return 1
 	}
