@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -49,7 +50,7 @@ type Config struct {
 	// PollConns is how often connections are counted.
 	PollConns time.Duration
 	// PreStop is the preStop hook, nil if none.
-	PreStop *Hook
+	PreStop *hooks.Hook
 	// StopSignal (--stop-signal) is sent when draining is over.
 	StopSignal syscall.Signal
 	// GracePeriod (--grace-period) is the most the child gets between the
@@ -64,7 +65,7 @@ type Config struct {
 type Sequence struct {
 	cfg     Config
 	proc    Process
-	runner  *Runner
+	runner  *hooks.Runner
 	logger  *zap.Logger
 	metrics *Metrics
 	onPhase func(step string)
@@ -75,7 +76,7 @@ type Sequence struct {
 // synchronously as each step begins (the Step constants) and must return
 // quickly: main uses StepDraining to fail readiness and write the
 // tombstone.
-func NewSequence(cfg Config, proc Process, runner *Runner, logger *zap.Logger, m *Metrics, onPhase func(step string)) *Sequence {
+func NewSequence(cfg Config, proc Process, runner *hooks.Runner, logger *zap.Logger, m *Metrics, onPhase func(step string)) *Sequence {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
 	}
@@ -98,7 +99,7 @@ func NewSequence(cfg Config, proc Process, runner *Runner, logger *zap.Logger, m
 		onPhase = func(string) {}
 	}
 	if runner == nil {
-		runner = NewRunner(nil, logger, nil, m, "")
+		runner = hooks.NewRunner(nil, logger, nil, nil, "")
 	}
 	return &Sequence{cfg: cfg, proc: proc, runner: runner, logger: logger, metrics: m, onPhase: onPhase}
 }
@@ -166,7 +167,12 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 	if s.cfg.DrainDelay > 0 && prepCtx.Err() == nil {
 		s.timed(StepDrainDelay, func() {
 			s.logger.Info("drain delay", zap.Duration("delay", s.cfg.DrainDelay))
-			_ = sleep(prepCtx, s.cfg.DrainDelay)
+			t := time.NewTimer(s.cfg.DrainDelay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-prepCtx.Done():
+			}
 		})
 	}
 	if s.cfg.DrainPort > 0 && prepCtx.Err() == nil {

@@ -2,6 +2,7 @@ package drain
 
 import (
 	"context"
+	"maps"
 	"net"
 	"sync"
 	"syscall"
@@ -9,9 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/hooks"
 )
 
 // steps records the onPhase callbacks with their times.
@@ -43,8 +47,8 @@ func (s *steps) time(step string) time.Time {
 	return s.at[step]
 }
 
-func stampHook(file string) *Hook {
-	return &Hook{Name: HookPreStop, Exec: helperCommand("stamp", file), Timeout: 20 * time.Second}
+func stampHook(file string) *hooks.Hook {
+	return &hooks.Hook{Name: hooks.PreStop, Exec: helperCommand("stamp", file), Timeout: 20 * time.Second}
 }
 
 // The steps run in the contract's order: readiness off, drain delay,
@@ -54,9 +58,10 @@ func TestSequenceOrder(t *testing.T) {
 	proc, events := startHelper(t, "exit-on-term")
 	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg)
+	hm := hooks.NewMetrics(reg)
 	var rec steps
 	cfg := Config{DrainDelay: 150 * time.Millisecond, PreStop: stampHook(events), GracePeriod: 20 * time.Second}
-	seq := NewSequence(cfg, proc, NewRunner(testReaper, zap.NewNop(), nil, m, ""), zap.NewNop(), m, rec.record)
+	seq := NewSequence(cfg, proc, hooks.NewRunner(testReaper, zap.NewNop(), nil, hm, ""), zap.NewNop(), m, rec.record)
 
 	start := time.Now()
 	var killed bool
@@ -82,8 +87,9 @@ func TestSequenceOrder(t *testing.T) {
 	assert.Positive(t, gaugeOf(t, reg, StepPreStop))
 	assert.Positive(t, gaugeOf(t, reg, StepGrace))
 	assert.Zero(t, gaugeOf(t, reg, StepDrainConnections), "step not configured")
-	assert.Equal(t, uint64(1), histogramCount(t, reg, "lifecycled_hook_duration_seconds",
-		map[string]string{"hook": HookPreStop, "result": resultSuccess}))
+	hook := seriesOf(t, reg, "lifecycled_hook_duration_seconds",
+		map[string]string{"hook": hooks.PreStop, "result": "success"})
+	assert.Equal(t, uint64(1), hook.GetHistogram().GetSampleCount(), "one preStop run recorded")
 }
 
 func TestSequenceGracePeriod(t *testing.T) {
@@ -161,13 +167,13 @@ func TestSequenceSkip(t *testing.T) {
 		},
 		{
 			name:    "close cancels preStop",
-			cfg:     Config{PreStop: &Hook{Name: HookPreStop, Sleep: 30 * time.Second, Timeout: time.Minute}},
+			cfg:     Config{PreStop: &hooks.Hook{Name: hooks.PreStop, Sleep: 30 * time.Second, Timeout: time.Minute}},
 			trigger: func(c chan struct{}) { close(c) },
 			cut:     StepPreStop,
 		},
 		{
 			name:    "close cancels an exec preStop",
-			cfg:     Config{DrainDelay: 10 * time.Millisecond, PreStop: &Hook{Name: HookPreStop, Exec: []string{"sleep", "30"}, Timeout: time.Minute}},
+			cfg:     Config{DrainDelay: 10 * time.Millisecond, PreStop: &hooks.Hook{Name: hooks.PreStop, Exec: []string{"sleep", "30"}, Timeout: time.Minute}},
 			trigger: func(c chan struct{}) { close(c) },
 			cut:     StepPreStop,
 		},
@@ -178,7 +184,7 @@ func TestSequenceSkip(t *testing.T) {
 			logger, logs := observed()
 			var rec steps
 			tt.cfg.GracePeriod = 20 * time.Second
-			seq := NewSequence(tt.cfg, proc, NewRunner(testReaper, logger, nil, nil, ""), logger, nil, rec.record)
+			seq := NewSequence(tt.cfg, proc, hooks.NewRunner(testReaper, logger, nil, nil, ""), logger, nil, rec.record)
 
 			skip := make(chan struct{}, 1)
 			time.AfterFunc(200*time.Millisecond, func() { tt.trigger(skip) })
@@ -211,7 +217,7 @@ func TestSequenceChildExitsWhileDraining(t *testing.T) {
 			return Config{DrainDelay: 30 * time.Second, PreStop: stampHook(stamp)}
 		}},
 		{"during preStop", func(string) Config {
-			return Config{PreStop: &Hook{Name: HookPreStop, Sleep: 30 * time.Second, Timeout: time.Minute}}
+			return Config{PreStop: &hooks.Hook{Name: hooks.PreStop, Sleep: 30 * time.Second, Timeout: time.Minute}}
 		}},
 	}
 	for _, tt := range tests {
@@ -267,7 +273,7 @@ func TestSequenceDrainConnections(t *testing.T) {
 				DrainPort: port, DrainTimeout: tt.drainTimeout, PollConns: 20 * time.Millisecond,
 				PreStop: stampHook(events), GracePeriod: 20 * time.Second,
 			}
-			seq := NewSequence(cfg, proc, NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
+			seq := NewSequence(cfg, proc, hooks.NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
 			if tt.closeAfter > 0 {
 				time.AfterFunc(tt.closeAfter, func() {
 					_ = client.Close()
@@ -309,23 +315,27 @@ func TestSequenceContextCancelled(t *testing.T) {
 
 // gaugeOf reads lifecycled_stop_phase_seconds{step} as a scrape would.
 func gaugeOf(t *testing.T, reg prometheus.Gatherer, step string) float64 {
+	return seriesOf(t, reg, "lifecycled_stop_phase_seconds", map[string]string{"step": step}).GetGauge().GetValue()
+}
+
+// seriesOf finds the series of the family name with exactly these labels.
+func seriesOf(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) *dto.Metric {
 	t.Helper()
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	for _, f := range families {
-		if f.GetName() != "lifecycled_stop_phase_seconds" {
-			continue
-		}
 		for _, m := range f.GetMetric() {
+			got := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "step" && l.GetValue() == step {
-					return m.GetGauge().GetValue()
-				}
+				got[l.GetName()] = l.GetValue()
+			}
+			if f.GetName() == name && maps.Equal(got, labels) {
+				return m
 			}
 		}
 	}
-	t.Fatalf("no lifecycled_stop_phase_seconds{step=%q}", step)
-	return 0
+	t.Fatalf("no series %s%v", name, labels)
+	return nil
 }
 
 // A child that exits during the drain while a member of its process group
@@ -339,7 +349,7 @@ func TestSequenceChildExitsLeavingGroupMembers(t *testing.T) {
 		while [ ! -e "`+marker+`" ]; do sleep 0.01; done; sleep 0.2`)
 	var rec steps
 	seq := NewSequence(Config{DrainDelay: 30 * time.Second, GracePeriod: 20 * time.Second}, proc,
-		NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
+		hooks.NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
 
 	var killed bool
 	took := within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lifecycled/lifecycled/httpclient"
 )
 
 // The gRPC health check speaks grpc.health.v1.Health/Check over cleartext
@@ -30,14 +32,7 @@ const maxGRPCResponse = 64 << 10
 // checkGRPC is up when the standard gRPC health service at Host:Port answers
 // SERVING for Service, as the kubelet's grpc probe.
 func checkGRPC(ctx context.Context, t Target, opts Options) error {
-	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true) // prior-knowledge h2c only: gRPC never speaks HTTP/1
-	tr := &http.Transport{
-		Protocols:         &protocols,
-		Proxy:             nil,
-		DialContext:       (&net.Dialer{}).DialContext,
-		DisableKeepAlives: true,
-	}
+	tr := httpclient.NewGRPC()
 	defer tr.CloseIdleConnections()
 
 	u := url.URL{Scheme: "http", Host: net.JoinHostPort(t.Host, t.Port), Path: healthCheckPath}

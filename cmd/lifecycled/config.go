@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -33,7 +34,7 @@ type runConfig struct {
 
 	listen, adminListen string
 
-	postStart, preStop *drain.Hook
+	postStart, preStop *hooks.Hook
 	drain              drain.Config
 	terminationGrace   time.Duration
 
@@ -121,10 +122,10 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 	if o.HookTimeout <= 0 {
 		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", o.HookTimeout)
 	}
-	if c.postStart, err = newHook(drain.HookPostStart, "--post-start", o.PostStart, o.PostStartHTTP, o.PostStartSleep, o.HookTimeout); err != nil {
+	if c.postStart, err = newHook(hooks.PostStart, "--post-start", o.PostStart, o.PostStartHTTP, o.PostStartSleep, o.HookTimeout); err != nil {
 		return nil, err
 	}
-	if c.preStop, err = newHook(drain.HookPreStop, "--pre-stop", o.PreStop, o.PreStopHTTP, o.PreStopSleep, o.HookTimeout); err != nil {
+	if c.preStop, err = newHook(hooks.PreStop, "--pre-stop", o.PreStop, o.PreStopHTTP, o.PreStopSleep, o.HookTimeout); err != nil {
 		return nil, err
 	}
 	if o.DrainConnections < 0 || o.DrainConnections > 65535 {
@@ -159,7 +160,7 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 
 // newHook builds a hook from its command, HTTP and sleep flags; at most one
 // may be set.
-func newHook(name, flagName, cmd, url string, sleep, timeout time.Duration) (*drain.Hook, error) {
+func newHook(name, flagName, cmd, url string, sleep, timeout time.Duration) (*hooks.Hook, error) {
 	n := 0
 	for _, set := range []bool{cmd != "", url != "", sleep > 0} {
 		if set {
@@ -170,18 +171,18 @@ func newHook(name, flagName, cmd, url string, sleep, timeout time.Duration) (*dr
 	case n > 1:
 		return nil, fmt.Errorf("%s, %s-http and %s-sleep: give one handler, not several", flagName, flagName, flagName)
 	case sleep > 0:
-		return &drain.Hook{Name: name, Sleep: sleep, Timeout: timeout}, nil
+		return &hooks.Hook{Name: name, Sleep: sleep, Timeout: timeout}, nil
 	case cmd != "":
 		argv, shell, err := supervisor.ParseCommand(cmd)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", flagName, err)
 		}
-		return &drain.Hook{Name: name, Exec: argv, Shell: shell, Timeout: timeout}, nil
+		return &hooks.Hook{Name: name, Exec: argv, Shell: shell, Timeout: timeout}, nil
 	case url != "":
 		if _, err := probes.ParseTarget(url, false); err != nil || !(strings.HasPrefix(url, "http://") || strings.HasPrefix(url, "https://")) {
 			return nil, fmt.Errorf("%s-http %q: want an http:// or https:// URL", flagName, url)
 		}
-		return &drain.Hook{Name: name, HTTPURL: url, Timeout: timeout}, nil
+		return &hooks.Hook{Name: name, HTTPURL: url, Timeout: timeout}, nil
 	}
 	return nil, nil
 }

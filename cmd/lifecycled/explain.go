@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/hooks"
 
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -178,8 +178,8 @@ func fmtSeconds(d time.Duration) string {
 
 // hookString shows a hook as the user gave it: sh -c "..." for the shell
 // form, the JSON array for the exec form, the URL, or the sleep.
-func hookString(h *drain.Hook) string {
-	if h.Handler() == drain.HandlerExec && h.Shell {
+func hookString(h *hooks.Hook) string {
+	if h.Handler() == hooks.HandlerExec && h.Shell {
 		return "exec sh -c " + strconv.Quote(h.Command())
 	}
 	return h.Handler() + " " + h.Command()

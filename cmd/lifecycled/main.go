@@ -3,8 +3,8 @@
 // semantics, serves health endpoints and drains before it stops the app.
 //
 // This package only parses flags, environment and configuration and wires
-// the actors of the other packages together; behaviour lives in supervisor/,
-// probes/ and drain/.
+// the actors of the other packages together; behaviour lives in lifecycle/
+// and the packages it uses (see ARCHITECTURE.md).
 package main
 
 import (
@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lifecycled/lifecycled/lifecycle"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -28,8 +30,7 @@ var (
 const (
 	exitOK          = 0
 	exitUsage       = 2
-	exitWaitTimeout = 124
-	exitPostStart   = 125
+	exitWaitTimeout = lifecycle.ExitWaitTimeout
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/hooks"
 )
 
 // checkOneLine fails the test unless err is a single line, as every usage error
@@ -258,7 +258,7 @@ func checkRunConfig(t *testing.T, c *runConfig) {
 	if c.adminListen != "" && checkLoopback(c.adminListen) != nil {
 		t.Fatalf("validated admin address %q is not loopback", c.adminListen)
 	}
-	for _, h := range []*drain.Hook{c.postStart, c.preStop} {
+	for _, h := range []*hooks.Hook{c.postStart, c.preStop} {
 		if h != nil && (h.Timeout <= 0 || h.Sleep < 0) {
 			t.Fatalf("validated hook %+v", *h)
 		}

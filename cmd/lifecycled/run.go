@@ -8,28 +8,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
-	"github.com/lifecycled/lifecycled/drain"
-	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/supervisor"
-)
-
-// Names of the /readyz checks, in the order `?verbose` lists them.
-const (
-	checkDependencies = "dependencies"
-	checkChild        = "child"
-	checkPostStart    = "poststart"
-	checkProbe        = "readiness-probe"
-	checkShutdown     = "shutdown"
 )
 
 // runMain is `lifecycled run`: parse, validate, then hand over to the actors.
@@ -57,9 +45,7 @@ func runMain(args []string, stderr io.Writer) int {
 		return usageError(stderr, "%v", err)
 	}
 	defer func() { _ = logger.Sync() }()
-	a := newApp(cfg, logger, stderr)
-	a.stderrGuard = guard
-	return a.run(sigs)
+	return runActors(cfg, logger, stderr, guard, sigs)
 }
 
 // loadRunConfig parses flags, environment and config file. It returns
@@ -94,525 +80,133 @@ func osSignals(sigs []syscall.Signal) []os.Signal {
 	return out
 }
 
+func userAgent() string { return "lifecycled/" + version }
+
+// lifecycleConfig is what the lifecycle needs of the settings.
+func (c *runConfig) lifecycleConfig() lifecycle.Config {
+	return lifecycle.Config{
+		Name:           c.name,
+		Command:        c.command,
+		SingleChild:    c.singleChild,
+		SignalMap:      c.signalMap,
+		ExitCodeMap:    c.exitCodeMap,
+		Waits:          c.waits,
+		Wait:           c.wait,
+		Ready:          c.ready,
+		PostStart:      c.postStart,
+		Stop:           c.drain,
+		HookLogDir:     c.hookLogDir,
+		TerminationLog: c.terminationLog,
+		TombstoneDir:   c.tombstoneDir,
+		ExitWith:       c.exitWith,
+		OnExitPost:     c.onExitPost,
+		UserAgent:      userAgent(),
+	}
+}
+
 // exitError ends the actor group with the process's exit code.
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-// stopRequest records requests to stop: the first starts the stop
-// sequence, a second SIGTERM or SIGINT skips what is left of its waits.
-type stopRequest struct {
-	mu     sync.Mutex
-	n      int
-	sig    syscall.Signal
-	reason string
-	first  chan struct{}
-	second chan struct{}
-}
-
-func newStopRequest() *stopRequest {
-	return &stopRequest{first: make(chan struct{}), second: make(chan struct{})}
-}
-
-// request records one stop request; sig is 0 when it did not come from a
-// signal (POST /quitquitquit, --exit-with), and such requests never count
-// as the second one.
-func (s *stopRequest) request(sig syscall.Signal, reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n > 0 && sig == 0 {
-		return
-	}
-	s.n++
-	switch s.n {
-	case 1:
-		s.sig, s.reason = sig, reason
-		close(s.first)
-	case 2:
-		close(s.second)
-	}
-}
-
-// requested returns the first request's signal and reason.
-func (s *stopRequest) requested() (syscall.Signal, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sig, s.reason
-}
-
-// app is one run of lifecycled: its configuration and the parts its actors
-// share.
-type app struct {
-	cfg    *runConfig
-	logger *zap.Logger
-	stderr io.Writer
-	// stderrGuard tells lifecycled's own SIGPIPEs (from writing to a
-	// broken stderr) from those sent to it; nil forwards them all.
-	stderrGuard *epipeGuard
-
-	reg          *prometheus.Registry
-	metrics      *runMetrics
-	probeMetrics *probes.Metrics
-	drainMetrics *drain.Metrics
-	health       *probes.Health
-	hookLog      *drain.HookLog
-	runner       *drain.Runner
-
-	reaper    *supervisor.Reaper
-	forwarder *supervisor.Forwarder
-	stop      *stopRequest
-	started   chan struct{} // closed once the child runs
-
-	mu    sync.Mutex
-	pid   int
-	phase string // the current phase, for the termination message
-}
-
-func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{})}
-	a.reg = newRegistry(cfg.listen != "")
-	a.metrics = newRunMetrics(a.reg)
-	a.probeMetrics = probes.NewMetrics(a.reg)
-	a.drainMetrics = drain.NewMetrics(a.reg)
-
-	a.health = probes.NewHealth()
-	a.health.OnReadyChange(func(ready bool) {
-		v := 0.0
-		if ready {
-			v = 1
-		}
-		a.metrics.ready.Set(v)
-	})
-	a.health.Set(checkDependencies, len(cfg.waits) == 0, "waiting for dependencies")
-	a.health.Set(checkChild, false, "not started")
-	a.health.Set(checkPostStart, cfg.postStart == nil, "postStart hook has not finished")
-	if cfg.ready != nil {
-		a.health.Set(checkProbe, false, "no probe has passed yet")
-	}
-	a.health.Set(checkShutdown, true, "")
-
-	if cfg.hookLogDir != "" {
-		a.hookLog = drain.OpenHookLog(cfg.hookLogDir, cfg.name, 1<<20, logger)
-	}
-	a.reaper = supervisor.NewReaper(logger, a.metrics.reaped.Inc)
-	a.runner = drain.NewRunner(a.reaper, logger, a.hookLog, a.drainMetrics, userAgent())
-	a.forwarder = supervisor.NewForwarder(cfg.signalMap, a.metrics.signalForwarded)
-	return a
-}
-
-func userAgent() string { return "lifecycled/" + version }
-
-// probeOptions are the options of every check: exec probes run through the
-// reaper, lifecycled's one waiter.
-func (a *app) probeOptions() probes.Options {
-	return probes.Options{UserAgent: userAgent(), Commands: a.reaper}
-}
-
-// run adds the actors and returns the exit code. The lifecycle actor
-// decides it; the others serve it and stop when it is done.
-func (a *app) run(sigs <-chan os.Signal) int {
+// runActors wires the lifecycle's actors into one run.Group and returns the
+// exit code: the lifecycle actor decides it; the others serve it and stop
+// when it is done.
+func runActors(cfg *runConfig, logger *zap.Logger, stderr io.Writer, guard *epipeGuard, sigs <-chan os.Signal) int {
 	if err := supervisor.BecomeSubreaper(); err != nil {
-		a.logger.Warn("cannot become the reaper of the child's orphans", zap.Error(err))
+		logger.Warn("cannot become the reaper of the child's orphans", zap.Error(err))
 	}
-	if a.cfg.tombstoneDir != "" {
-		if err := os.MkdirAll(a.cfg.tombstoneDir, 0o755); err != nil {
-			a.logger.Warn("cannot create the tombstone directory", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
+	if cfg.terminationGrace > 0 {
+		if err := cfg.budget().Check(); err != nil {
+			logger.Warn("stop sequence does not fit --termination-grace-period", zap.Error(err))
 		}
 	}
-	if a.cfg.terminationGrace > 0 {
-		if err := a.cfg.budget().Check(); err != nil {
-			a.logger.Warn("stop sequence does not fit --termination-grace-period", zap.Error(err))
-		}
-	}
+	reg := newRegistry(cfg.listen != "")
+	reaped := promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "lifecycled_zombies_reaped_total", Help: "Adopted orphans reaped (not counting the child itself).",
+	})
+	reaper := supervisor.NewReaper(logger, reaped.Inc)
+	lc := lifecycle.New(cfg.lifecycleConfig(), lifecycle.Deps{Logger: logger, Registry: reg, Reaper: reaper, Stderr: stderr})
+
+	// The reaper is no actor: it must outlive them all, since a hook or an
+	// exec probe cancelled at the end still waits for its status.
+	reapCtx, stopReaping := context.WithCancel(context.Background())
+	reaperDone := make(chan struct{})
+	go func() { defer close(reaperDone); _ = reaper.Run(reapCtx) }()
+	defer func() { stopReaping(); <-reaperDone }()
+
 	var g run.Group
 	actor := func(execute func(ctx context.Context) error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return execute(ctx) }, func(error) { cancel() })
 	}
-	// The reaper is no actor: it must outlive them all, since a hook or an
-	// exec probe cancelled at the end still waits for its status.
-	reapCtx, stopReaping := context.WithCancel(context.Background())
-	reaped := make(chan struct{})
-	go func() { defer close(reaped); _ = a.reaper.Run(reapCtx) }()
-	defer func() { stopReaping(); <-reaped }()
-	actor(func(ctx context.Context) error { return a.handleSignals(ctx, sigs) })
-
+	actor(func(ctx context.Context) error { return handleSignals(ctx, sigs, guard, lc) })
 	for _, s := range []struct {
 		addr     string
 		loopback bool
 		handler  http.Handler
 	}{
-		{a.cfg.listen, false, a.healthHandler()},
-		{a.cfg.adminListen, true, a.adminHandler()},
+		{cfg.listen, false, lc.Endpoints()},
+		{cfg.adminListen, true, lc.Admin()},
 	} {
 		if s.addr == "" {
 			continue
 		}
 		ln, err := listen(s.addr, s.loopback)
 		if err != nil {
-			a.fail("lifecycled: %v", err)
+			_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
 			return exitUsage
 		}
-		srv := newHTTPServer(s.handler, a.logger)
+		srv := newHTTPServer(s.handler, logger)
 		actor(func(ctx context.Context) error { return serve(ctx, srv, ln) })
 	}
-	if a.cfg.ready != nil {
-		prober := probes.NewProber(*a.cfg.ready, a.probeOptions(), a.logger, a.probeMetrics,
-			func(ready bool, reason string) { a.health.Set(checkProbe, ready, reason) })
-		actor(func(ctx context.Context) error {
-			select {
-			case <-a.started:
-				return prober.Run(ctx)
-			case <-ctx.Done():
-				return nil
-			}
-		})
+	if cfg.ready != nil {
+		actor(lc.ProbeReadiness)
 	}
-	if len(a.cfg.exitWith) > 0 {
-		actor(a.watchExitWith)
+	if len(cfg.exitWith) > 0 {
+		actor(lc.WatchExitWith)
 	}
-	// The lifecycle actor is never cancelled: when another actor fails it
-	// is asked to stop the child as on SIGTERM, so no child outlives us.
-	g.Add(func() error { return exitError{a.lifecycle()} }, func(err error) {
-		if !errors.As(err, new(exitError)) {
-			a.stop.request(0, "internal error: "+err.Error())
-		}
-	})
+	// The lifecycle actor is never cut short: when another actor fails,
+	// its context ends and it stops the child as on SIGTERM, so no child
+	// outlives us.
+	lifeCtx, endLife := context.WithCancelCause(context.Background())
+	g.Add(func() error { return exitError{lc.Run(lifeCtx)} }, endLife)
 
 	err := g.Run()
-	if a.hookLog != nil {
-		_ = a.hookLog.Close()
-	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	a.logger.Error("lifecycled failed", zap.Error(err))
+	logger.Error("lifecycled failed", zap.Error(err))
 	return 1
 }
 
-// handleSignals is the signal actor: SIGTERM and SIGINT start the stop
-// sequence, every other caught signal goes to the child.
-func (a *app) handleSignals(ctx context.Context, sigs <-chan os.Signal) error {
+// handleSignals is the signal actor: every signal caught goes to the
+// lifecycle, which stops on SIGTERM and SIGINT and forwards the rest.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, guard *epipeGuard, lc *lifecycle.Lifecycle) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
-			switch sig {
-			case syscall.SIGTERM, syscall.SIGINT:
-				a.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
-				a.stop.request(sig, "received "+supervisor.SignalName(sig))
-			default:
-				if sig == syscall.SIGPIPE && a.stderrGuard.ownSIGPIPE() {
-					continue // lifecycled's own: see epipeGuard
-				}
-				if err := a.forwarder.Forward(sig); err != nil {
-					a.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
-				}
+			if sig == syscall.SIGPIPE && guard.ownSIGPIPE() {
+				continue // lifecycled's own: see epipeGuard
 			}
+			lc.Signal(sig)
 		}
 	}
 }
 
-// watchExitWith is the --exit-with actor: once every named tombstone says
-// exited, stop as on SIGTERM (the sidecar of a Job).
-func (a *app) watchExitWith(ctx context.Context) error {
-	if err := drain.WatchExited(ctx, a.cfg.tombstoneDir, a.cfg.exitWith, 250*time.Millisecond); err == nil {
-		a.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", a.cfg.exitWith))
-		a.stop.request(0, strings.Join(a.cfg.exitWith, ", ")+" exited")
+// newRegistry returns the private registry every metric goes to, with the
+// Go and process collectors when it is served: /metrics never exposes the
+// global default registry, so nothing a library registers behind our back
+// shows up. Without --listen nobody reads the collectors, and building
+// them costs start-up time.
+func newRegistry(served bool) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	if served {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	<-ctx.Done()
-	return nil
-}
-
-// lifecycle is the container's life from start to end: wait for the
-// dependencies, start the child, run postStart, supervise, stop. It returns
-// the exit code.
-func (a *app) lifecycle() int {
-	ctx := context.Background()
-	a.enterPhase("waiting", nil, "")
-	if code, ok := a.waitDependencies(ctx); !ok {
-		return code
-	}
-	a.health.Set(checkDependencies, true, "")
-
-	a.enterPhase("starting", nil, "")
-	child, err := a.reaper.Start(supervisor.Spec{
-		Argv:              a.cfg.command,
-		SingleChild:       a.cfg.singleChild,
-		ParentDeathSignal: syscall.SIGKILL,
-	})
-	if err != nil {
-		code := 126
-		var se *supervisor.StartError
-		if errors.As(err, &se) {
-			code = se.Code
-		}
-		a.fail("lifecycled: %v", err)
-		a.finish(nil, code, "", err.Error())
-		return code
-	}
-	a.mu.Lock()
-	a.pid = child.Pid()
-	a.mu.Unlock()
-	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
-	if err := a.forwarder.Attach(child); err != nil {
-		a.logger.Warn("cannot forward a signal received before the start", zap.Error(err))
-	}
-	a.health.Set(checkChild, true, "")
-	a.health.SetLive(true)
-	close(a.started)
-
-	if failure := a.postStart(ctx, child); failure != "" {
-		a.stopChild(ctx, child)
-		a.health.SetLive(false)
-		a.finish(child, exitPostStart, "", failure)
-		return exitPostStart
-	}
-	select {
-	case <-a.stop.first: // a stop during postStart: no running phase
-	default:
-		a.enterPhase("running", nil, "")
-	}
-
-	var how string
-	select {
-	case <-child.Exited():
-		how = "the child exited by itself"
-		if child.Terminate(ctx, a.cfg.stopSignal, a.cfg.gracePeriod) {
-			a.logger.Warn("killed what was left of the child's process group after the grace period")
-			how += "; SIGKILL sent to what was left of its process group"
-		}
-	case <-a.stop.first:
-		_, reason := a.stop.requested()
-		how = "stopped: " + reason
-		if a.stopChild(ctx, child) {
-			how += fmt.Sprintf("; SIGKILL after the %s grace period", a.cfg.gracePeriod)
-		}
-	}
-	<-child.Done()
-	if err := child.ReturnTerminal(); err != nil {
-		a.logger.Debug("cannot take the terminal back", zap.Error(err))
-	}
-	a.health.Set(checkChild, false, "exited")
-	a.health.SetLive(false)
-	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.Status()))
-	a.finish(child, code, how, "")
-	return code
-}
-
-// waitDependencies waits for every --wait target. It returns ok=false with
-// the exit code when lifecycled must end without starting the child.
-func (a *app) waitDependencies(ctx context.Context) (int, bool) {
-	if len(a.cfg.waits) == 0 {
-		return 0, true
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-a.stop.first:
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	cfg := a.cfg.wait
-	cfg.Logger = a.logger
-	cfg.Metrics = a.probeMetrics
-	cfg.Options = a.probeOptions()
-	err := probes.WaitAll(wctx, a.cfg.waits, cfg)
-	select {
-	case <-a.stop.first:
-		// A stop before the start ends here, as if the child had been
-		// killed by that signal; a stop that was no signal is a success.
-		sig, reason := a.stop.requested()
-		code := 0
-		if sig != 0 {
-			code = 128 + int(sig)
-		}
-		a.logger.Info("stopped while waiting for dependencies", zap.String("reason", reason))
-		a.finish(nil, code, "", "stopped while waiting for dependencies: "+reason)
-		return code, false
-	default:
-	}
-	if err != nil {
-		a.fail("lifecycled: %v", err)
-		a.finish(nil, exitWaitTimeout, "", err.Error())
-		return exitWaitTimeout, false
-	}
-	return 0, true
-}
-
-// postStart runs the postStart hook right after the start, as the kubelet
-// does, and returns why it failed ("" on success). If the child exits
-// during the hook, the hook is cancelled and the child's exit wins.
-func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
-	if a.cfg.postStart != nil {
-		hctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-child.Exited():
-			case <-a.stop.first:
-			case <-hctx.Done():
-			}
-			cancel()
-		}()
-		res := a.runner.Run(hctx, *a.cfg.postStart)
-		interrupted := hctx.Err() != nil // read before cancel(), which sets it
-		cancel()
-		if res.Err != nil && !interrupted {
-			msg := fmt.Sprintf("postStart hook failed: %v", res.Err)
-			a.fail("lifecycled: %s", msg)
-			return msg + " (phase starting)" // finish comes after the stop sequence
-		}
-		if res.Err != nil {
-			return "" // the child exited or a stop came: the caller handles it
-		}
-	}
-	a.health.Set(checkPostStart, true, "")
-	a.health.SetStarted(true)
-	return ""
-}
-
-// stopChild runs the stop sequence; it reports whether SIGKILL was needed.
-func (a *app) stopChild(ctx context.Context, child *supervisor.Child) bool {
-	seq := drain.NewSequence(a.cfg.drain, child, a.runner, a.logger, a.drainMetrics, func(step string) {
-		if step == drain.StepDraining {
-			a.health.Set(checkShutdown, false, "draining")
-			a.enterPhase("draining", nil, "")
-		}
-		a.logger.Info("stop sequence", zap.String("step", step))
-	})
-	return seq.Run(ctx, a.stop.second)
-}
-
-// enterPhase records a phase in the metrics, the tombstone and the hook log.
-func (a *app) enterPhase(phase string, exitCode *int, signal string) {
-	a.metrics.setPhase(phase)
-	a.mu.Lock()
-	pid := a.pid
-	a.phase = phase
-	a.mu.Unlock()
-	if a.hookLog != nil {
-		a.hookLog.Phase(phase, pid)
-	}
-	if a.cfg.tombstoneDir == "" {
-		return
-	}
-	err := drain.WriteTombstone(a.cfg.tombstoneDir, drain.Tombstone{
-		Name: a.cfg.name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: time.Now(),
-	})
-	if err != nil {
-		a.logger.Warn("cannot write tombstone", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
-	}
-}
-
-// finish records the end: the exited phase, the termination message and the
-// --on-exit-post calls. failure is set when the end was lifecycled's
-// decision (a dependency, a hook, a start error); how says how the child
-// ended otherwise.
-func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
-	var sig string
-	a.mu.Lock()
-	phase := a.phase
-	a.mu.Unlock()
-	msg := failure
-	if msg != "" && !strings.Contains(msg, "(phase ") {
-		msg += " (phase " + phase + ")"
-	}
-	if child != nil {
-		ws := child.Status()
-		if ws.Signaled() {
-			sig = supervisor.SignalName(ws.Signal())
-		}
-		end := fmt.Sprintf("child exited with code %d", ws.ExitStatus())
-		if ws.Signaled() {
-			end = fmt.Sprintf("child killed by %s", sig)
-		}
-		if mapped := supervisor.ExitCode(ws); mapped != code && failure == "" {
-			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
-		}
-		if msg == "" {
-			msg = end + " (phase " + phase + "); " + how
-		} else {
-			msg += "; " + end
-		}
-	}
-	a.enterPhase("exited", &code, sig)
-	if failure != "" {
-		// The cause is already on stderr, as one line of its own.
-		a.logger.Debug("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
-	} else {
-		a.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
-	}
-	if a.cfg.terminationLog != "" {
-		if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
-			a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
-		}
-	}
-	a.postOnExit()
-}
-
-// postOnExit tells the other containers of the pod (Istio's /quitquitquit,
-// Linkerd's /shutdown) that the child is gone, each call bounded by 5 s.
-func (a *app) postOnExit() {
-	if len(a.cfg.onExitPost) == 0 {
-		return
-	}
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
-	var wg sync.WaitGroup
-	for _, u := range a.cfg.onExitPost {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-			if err == nil {
-				req.Header.Set("User-Agent", userAgent())
-				var resp *http.Response
-				if resp, err = client.Do(req); err == nil {
-					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
-					_ = resp.Body.Close()
-					a.logger.Info("posted on exit", zap.String("url", u), zap.Int("status", resp.StatusCode))
-					return
-				}
-			}
-			a.logger.Warn("on-exit POST failed", zap.String("url", u), zap.Error(err))
-		})
-	}
-	wg.Wait()
-}
-
-// healthHandler serves the probes' endpoints and the metrics.
-func (a *app) healthHandler() http.Handler {
-	mux := http.NewServeMux()
-	h := a.health.Handler()
-	mux.Handle("/readyz", h)
-	mux.Handle("/livez", h)
-	mux.Handle("/startupz", h)
-	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
-	return mux
-}
-
-// adminHandler serves the loopback-only admin endpoints.
-func (a *app) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
-		a.logger.Info("drain requested", zap.String("from", "POST /drain"))
-		a.health.Set(checkShutdown, false, "drained by POST /drain")
-		_, _ = io.WriteString(w, "draining\n")
-	})
-	mux.HandleFunc("POST /quitquitquit", func(w http.ResponseWriter, _ *http.Request) {
-		a.logger.Info("stop requested", zap.String("from", "POST /quitquitquit"))
-		a.stop.request(0, "POST /quitquitquit")
-		_, _ = io.WriteString(w, "stopping\n")
-	})
-	return adminGuard(mux)
-}
-
-// fail prints one line on stderr naming the cause of a failure that is not
-// the child's.
-func (a *app) fail(format string, args ...any) {
-	_, _ = io.WriteString(a.stderr, sprintfLine(format, args...))
+	return reg
 }

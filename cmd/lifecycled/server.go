@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,40 +38,6 @@ func listen(addr string, loopbackOnly bool) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
-}
-
-// adminGuard lets through only the requests a process on this host makes
-// on purpose. Loopback is not enough on a laptop or a host-network pod: a
-// web page open in a browser there can POST /quitquitquit to 127.0.0.1 (a
-// simple form post needs no CORS preflight), or rebind its own domain to
-// 127.0.0.1. So the Host header must be localhost or a loopback address,
-// which a rebound page cannot fake, and a browser's cross-origin request
-// is refused (http.CrossOriginProtection reads Sec-Fetch-Site and Origin).
-// curl, wget, a sidecar or a preStop hook send neither, and pass.
-func adminGuard(h http.Handler) http.Handler {
-	cross := http.NewCrossOriginProtection().Handler(h)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackHost(r.Host) {
-			http.Error(w, "admin endpoints answer only to Host: localhost or a loopback address", http.StatusForbidden)
-			return
-		}
-		cross.ServeHTTP(w, r)
-	})
-}
-
-// loopbackHost reports whether a Host header names localhost or a loopback
-// address, with or without a port.
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkLoopback refuses any address the admin endpoints could be reached on

@@ -1,4 +1,4 @@
-package drain
+package hooks
 
 import (
 	"context"
@@ -16,13 +16,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/httpclient"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 // Hook names, as in a Kubernetes container's lifecycle.
 const (
-	HookPostStart = "postStart"
-	HookPreStop   = "preStop"
+	PostStart = "postStart"
+	PreStop   = "preStop"
 )
 
 // Handler kinds, as in a Kubernetes LifecycleHandler.
@@ -32,9 +33,9 @@ const (
 	HandlerSleep   = "sleep"
 )
 
-// DefaultHookTimeout is --hook-timeout's default, used when Hook.Timeout is
+// defaultTimeout is --hook-timeout's default, used when Hook.Timeout is
 // zero.
-const DefaultHookTimeout = 30 * time.Second
+const defaultTimeout = 30 * time.Second
 
 const (
 	// maxOutput bounds what a hook's output costs in memory and in the hook
@@ -52,7 +53,7 @@ const (
 // Hook is one Kubernetes LifecycleHandler: exactly one of Exec, HTTPURL or
 // Sleep is set.
 type Hook struct {
-	// Name is HookPostStart or HookPreStop; it labels logs and metrics.
+	// Name is PostStart or PreStop; it labels logs and metrics.
 	Name string
 	// Exec is the argv of an exec handler, nil otherwise.
 	Exec []string
@@ -63,7 +64,7 @@ type Hook struct {
 	HTTPURL string
 	// Sleep is the duration of a sleep handler.
 	Sleep time.Duration
-	// Timeout bounds the run, whatever the handler (DefaultHookTimeout if
+	// Timeout bounds the run, whatever the handler (defaultTimeout if
 	// zero): the contract says --hook-timeout bounds each hook, so a sleep
 	// longer than Timeout fails at Timeout.
 	Timeout time.Duration
@@ -115,7 +116,7 @@ func (h Hook) MaxDuration() time.Duration {
 
 func (h Hook) timeout() time.Duration {
 	if h.Timeout <= 0 {
-		return DefaultHookTimeout
+		return defaultTimeout
 	}
 	return h.Timeout
 }
@@ -138,7 +139,7 @@ func (h Hook) describe() string {
 // Result is what one hook run did, for the log, the hook log, metrics and
 // the termination log.
 type Result struct {
-	// Hook is the hook's name (HookPostStart, HookPreStop).
+	// Hook is the hook's name (PostStart, PreStop).
 	Hook string
 	// Handler is HandlerExec, HandlerHTTPGet or HandlerSleep.
 	Handler string
@@ -165,7 +166,7 @@ type Result struct {
 type Runner struct {
 	commands  *supervisor.Reaper
 	logger    *zap.Logger
-	hookLog   *HookLog
+	hookLog   *Log
 	metrics   *Metrics
 	userAgent string
 	client    *http.Client
@@ -174,18 +175,14 @@ type Runner struct {
 // NewRunner returns a Runner that starts exec hooks through commands, the
 // process's one reaper. hookLog and m may be nil. userAgent is sent with
 // httpGet hooks so that the receiving side can tell them from traffic.
-func NewRunner(commands *supervisor.Reaper, logger *zap.Logger, hookLog *HookLog, m *Metrics, userAgent string) *Runner {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	// A hook is a one-off request; an idle connection kept open would
-	// only show up as an established connection during the drain.
-	transport.DisableKeepAlives = true
+func NewRunner(commands *supervisor.Reaper, logger *zap.Logger, hookLog *Log, m *Metrics, userAgent string) *Runner {
 	return &Runner{
 		commands:  commands,
 		logger:    logger,
 		hookLog:   hookLog,
 		metrics:   m,
 		userAgent: userAgent,
-		client:    &http.Client{Transport: transport},
+		client:    httpclient.New(),
 	}
 }
 
@@ -234,7 +231,7 @@ func (r *Runner) Run(ctx context.Context, h Hook) Result {
 }
 
 func (r *Runner) record(res Result) {
-	r.metrics.observeHook(res.Hook, res.Err != nil, res.Duration)
+	r.metrics.observe(res.Hook, res.Err != nil, res.Duration)
 	r.hookLog.Hook(res)
 	if r.logger == nil {
 		return
@@ -290,9 +287,10 @@ func (r *Runner) runExec(ctx context.Context, argv []string, res *Result) error 
 	return nil
 }
 
-// runHTTPGet fails on a status of 400 or more, unlike the kubelet, which
-// ignores the status (kubernetes#56963): a hook that answers 500 did not
-// do its job.
+// runHTTPGet sends the GET with the kubelet's client (httpclient: no proxy,
+// certificates not verified, same-host redirects), and fails on a status
+// of 400 or more, unlike the kubelet, which ignores the status
+// (kubernetes#56963): a hook that answers 500 did not do its job.
 func (r *Runner) runHTTPGet(ctx context.Context, rawURL string, res *Result) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {

@@ -1,4 +1,4 @@
-package drain
+package hooks
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -28,8 +29,8 @@ func TestHookDescribe(t *testing.T) {
 		wantCommand string
 		wantMax     time.Duration
 	}{
-		{"exec form", Hook{Exec: []string{"/bin/false"}}, HandlerExec, `["/bin/false"]`, DefaultHookTimeout},
-		{"shell form", Hook{Exec: []string{"/bin/sh", "-c", "exit 3"}, Shell: true}, HandlerExec, "exit 3", DefaultHookTimeout},
+		{"exec form", Hook{Exec: []string{"/bin/false"}}, HandlerExec, `["/bin/false"]`, defaultTimeout},
+		{"shell form", Hook{Exec: []string{"/bin/sh", "-c", "exit 3"}, Shell: true}, HandlerExec, "exit 3", defaultTimeout},
 		{"http", Hook{HTTPURL: "http://x/y", Timeout: time.Second}, HandlerHTTPGet, "http://x/y", time.Second},
 		{"short sleep", Hook{Sleep: 5 * time.Second}, HandlerSleep, "5s", 5 * time.Second},
 		{"sleep over timeout", Hook{Sleep: time.Minute, Timeout: 10 * time.Second}, HandlerSleep, "1m0s", 10 * time.Second},
@@ -47,7 +48,7 @@ func shellHook(t *testing.T, script string, timeout time.Duration) Hook {
 	t.Helper()
 	argv, shell, err := supervisor.ParseCommand(script)
 	require.NoError(t, err)
-	return Hook{Name: HookPreStop, Exec: argv, Shell: shell, Timeout: timeout}
+	return Hook{Name: PreStop, Exec: argv, Shell: shell, Timeout: timeout}
 }
 
 func TestRunExec(t *testing.T) {
@@ -70,7 +71,7 @@ func TestRunExec(t *testing.T) {
 			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			res := r.Run(context.Background(), shellHook(t, tt.command, 10*time.Second))
 			assert.Equal(t, HandlerExec, res.Handler)
-			assert.Equal(t, HookPreStop, res.Hook)
+			assert.Equal(t, PreStop, res.Hook)
 			assert.Equal(t, tt.wantExit, res.ExitCode)
 			if tt.wantErr == "" {
 				assert.NoError(t, res.Err)
@@ -162,7 +163,7 @@ func TestRunCancelled(t *testing.T) {
 		hook Hook
 	}{
 		{"exec", shellHook(t, "sleep 100", 30*time.Second)},
-		{"sleep", Hook{Name: HookPreStop, Sleep: 100 * time.Second, Timeout: 200 * time.Second}},
+		{"sleep", Hook{Name: PreStop, Sleep: 100 * time.Second, Timeout: 200 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,7 +196,7 @@ func TestRunSleep(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
-			tt.hook.Name = HookPreStop
+			tt.hook.Name = PreStop
 			var res Result
 			took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), tt.hook) })
 			assert.Equal(t, HandlerSleep, res.Handler)
@@ -245,12 +246,13 @@ func TestRunHTTPGet(t *testing.T) {
 		wantStatus int
 		wantErr    string
 		wantOutput string
+		timeout    time.Duration // 5s unless set: only "hang" should time out
 	}{
 		{name: "200", url: srv.URL + "/ok", wantStatus: 200, wantOutput: "drained"},
 		{name: "redirect followed", url: srv.URL + "/redirect", wantStatus: 200, wantOutput: "drained"},
 		{name: "404", url: srv.URL + "/missing", wantStatus: 404, wantErr: "status 404", wantOutput: "no such hook"},
 		{name: "500", url: srv.URL + "/broken", wantStatus: 500, wantErr: "status 500"},
-		{name: "hang", url: srv.URL + "/hang", wantErr: "timed out after 300ms"},
+		{name: "hang", url: srv.URL + "/hang", wantErr: "timed out after 300ms", timeout: 300 * time.Millisecond},
 		{name: "refused", url: closedURL + "/ok", wantErr: "connection refused"},
 		{name: "big body", url: srv.URL + "/big", wantStatus: 200, wantOutput: "output cut: 10240 bytes"},
 		{name: "bad url", url: "http://[::1", wantErr: "build request"},
@@ -258,7 +260,10 @@ func TestRunHTTPGet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "lifecycled-test/1")
-			h := Hook{Name: HookPreStop, HTTPURL: tt.url, Timeout: 300 * time.Millisecond}
+			if tt.timeout == 0 {
+				tt.timeout = 5 * time.Second
+			}
+			h := Hook{Name: PreStop, HTTPURL: tt.url, Timeout: tt.timeout}
 			var res Result
 			took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
 
@@ -276,7 +281,7 @@ func TestRunHTTPGet(t *testing.T) {
 				assert.Contains(t, res.Output, tt.wantOutput)
 			}
 			assert.LessOrEqual(t, len(res.Output), 4096)
-			assert.Less(t, took, 5*time.Second)
+			assert.Less(t, took, 8*time.Second)
 		})
 	}
 	assert.Equal(t, "lifecycled-test/1", gotUA.Load())
@@ -288,15 +293,15 @@ func TestRunRecordsMetricsAndLogs(t *testing.T) {
 	logger, logs := observed()
 	r := NewRunner(testReaper, logger, nil, m, "")
 
-	r.Run(context.Background(), Hook{Name: HookPreStop, Sleep: time.Millisecond})
+	r.Run(context.Background(), Hook{Name: PreStop, Sleep: time.Millisecond})
 	r.Run(context.Background(), shellHook(t, "exit 1", time.Second))
 
 	count := func(hook, result string) uint64 {
 		return histogramCount(t, reg, "lifecycled_hook_duration_seconds", map[string]string{"hook": hook, "result": result})
 	}
-	assert.Equal(t, uint64(1), count(HookPreStop, resultSuccess))
-	assert.Equal(t, uint64(1), count(HookPreStop, resultFailure))
-	assert.Equal(t, uint64(0), count(HookPostStart, resultSuccess))
+	assert.Equal(t, uint64(1), count(PreStop, resultSuccess))
+	assert.Equal(t, uint64(1), count(PreStop, resultFailure))
+	assert.Equal(t, uint64(0), count(PostStart, resultSuccess))
 
 	assert.Equal(t, 1, logs.FilterMessage("hook succeeded").Len())
 	failed := logs.FilterMessage("hook failed").All()
@@ -363,4 +368,52 @@ func TestCutUTF8(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, cutUTF8(tt.in, tt.n), "cutUTF8(%q, %d)", tt.in, tt.n)
 	}
+}
+
+// An httpGet hook uses the kubelet's client, as probes do: a URL that
+// passes as --ready passes as a hook. A self-signed https preStop used to
+// fail certificate verification where the same URL passed as a probe.
+func TestRunHTTPGetAsTheKubelet(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("drained"))
+	}))
+	t.Cleanup(tlsSrv.Close)
+	var otherHits atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherHits.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(other.Close)
+	// The same port on another host name (localhost, not 127.0.0.1).
+	otherHost := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, otherHost+"/", http.StatusFound)
+	}))
+	t.Cleanup(redirecting.Close)
+
+	tests := []struct {
+		name       string
+		url        string
+		wantStatus int
+	}{
+		{"self-signed https", tlsSrv.URL + "/", 200},
+		// The kubelet does not follow a redirect to another host: the 302
+		// is the answer, and a success.
+		{"other-host redirect", redirecting.URL + "/", 302},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target, err := probes.ParseTarget(tt.url, false)
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			require.NoError(t, probes.Check(ctx, target, probes.Options{}), "passes as a probe")
+
+			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
+			res := r.Run(context.Background(), Hook{Name: PreStop, HTTPURL: tt.url, Timeout: 5 * time.Second})
+			assert.NoError(t, res.Err, "and so as a hook")
+			assert.Equal(t, tt.wantStatus, res.HTTPStatus)
+		})
+	}
+	assert.Zero(t, otherHits.Load(), "a redirect to another host is not followed")
 }

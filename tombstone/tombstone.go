@@ -1,4 +1,7 @@
-package drain
+// Package tombstone holds the --tombstone-dir file through which the
+// containers of one pod see each other's phase: an explicit wire format,
+// written atomically, and the watch behind --exit-with.
+package tombstone
 
 import (
 	"context"
@@ -10,7 +13,9 @@ import (
 	"time"
 )
 
-// Tombstone phases, in the order a child goes through them.
+// Phases of a supervised child, in the order it goes through them: the
+// tombstone's phase, lifecycled_phase's label and the hook log's phase
+// lines all use these names.
 const (
 	PhaseWaiting  = "waiting"
 	PhaseStarting = "starting"
@@ -19,9 +24,14 @@ const (
 	PhaseExited   = "exited"
 )
 
-// DefaultWatchInterval is how often WatchExited looks at the tombstones when
+// Phases returns every phase, in order.
+func Phases() []string {
+	return []string{PhaseWaiting, PhaseStarting, PhaseRunning, PhaseDraining, PhaseExited}
+}
+
+// defaultWatchInterval is how often WatchExited looks at the tombstones when
 // given no interval.
-const DefaultWatchInterval = 250 * time.Millisecond
+const defaultWatchInterval = 250 * time.Millisecond
 
 // Tombstone is the --tombstone-dir file DIR/NAME.json, through which
 // containers of one pod see each other's phase (the Job-with-sidecar case).
@@ -37,7 +47,7 @@ type Tombstone struct {
 	// Signal names the signal that killed the child ("SIGKILL"), empty if
 	// none did.
 	Signal string
-	// UpdatedAt is when the phase was written; WriteTombstone sets it to
+	// UpdatedAt is when the phase was written; Write sets it to
 	// now if zero.
 	UpdatedAt time.Time
 }
@@ -53,9 +63,9 @@ type tombstoneJSON struct {
 	UpdatedAt string  `json:"updatedAt"`
 }
 
-// WriteTombstone writes DIR/NAME.json atomically: a reader in another
+// Write writes DIR/NAME.json atomically: a reader in another
 // container sees the old content or the new, never a torn file.
-func WriteTombstone(dir string, t Tombstone) error {
+func Write(dir string, t Tombstone) error {
 	if err := checkTombstoneName(t.Name); err != nil {
 		return err
 	}
@@ -84,9 +94,9 @@ func WriteTombstone(dir string, t Tombstone) error {
 	return nil
 }
 
-// ReadTombstone reads DIR/NAME.json. A missing file is an error wrapping
+// read reads DIR/NAME.json. A missing file is an error wrapping
 // fs.ErrNotExist.
-func ReadTombstone(dir, name string) (Tombstone, error) {
+func read(dir, name string) (Tombstone, error) {
 	if err := checkTombstoneName(name); err != nil {
 		return Tombstone{}, err
 	}
@@ -114,12 +124,12 @@ func ReadTombstone(dir, name string) (Tombstone, error) {
 // WatchExited blocks until the tombstone of every name in dir says
 // "exited", or ctx is done. A missing or unreadable tombstone means not
 // exited yet: the other container may not have started. It polls every
-// `every` (DefaultWatchInterval if zero or less); polling works on every
+// `every` (defaultWatchInterval if zero or less); polling works on every
 // volume type, where inotify misses changes made from another node or
 // through some overlay and network file systems.
 func WatchExited(ctx context.Context, dir string, names []string, every time.Duration) error {
 	if every <= 0 {
-		every = DefaultWatchInterval
+		every = defaultWatchInterval
 	}
 	for _, name := range names {
 		if err := checkTombstoneName(name); err != nil {
@@ -148,7 +158,7 @@ func WatchExited(ctx context.Context, dir string, names []string, every time.Dur
 func stillRunning(dir string, names []string) []string {
 	var pending []string
 	for _, name := range names {
-		t, err := ReadTombstone(dir, name)
+		t, err := read(dir, name)
 		if err != nil || t.Phase != PhaseExited {
 			pending = append(pending, name)
 		}

@@ -1,4 +1,4 @@
-package probes
+package health
 
 import (
 	"io"
@@ -12,7 +12,7 @@ import (
 )
 
 // serve serves h's handler on 127.0.0.1 until the test ends.
-func serve(t *testing.T, h *Health) string {
+func serve(t *testing.T, h *Checks) string {
 	t.Helper()
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(srv.Close)
@@ -89,7 +89,7 @@ func TestHealthReadyz(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := NewHealth()
+			h := NewChecks()
 			url := serve(t, h)
 			for _, s := range tt.sets {
 				h.Set(s.name, s.ok, s.reason)
@@ -112,7 +112,7 @@ func TestHealthReadyz(t *testing.T) {
 }
 
 func TestHealthLivezStartupz(t *testing.T) {
-	h := NewHealth()
+	h := NewChecks()
 	url := serve(t, h)
 	h.Set("child", true, "") // readiness does not make live or started
 
@@ -147,7 +147,7 @@ func TestHealthLivezStartupz(t *testing.T) {
 }
 
 func TestHealthMethodsAndPaths(t *testing.T) {
-	h := NewHealth()
+	h := NewChecks()
 	url := serve(t, h)
 	h.Set("child", true, "")
 	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
@@ -168,10 +168,10 @@ func TestHealthMethodsAndPaths(t *testing.T) {
 }
 
 func TestHealthOnReadyChange(t *testing.T) {
-	h := NewHealth()
+	h := NewChecks()
 	var got []bool
 	h.OnReadyChange(func(ready bool) {
-		assert.Equal(t, ready, h.Ready(), "a hook may read Health, and sees the new state")
+		assert.Equal(t, ready, h.Ready(), "a hook may read Checks, and sees the new state")
 		got = append(got, ready)
 	})
 	h.Set("child", false, "starting")
@@ -184,7 +184,7 @@ func TestHealthOnReadyChange(t *testing.T) {
 }
 
 func TestHealthConcurrent(t *testing.T) {
-	h := NewHealth()
+	h := NewChecks()
 	var last []bool
 	var mu sync.Mutex
 	h.OnReadyChange(func(ready bool) {

@@ -1,4 +1,4 @@
-package drain
+package lifecycle
 
 import (
 	"os"
@@ -31,7 +31,7 @@ func TestWriteTerminationLog(t *testing.T) {
 			if tt.previous != "" {
 				require.NoError(t, os.WriteFile(path, []byte(tt.previous), 0o644))
 			}
-			require.NoError(t, WriteTerminationLog(path, tt.message))
+			require.NoError(t, writeTerminationLog(path, tt.message))
 			data, err := os.ReadFile(path)
 			require.NoError(t, err)
 			got := string(data)
@@ -50,6 +50,6 @@ func TestWriteTerminationLog(t *testing.T) {
 }
 
 func TestWriteTerminationLogError(t *testing.T) {
-	err := WriteTerminationLog(filepath.Join(t.TempDir(), "missing", "log"), "x")
+	err := writeTerminationLog(filepath.Join(t.TempDir(), "missing", "log"), "x")
 	assert.ErrorContains(t, err, "write termination log")
 }

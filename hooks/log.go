@@ -1,4 +1,4 @@
-package drain
+package hooks
 
 import (
 	"errors"
@@ -13,33 +13,33 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// DefaultHookLogMaxBytes is the size at which the hook log is rotated when
-// OpenHookLog is given no size.
-const DefaultHookLogMaxBytes = 1 << 20
+// defaultLogMaxBytes is the size at which the hook log is rotated when
+// OpenLog is given no size.
+const defaultLogMaxBytes = 1 << 20
 
-// HookLog is the --hook-log-dir file: JSON lines, one per hook run and one
+// Log is the --hook-log-dir file: JSON lines, one per hook run and one
 // per phase change, for whoever reads the shared volume (a log shipper, a
 // sidecar, a human with kubectl cp). It never blocks or fails the
 // container: when the file cannot be written it says so once on the main
 // logger and tries again on the next line.
 //
-// A nil *HookLog discards everything, so callers need not check whether
+// A nil *Log discards everything, so callers need not check whether
 // --hook-log-dir was given.
-type HookLog struct {
+type Log struct {
 	file   *rotatingFile
 	logger *zap.Logger
 }
 
-// OpenHookLog opens DIR/NAME.hooks.log, creating DIR if needed, and rotates
-// it to NAME.hooks.log.1 when it passes maxBytes (DefaultHookLogMaxBytes if
+// OpenLog opens DIR/NAME.hooks.log, creating DIR if needed, and rotates
+// it to NAME.hooks.log.1 when it passes maxBytes (defaultLogMaxBytes if
 // zero or less). It returns nil when dir is empty. It never fails: a
 // problem is reported once on logger and retried on later writes.
-func OpenHookLog(dir, name string, maxBytes int64, logger *zap.Logger) *HookLog {
+func OpenLog(dir, name string, maxBytes int64, logger *zap.Logger) *Log {
 	if dir == "" {
 		return nil
 	}
 	if maxBytes <= 0 {
-		maxBytes = DefaultHookLogMaxBytes
+		maxBytes = defaultLogMaxBytes
 	}
 	if logger == nil {
 		logger = zap.NewNop()
@@ -73,14 +73,14 @@ func OpenHookLog(dir, name string, maxBytes int64, logger *zap.Logger) *HookLog 
 	core := zapcore.NewCore(enc, f, zapcore.DebugLevel)
 	// rotatingFile reports its own failures, once; zap's error output
 	// would repeat them on every line.
-	return &HookLog{
+	return &Log{
 		file:   f,
 		logger: zap.New(core, zap.ErrorOutput(zapcore.AddSync(io.Discard))),
 	}
 }
 
 // Hook writes one line for a hook run.
-func (l *HookLog) Hook(res Result) {
+func (l *Log) Hook(res Result) {
 	if l == nil {
 		return
 	}
@@ -114,7 +114,7 @@ func (l *HookLog) Hook(res Result) {
 
 // Phase writes one line for a phase change of the child with pid (0 when
 // there is none yet).
-func (l *HookLog) Phase(phase string, pid int) {
+func (l *Log) Phase(phase string, pid int) {
 	if l == nil {
 		return
 	}
@@ -122,7 +122,7 @@ func (l *HookLog) Phase(phase string, pid int) {
 }
 
 // Close closes the file; later lines are dropped.
-func (l *HookLog) Close() error {
+func (l *Log) Close() error {
 	if l == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package drain
+package hooks
 
 import (
 	"bufio"
@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/tombstone"
 )
 
 // readJSONLines parses every line of path as a JSON object.
@@ -35,31 +37,31 @@ func readJSONLines(t *testing.T, path string) []map[string]any {
 	return lines
 }
 
-func TestHookLogLines(t *testing.T) {
+func TestLogLines(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "nope", http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(srv.Close)
 
-	dir := filepath.Join(t.TempDir(), "hooks") // created by OpenHookLog
+	dir := filepath.Join(t.TempDir(), "hooks") // created by OpenLog
 	logger, logs := observed()
-	hl := OpenHookLog(dir, "app", 0, logger)
+	hl := OpenLog(dir, "app", 0, logger)
 	require.NotNil(t, hl)
 	r := NewRunner(testReaper, logger, hl, nil, "")
 
-	hl.Phase(PhaseRunning, 42)
+	hl.Phase(tombstone.PhaseRunning, 42)
 	r.Run(context.Background(), shellHook(t, `echo "said \"hi\""; exit 2`, 5*time.Second))
-	r.Run(context.Background(), Hook{Name: HookPostStart, HTTPURL: srv.URL + "/hook", Timeout: 5 * time.Second})
-	r.Run(context.Background(), Hook{Name: HookPreStop, Sleep: time.Millisecond})
+	r.Run(context.Background(), Hook{Name: PostStart, HTTPURL: srv.URL + "/hook", Timeout: 5 * time.Second})
+	r.Run(context.Background(), Hook{Name: PreStop, Sleep: time.Millisecond})
 	require.NoError(t, hl.Close())
-	hl.Phase(PhaseExited, 42) // dropped after Close, no panic
+	hl.Phase(tombstone.PhaseExited, 42) // dropped after Close, no panic
 
 	lines := readJSONLines(t, filepath.Join(dir, "app.hooks.log"))
 	require.Len(t, lines, 4)
 
 	phase := lines[0]
 	assert.Equal(t, "phase", phase["msg"])
-	assert.Equal(t, PhaseRunning, phase["phase"])
+	assert.Equal(t, tombstone.PhaseRunning, phase["phase"])
 	assert.EqualValues(t, 42, phase["pid"])
 	ts, ok := phase["time"].(string)
 	require.True(t, ok)
@@ -67,7 +69,7 @@ func TestHookLogLines(t *testing.T) {
 	assert.NoError(t, err)
 
 	exec := lines[1]
-	assert.Equal(t, HookPreStop, exec["hook"])
+	assert.Equal(t, PreStop, exec["hook"])
 	assert.Equal(t, HandlerExec, exec["handler"])
 	assert.Equal(t, `echo "said \"hi\""; exit 2`, exec["command"])
 	assert.EqualValues(t, 2, exec["exitCode"])
@@ -83,7 +85,7 @@ func TestHookLogLines(t *testing.T) {
 	assert.IsType(t, float64(0), exec["durationSeconds"])
 
 	httpLine := lines[2]
-	assert.Equal(t, HookPostStart, httpLine["hook"])
+	assert.Equal(t, PostStart, httpLine["hook"])
 	assert.Equal(t, HandlerHTTPGet, httpLine["handler"])
 	assert.Equal(t, srv.URL+"/hook", httpLine["url"])
 	assert.NotContains(t, httpLine, "command")
@@ -98,15 +100,15 @@ func TestHookLogLines(t *testing.T) {
 	assert.Zero(t, logs.FilterMessage("hook log unavailable, carrying on without it; will retry").Len())
 }
 
-func TestHookLogRotates(t *testing.T) {
+func TestLogRotates(t *testing.T) {
 	dir := t.TempDir()
 	const max = 2048
-	hl := OpenHookLog(dir, "app", max, zap.NewNop())
+	hl := OpenLog(dir, "app", max, zap.NewNop())
 	t.Cleanup(func() { _ = hl.Close() })
 	path := filepath.Join(dir, "app.hooks.log")
 
 	for pid := 1; pid <= 100; pid++ {
-		hl.Phase(PhaseRunning, pid)
+		hl.Phase(tombstone.PhaseRunning, pid)
 	}
 
 	cur, err := os.Stat(path)
@@ -130,7 +132,7 @@ func TestHookLogRotates(t *testing.T) {
 	assert.Len(t, matches, 2, "only one old file is kept")
 }
 
-func TestHookLogUnwritable(t *testing.T) {
+func TestLogUnwritable(t *testing.T) {
 	// chmod does not stop root; a directory under a regular file cannot be
 	// created by anyone.
 	file := filepath.Join(t.TempDir(), "file")
@@ -138,13 +140,13 @@ func TestHookLogUnwritable(t *testing.T) {
 	dir := filepath.Join(file, "sub")
 
 	logger, logs := observed()
-	hl := OpenHookLog(dir, "app", 0, logger)
+	hl := OpenLog(dir, "app", 0, logger)
 	require.NotNil(t, hl)
 	r := NewRunner(testReaper, zap.NewNop(), hl, nil, "")
 	within(t, 10*time.Second, func() {
 		for i := 0; i < 5; i++ {
-			hl.Phase(PhaseRunning, i)
-			r.Run(context.Background(), Hook{Name: HookPreStop, Sleep: time.Millisecond})
+			hl.Phase(tombstone.PhaseRunning, i)
+			r.Run(context.Background(), Hook{Name: PreStop, Sleep: time.Millisecond})
 		}
 	})
 	assert.NoError(t, hl.Close())
@@ -155,19 +157,19 @@ func TestHookLogUnwritable(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "app.hooks.log"), warnings[0].ContextMap()["path"])
 }
 
-func TestHookLogDirDeletedMidRun(t *testing.T) {
+func TestLogDirDeletedMidRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "hooks")
 	logger, logs := observed()
-	hl := OpenHookLog(dir, "app", 0, logger)
+	hl := OpenLog(dir, "app", 0, logger)
 	t.Cleanup(func() { _ = hl.Close() })
 	path := filepath.Join(dir, "app.hooks.log")
 
-	hl.Phase(PhaseRunning, 1)
+	hl.Phase(tombstone.PhaseRunning, 1)
 	require.Len(t, readJSONLines(t, path), 1)
 
 	require.NoError(t, os.RemoveAll(dir))
 	for pid := 2; pid <= 4; pid++ {
-		hl.Phase(PhaseDraining, pid)
+		hl.Phase(tombstone.PhaseDraining, pid)
 	}
 	_, err := os.Stat(dir)
 	assert.ErrorIs(t, err, os.ErrNotExist, "a vanished volume must not be recreated on the container's own disk")
@@ -175,7 +177,7 @@ func TestHookLogDirDeletedMidRun(t *testing.T) {
 
 	// The volume comes back: lines flow again, and it says so.
 	require.NoError(t, os.Mkdir(dir, 0o755))
-	hl.Phase(PhaseExited, 5)
+	hl.Phase(tombstone.PhaseExited, 5)
 	lines := readJSONLines(t, path)
 	require.Len(t, lines, 1)
 	assert.EqualValues(t, 5, lines[0]["pid"])
@@ -183,11 +185,11 @@ func TestHookLogDirDeletedMidRun(t *testing.T) {
 	assert.Equal(t, 1, logs.FilterMessage("hook log unavailable, carrying on without it; will retry").Len())
 }
 
-func TestHookLogNil(t *testing.T) {
-	assert.Nil(t, OpenHookLog("", "app", 0, zap.NewNop()), "no --hook-log-dir, no hook log")
-	var hl *HookLog
+func TestLogNil(t *testing.T) {
+	assert.Nil(t, OpenLog("", "app", 0, zap.NewNop()), "no --hook-log-dir, no hook log")
+	var hl *Log
 	assert.NotPanics(t, func() {
-		hl.Phase(PhaseRunning, 1)
+		hl.Phase(tombstone.PhaseRunning, 1)
 		hl.Hook(Result{})
 		assert.NoError(t, hl.Close())
 	})

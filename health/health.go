@@ -1,4 +1,6 @@
-package probes
+// Package health serves /readyz, /livez and /startupz from named checks,
+// with the Kubernetes API server's answers and `?verbose` lists.
+package health
 
 import (
 	"fmt"
@@ -7,13 +9,13 @@ import (
 	"sync"
 )
 
-// Health is the state behind /readyz, /livez and /startupz. It is safe for
+// Checks is the state behind /readyz, /livez and /startupz. It is safe for
 // concurrent use: the supervisor, the prober, the stop sequence and the HTTP
 // server all touch it.
-type Health struct {
+type Checks struct {
 	// setMu serialises Set and the readiness hooks it calls, so hooks see
 	// changes in the order they happened; mu guards the state and is never
-	// held while a hook runs, so a hook may read Health.
+	// held while a hook runs, so a hook may read Checks.
 	setMu sync.Mutex
 
 	mu      sync.RWMutex
@@ -31,9 +33,9 @@ type checkResult struct {
 	reason string
 }
 
-// NewHealth returns a Health that is not ready, not live and not started.
-func NewHealth() *Health {
-	return &Health{checks: make(map[string]checkResult)}
+// NewChecks returns a Checks that is not ready, not live and not started.
+func NewChecks() *Checks {
+	return &Checks{checks: make(map[string]checkResult)}
 }
 
 // Set records the state of the named readiness check; reason says why it is
@@ -41,7 +43,7 @@ func NewHealth() *Health {
 // Set, so main registers its checks ("dependencies", "child", "poststart",
 // "probe", "draining") at start, failing, and clears them as they pass; they
 // are listed in the order of their first Set.
-func (h *Health) Set(name string, ok bool, reason string) {
+func (h *Checks) Set(name string, ok bool, reason string) {
 	h.setMu.Lock()
 	defer h.setMu.Unlock()
 
@@ -64,8 +66,8 @@ func (h *Health) Set(name string, ok bool, reason string) {
 }
 
 // computeReady is the AND of all checks. With none registered it is false:
-// a Health that nobody set up must not claim readiness. Call with mu held.
-func (h *Health) computeReady() bool {
+// a Checks that nobody set up must not claim readiness. Call with mu held.
+func (h *Checks) computeReady() bool {
 	if len(h.checks) == 0 {
 		return false
 	}
@@ -78,7 +80,7 @@ func (h *Health) computeReady() bool {
 }
 
 // SetLive records whether lifecycled supervises a running child (/livez).
-func (h *Health) SetLive(ok bool) {
+func (h *Checks) SetLive(ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.live = ok
@@ -86,14 +88,14 @@ func (h *Health) SetLive(ok bool) {
 
 // SetStarted records whether the child started and postStart finished
 // (/startupz).
-func (h *Health) SetStarted(ok bool) {
+func (h *Checks) SetStarted(ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.started = ok
 }
 
 // Ready reports whether every readiness check passes.
-func (h *Health) Ready() bool {
+func (h *Checks) Ready() bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.ready
@@ -103,7 +105,7 @@ func (h *Health) Ready() bool {
 // changes, and once at once with the current value, so that a gauge set by fn
 // is right from the start. fn runs in the goroutine that called Set; it may
 // read Health but must not call Set.
-func (h *Health) OnReadyChange(fn func(bool)) {
+func (h *Checks) OnReadyChange(fn func(bool)) {
 	h.setMu.Lock()
 	defer h.setMu.Unlock()
 	h.mu.Lock()
@@ -119,7 +121,7 @@ func (h *Health) OnReadyChange(fn func(bool)) {
 // given, with the reasons of failed checks; without it the reasons are
 // withheld, as the API server withholds them, since the endpoint may be
 // reachable by more than the kubelet.
-func (h *Health) Handler() http.Handler {
+func (h *Checks) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		serveChecks(w, r, "readyz", h.readyChecks())
@@ -146,7 +148,7 @@ type namedCheck struct {
 }
 
 // readyChecks returns the readiness checks in the order of first Set.
-func (h *Health) readyChecks() []namedCheck {
+func (h *Checks) readyChecks() []namedCheck {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	checks := make([]namedCheck, 0, len(h.order))
@@ -175,7 +177,7 @@ func serveChecks(w http.ResponseWriter, r *http.Request, endpoint string, checks
 		passed = false
 		reason := "reason withheld"
 		if verbose {
-			reason = oneLine([]byte(c.reason))
+			reason = strings.Join(strings.Fields(c.reason), " ")
 			if reason == "" {
 				reason = "no reason given"
 			}

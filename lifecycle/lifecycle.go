@@ -1,0 +1,560 @@
+// Package lifecycle is the container's life from start to end, as the
+// contract tells it: wait for the dependencies, start the child, run
+// postStart, supervise it while readiness is served, drain and stop it, and
+// record the end (tombstone, termination message, on-exit POSTs).
+//
+// main builds one Lifecycle from the settings and adds its actors to a
+// run.Group: Run is the one that decides the exit code; ProbeReadiness and
+// WatchExitWith serve it; Signal, Endpoints and Admin are what the signal
+// and HTTP actors call.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/health"
+	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/supervisor"
+	"github.com/lifecycled/lifecycled/tombstone"
+)
+
+// Exit codes of the contract (section 2) that the lifecycle decides.
+const (
+	ExitWaitTimeout = 124 // a --wait dependency was not up in time; also `lifecycled wait`'s
+	exitPostStart   = 125
+	exitCannotExec  = 126
+)
+
+// Names of the /readyz checks, in the order `?verbose` lists them.
+const (
+	checkDependencies = "dependencies"
+	checkChild        = "child"
+	checkPostStart    = "poststart"
+	checkProbe        = "readiness-probe"
+	checkShutdown     = "shutdown"
+)
+
+// onExitTimeout bounds each --on-exit-post call (contract section 6).
+const onExitTimeout = 5 * time.Second
+
+// Config is what one run needs, validated by main: every field is a setting
+// (or several) in its final, typed form.
+type Config struct {
+	// Name (--name) names the tombstone and the hook log.
+	Name string
+	// Command is the child's argv.
+	Command []string
+	// SingleChild (--single-child) sends signals to the child alone.
+	SingleChild bool
+	// SignalMap (--signal-map) rewrites forwarded signals.
+	SignalMap supervisor.SignalMap
+	// ExitCodeMap (--exit-code-map) rewrites the child's exit code.
+	ExitCodeMap supervisor.ExitCodeMap
+
+	// Waits (--wait) are waited for before the start, with Wait's
+	// schedule; its Logger, Metrics and Options are filled in here.
+	Waits []probes.Target
+	Wait  probes.WaitConfig
+	// Ready (--ready) is the readiness probe, nil if none.
+	Ready *probes.ProbeSpec
+
+	// PostStart is the postStart hook, nil if none.
+	PostStart *hooks.Hook
+	// Stop is the stop sequence: drain, preStop, stop signal, grace
+	// period. Its StopSignal and GracePeriod also stop what the child
+	// leaves in its group when it exits by itself.
+	Stop drain.Config
+
+	// HookLogDir, TerminationLog and TombstoneDir are the files of
+	// contract section 6; "" turns each off.
+	HookLogDir, TerminationLog, TombstoneDir string
+	// ExitWith (--exit-with) names the tombstones that stop this run once
+	// they say exited.
+	ExitWith []string
+	// OnExitPost (--on-exit-post) are POSTed to after the child exits.
+	OnExitPost []string
+
+	// UserAgent is sent with every HTTP request lifecycled makes.
+	UserAgent string
+}
+
+// Deps are what a Lifecycle uses but does not own.
+type Deps struct {
+	// Logger is lifecycled's own logger.
+	Logger *zap.Logger
+	// Registry is the private registry every metric goes to and /metrics
+	// serves.
+	Registry *prometheus.Registry
+	// Reaper starts the child, hooks and exec probes, and is the process's
+	// one waiter; its Run is the caller's to start and stop.
+	Reaper *supervisor.Reaper
+	// Stderr gets the one line naming the cause of a failure that is not
+	// the child's.
+	Stderr io.Writer
+}
+
+// child is what the lifecycle needs of the supervised process;
+// *supervisor.Child is one, and tests use a fake.
+type child interface {
+	drain.Process
+	Pid() int
+	Terminate(ctx context.Context, sig syscall.Signal, grace time.Duration) (killed bool)
+	ReturnTerminal() error
+	Status() unix.WaitStatus
+}
+
+// Lifecycle is one run of lifecycled.
+type Lifecycle struct {
+	cfg    Config
+	logger *zap.Logger
+	stderr io.Writer
+	reg    *prometheus.Registry
+
+	metrics      *metrics
+	probeMetrics *probes.Metrics
+	drainMetrics *drain.Metrics
+	health       *health.Checks
+	hookLog      *hooks.Log
+	runner       *hooks.Runner
+	reaper       *supervisor.Reaper
+	forwarder    *supervisor.Forwarder
+	stop         *stopRequest
+	started      chan struct{} // closed once the child runs
+
+	// start starts the child; tests replace it with a fake.
+	start func(supervisor.Spec) (child, error)
+	// now is the clock of the tombstone's updatedAt.
+	now func() time.Time
+
+	mu    sync.Mutex
+	pid   int
+	phase string // the current phase, for the termination message
+}
+
+// New returns the Lifecycle of one run. It starts nothing: main adds its
+// actors to a run.Group.
+func New(cfg Config, deps Deps) *Lifecycle {
+	l := &Lifecycle{
+		cfg: cfg, logger: deps.Logger, stderr: deps.Stderr, reg: deps.Registry, reaper: deps.Reaper,
+		stop: newStopRequest(), started: make(chan struct{}), now: time.Now,
+	}
+	l.metrics = newMetrics(deps.Registry)
+	l.probeMetrics = probes.NewMetrics(deps.Registry)
+	l.drainMetrics = drain.NewMetrics(deps.Registry)
+
+	l.health = health.NewChecks()
+	l.health.OnReadyChange(l.metrics.setReady)
+	l.health.Set(checkDependencies, len(cfg.Waits) == 0, "waiting for dependencies")
+	l.health.Set(checkChild, false, "not started")
+	l.health.Set(checkPostStart, cfg.PostStart == nil, "postStart hook has not finished")
+	if cfg.Ready != nil {
+		l.health.Set(checkProbe, false, "no probe has passed yet")
+	}
+	l.health.Set(checkShutdown, true, "")
+
+	if cfg.HookLogDir != "" {
+		l.hookLog = hooks.OpenLog(cfg.HookLogDir, cfg.Name, 0, l.logger)
+	}
+	l.runner = hooks.NewRunner(l.reaper, l.logger, l.hookLog, hooks.NewMetrics(deps.Registry), cfg.UserAgent)
+	l.forwarder = supervisor.NewForwarder(cfg.SignalMap, l.metrics.signalForwarded)
+	l.start = l.startChild
+	return l
+}
+
+// probeOptions are the options of every check: exec probes run through the
+// reaper, lifecycled's one waiter.
+func (l *Lifecycle) probeOptions() probes.Options {
+	return probes.Options{UserAgent: l.cfg.UserAgent, Commands: l.reaper}
+}
+
+// Signal handles a signal lifecycled caught: SIGTERM and SIGINT start the
+// stop sequence (a second one skips what is left of its waits), every other
+// signal goes to the child, or waits for it to start.
+func (l *Lifecycle) Signal(sig syscall.Signal) {
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT:
+		l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
+		l.stop.request(sig, "received "+supervisor.SignalName(sig))
+	default:
+		if err := l.forwarder.Forward(sig); err != nil {
+			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
+		}
+	}
+}
+
+// ProbeReadiness is the readiness probe's actor: it probes from the
+// child's start until ctx is done. Without --ready it only waits for ctx.
+func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
+	if l.cfg.Ready == nil {
+		<-ctx.Done()
+		return nil
+	}
+	prober := probes.NewProber(*l.cfg.Ready, l.probeOptions(), l.logger, l.probeMetrics,
+		func(ready bool, reason string) { l.health.Set(checkProbe, ready, reason) })
+	select {
+	case <-l.started:
+		return prober.Run(ctx)
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// WatchExitWith is the --exit-with actor: once every named tombstone says
+// exited, stop as on SIGTERM (the sidecar of a Job).
+func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
+	if len(l.cfg.ExitWith) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	if err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0); err == nil {
+		l.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", l.cfg.ExitWith))
+		l.stop.request(0, strings.Join(l.cfg.ExitWith, ", ")+" exited")
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Run is the container's life from start to end: wait for the
+// dependencies, start the child, run postStart, supervise, stop. It returns
+// the exit code. When ctx is done (another actor failed), the child is
+// stopped as on SIGTERM, never left behind, and Run still returns only once
+// it is gone.
+func (l *Lifecycle) Run(ctx context.Context) int {
+	if l.cfg.TombstoneDir != "" {
+		if err := os.MkdirAll(l.cfg.TombstoneDir, 0o755); err != nil {
+			l.logger.Warn("cannot create the tombstone directory", zap.String("dir", l.cfg.TombstoneDir), zap.Error(err))
+		}
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			l.stop.request(0, "internal error: "+context.Cause(ctx).Error())
+		case <-done:
+		}
+	}()
+	defer func() {
+		if l.hookLog != nil {
+			_ = l.hookLog.Close()
+		}
+	}()
+	return l.lifecycle(context.WithoutCancel(ctx))
+}
+
+func (l *Lifecycle) lifecycle(ctx context.Context) int {
+	l.enterPhase(tombstone.PhaseWaiting, nil, "")
+	if code, ok := l.waitDependencies(ctx); !ok {
+		return code
+	}
+	l.health.Set(checkDependencies, true, "")
+
+	l.enterPhase(tombstone.PhaseStarting, nil, "")
+	c, err := l.start(supervisor.Spec{
+		Argv:              l.cfg.Command,
+		SingleChild:       l.cfg.SingleChild,
+		ParentDeathSignal: syscall.SIGKILL,
+	})
+	if err != nil {
+		code := exitCannotExec
+		var se *supervisor.StartError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		l.fail("lifecycled: %v", err)
+		l.finish(nil, code, "", err.Error())
+		return code
+	}
+	l.mu.Lock()
+	l.pid = c.Pid()
+	l.mu.Unlock()
+	l.logger.Info("child started", zap.Int("pid", c.Pid()), zap.Strings("command", l.cfg.Command))
+	l.health.Set(checkChild, true, "")
+	l.health.SetLive(true)
+	close(l.started)
+
+	if failure := l.postStart(ctx, c); failure != "" {
+		l.stopChild(ctx, c)
+		l.health.SetLive(false)
+		l.finish(c, exitPostStart, "", failure)
+		return exitPostStart
+	}
+	select {
+	case <-l.stop.first: // a stop during postStart: no running phase
+	default:
+		l.enterPhase(tombstone.PhaseRunning, nil, "")
+	}
+
+	var how string
+	select {
+	case <-c.Exited():
+		how = "the child exited by itself"
+		if c.Terminate(ctx, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod) {
+			l.logger.Warn("killed what was left of the child's process group after the grace period")
+			how += "; SIGKILL sent to what was left of its process group"
+		}
+	case <-l.stop.first:
+		_, reason := l.stop.requested()
+		how = "stopped: " + reason
+		if l.stopChild(ctx, c) {
+			how += fmt.Sprintf("; SIGKILL after the %s grace period", l.cfg.Stop.GracePeriod)
+		}
+	}
+	<-c.Done()
+	if err := c.ReturnTerminal(); err != nil {
+		l.logger.Debug("cannot take the terminal back", zap.Error(err))
+	}
+	l.health.Set(checkChild, false, "exited")
+	l.health.SetLive(false)
+	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.Status()))
+	l.finish(c, code, how, "")
+	return code
+}
+
+// startChild starts the child through the reaper and hands it the signals
+// that arrived before it existed.
+func (l *Lifecycle) startChild(spec supervisor.Spec) (child, error) {
+	c, err := l.reaper.Start(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.forwarder.Attach(c); err != nil {
+		l.logger.Warn("cannot forward a signal received before the start", zap.Error(err))
+	}
+	return c, nil
+}
+
+// waitDependencies waits for every --wait target. It returns ok=false with
+// the exit code when lifecycled must end without starting the child.
+func (l *Lifecycle) waitDependencies(ctx context.Context) (int, bool) {
+	if len(l.cfg.Waits) == 0 {
+		return 0, true
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop.first:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	cfg := l.cfg.Wait
+	cfg.Logger = l.logger
+	cfg.Metrics = l.probeMetrics
+	cfg.Options = l.probeOptions()
+	err := probes.WaitAll(wctx, l.cfg.Waits, cfg)
+	select {
+	case <-l.stop.first:
+		// A stop before the start ends here, as if the child had been
+		// killed by that signal; a stop that was no signal is a success.
+		sig, reason := l.stop.requested()
+		code := 0
+		if sig != 0 {
+			code = 128 + int(sig)
+		}
+		l.logger.Info("stopped while waiting for dependencies", zap.String("reason", reason))
+		l.finish(nil, code, "", "stopped while waiting for dependencies: "+reason)
+		return code, false
+	default:
+	}
+	if err != nil {
+		l.fail("lifecycled: %v", err)
+		l.finish(nil, ExitWaitTimeout, "", err.Error())
+		return ExitWaitTimeout, false
+	}
+	return 0, true
+}
+
+// postStart runs the postStart hook right after the start, as the kubelet
+// does, and returns why it failed ("" on success). If the child exits
+// during the hook, the hook is cancelled and the child's exit wins.
+func (l *Lifecycle) postStart(ctx context.Context, c child) string {
+	if l.cfg.PostStart != nil {
+		hctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-c.Exited():
+			case <-l.stop.first:
+			case <-hctx.Done():
+			}
+			cancel()
+		}()
+		res := l.runner.Run(hctx, *l.cfg.PostStart)
+		interrupted := hctx.Err() != nil // read before cancel(), which sets it
+		cancel()
+		if res.Err != nil && !interrupted {
+			msg := fmt.Sprintf("postStart hook failed: %v", res.Err)
+			l.fail("lifecycled: %s", msg)
+			return msg + " (phase starting)" // finish comes after the stop sequence
+		}
+		if res.Err != nil {
+			return "" // the child exited or a stop came: the caller handles it
+		}
+	}
+	l.health.Set(checkPostStart, true, "")
+	l.health.SetStarted(true)
+	return ""
+}
+
+// stopChild runs the stop sequence; it reports whether SIGKILL was needed.
+func (l *Lifecycle) stopChild(ctx context.Context, c child) bool {
+	seq := drain.NewSequence(l.cfg.Stop, c, l.runner, l.logger, l.drainMetrics, func(step string) {
+		if step == drain.StepDraining {
+			l.health.Set(checkShutdown, false, "draining")
+			l.enterPhase(tombstone.PhaseDraining, nil, "")
+		}
+		l.logger.Info("stop sequence", zap.String("step", step))
+	})
+	return seq.Run(ctx, l.stop.second)
+}
+
+// enterPhase records a phase in the metrics, the tombstone and the hook log.
+func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
+	l.metrics.setPhase(phase)
+	l.mu.Lock()
+	pid := l.pid
+	l.phase = phase
+	l.mu.Unlock()
+	if l.hookLog != nil {
+		l.hookLog.Phase(phase, pid)
+	}
+	if l.cfg.TombstoneDir == "" {
+		return
+	}
+	err := tombstone.Write(l.cfg.TombstoneDir, tombstone.Tombstone{
+		Name: l.cfg.Name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: l.now(),
+	})
+	if err != nil {
+		l.logger.Warn("cannot write tombstone", zap.String("dir", l.cfg.TombstoneDir), zap.Error(err))
+	}
+}
+
+// finish records the end: the exited phase, the termination message and the
+// --on-exit-post calls. failure is set when the end was lifecycled's
+// decision (a dependency, a hook, a start error); how says how the child
+// ended otherwise.
+func (l *Lifecycle) finish(c child, code int, how, failure string) {
+	var sig string
+	l.mu.Lock()
+	phase := l.phase
+	l.mu.Unlock()
+	msg := failure
+	if msg != "" && !strings.Contains(msg, "(phase ") {
+		msg += " (phase " + phase + ")"
+	}
+	if c != nil {
+		ws := c.Status()
+		if ws.Signaled() {
+			sig = supervisor.SignalName(ws.Signal())
+		}
+		end := fmt.Sprintf("child exited with code %d", ws.ExitStatus())
+		if ws.Signaled() {
+			end = fmt.Sprintf("child killed by %s", sig)
+		}
+		if mapped := supervisor.ExitCode(ws); mapped != code && failure == "" {
+			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
+		}
+		if msg == "" {
+			msg = end + " (phase " + phase + "); " + how
+		} else {
+			msg += "; " + end
+		}
+	}
+	l.enterPhase(tombstone.PhaseExited, &code, sig)
+	if failure != "" {
+		// The cause is already on stderr, as one line of its own.
+		l.logger.Debug("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	} else {
+		l.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	}
+	if l.cfg.TerminationLog != "" {
+		if err := writeTerminationLog(l.cfg.TerminationLog, msg); err != nil {
+			l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
+		}
+	}
+	l.postOnExit()
+}
+
+// postOnExit tells the other containers of the pod (Istio's /quitquitquit,
+// Linkerd's /shutdown) that the child is gone, all at once, each call
+// bounded by 5 s; the client is httpclient's, as for probes and hooks.
+func (l *Lifecycle) postOnExit() {
+	if len(l.cfg.OnExitPost) == 0 {
+		return
+	}
+	client := httpclient.New()
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for _, u := range l.cfg.OnExitPost {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), onExitTimeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+			if err == nil {
+				req.Header.Set("User-Agent", l.cfg.UserAgent)
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+					_ = resp.Body.Close()
+					l.logger.Info("posted on exit", zap.String("url", u), zap.Int("status", resp.StatusCode))
+					return
+				}
+			}
+			l.logger.Warn("on-exit POST failed", zap.String("url", u), zap.Error(err))
+		})
+	}
+	wg.Wait()
+}
+
+// Endpoints serves /readyz, /livez, /startupz and /metrics (--listen).
+func (l *Lifecycle) Endpoints() http.Handler {
+	mux := http.NewServeMux()
+	h := l.health.Handler()
+	mux.Handle("/readyz", h)
+	mux.Handle("/livez", h)
+	mux.Handle("/startupz", h)
+	mux.Handle("/metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(l.logger), Timeout: 5 * time.Second}))
+	return mux
+}
+
+// Admin serves POST /drain and POST /quitquitquit (--admin-listen) behind
+// adminGuard.
+func (l *Lifecycle) Admin() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+		l.logger.Info("drain requested", zap.String("from", "POST /drain"))
+		l.health.Set(checkShutdown, false, "drained by POST /drain")
+		_, _ = io.WriteString(w, "draining\n")
+	})
+	mux.HandleFunc("POST /quitquitquit", func(w http.ResponseWriter, _ *http.Request) {
+		l.logger.Info("stop requested", zap.String("from", "POST /quitquitquit"))
+		l.stop.request(0, "POST /quitquitquit")
+		_, _ = io.WriteString(w, "stopping\n")
+	})
+	return adminGuard(mux)
+}
+
+// fail prints one line on stderr naming the cause of a failure that is not
+// the child's.
+func (l *Lifecycle) fail(format string, args ...any) {
+	s := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
+	_, _ = io.WriteString(l.stderr, s+"\n")
+}
