@@ -19,7 +19,7 @@ import (
 // timeline against --termination-grace-period. Exit 0 when it fits (or
 // nothing was given to check against), 1 when it does not, 2 on bad flags.
 func explainMain(args []string, stdout, stderr io.Writer) int {
-	opts, set, err := parseRunOptions(args, os.Getenv)
+	s, err := loadSettings(args, os.Getenv, os.ReadFile)
 	if isHelp(err) {
 		printRunUsage(stdout)
 		return exitOK
@@ -27,15 +27,10 @@ func explainMain(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "explain: %v", err)
 	}
-	if opts.Config != "" {
-		if err := applyConfigFile(&opts, opts.Config, set); err != nil {
-			return usageError(stderr, "explain: %v", err)
-		}
+	if len(s.Command) == 0 {
+		s.Command = []string{"COMMAND"} // explain needs no command to run
 	}
-	if len(opts.Command) == 0 {
-		opts.Command = []string{"COMMAND"} // explain needs no command to run
-	}
-	cfg, err := newRunConfig(opts)
+	cfg, err := newRunConfig(s)
 	if err != nil {
 		return usageError(stderr, "explain: %v", err)
 	}
