@@ -25,6 +25,8 @@ type runConfig struct {
 	signalMap   supervisor.SignalMap
 	exitCodeMap supervisor.ExitCodeMap
 	stopSignal  syscall.Signal
+	// stopSignalFrom says which setting chose stopSignal, for explain.
+	stopSignalFrom string
 	gracePeriod time.Duration
 
 	waits []probes.Target
@@ -70,8 +72,8 @@ func newRunConfig(o *settings) (*runConfig, error) {
 	if c.exitCodeMap, err = supervisor.ParseExitCodeMap(o.ExitCodeMap); err != nil {
 		return nil, fmt.Errorf("--exit-code-map: %w", err)
 	}
-	if c.stopSignal, err = supervisor.ParseSignal(o.StopSignal); err != nil {
-		return nil, fmt.Errorf("--stop-signal: %w", err)
+	if c.stopSignal, c.stopSignalFrom, err = stopSignal(o.StopSignal, c.signalMap); err != nil {
+		return nil, err
 	}
 	c.name = o.Name
 	if c.name == "" {
@@ -142,6 +144,85 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		}
 	}
 	return c, nil
+}
+
+// stopSignal decides the signal the stop sequence sends. SIGTERM and
+// SIGINT are never forwarded: they start the stop sequence, which sends one
+// signal. So a map of TERM or INT says what that signal is (nginx's
+// TERM:QUIT), as --stop-signal does; if both are given they must agree,
+// since either way one of them would be ignored.
+func stopSignal(flag string, m supervisor.SignalMap) (syscall.Signal, string, error) {
+	short := func(sig syscall.Signal) string { return strings.TrimPrefix(supervisor.SignalName(sig), "SIG") }
+	for from, to := range m {
+		if !forwarded(from) {
+			return 0, "", fmt.Errorf("--signal-map %s:%s: SIG%s is never forwarded (%s)", short(from), short(to), short(from), notForwarded(from))
+		}
+	}
+	var sig syscall.Signal
+	from := "default"
+	if flag != "" {
+		s, err := supervisor.ParseSignal(flag)
+		if err != nil {
+			return 0, "", fmt.Errorf("--stop-signal: %w", err)
+		}
+		sig, from = s, "--stop-signal "+short(s)
+	}
+	for _, by := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		to, ok := m[by]
+		if !ok {
+			continue
+		}
+		entry := "--signal-map " + short(by) + ":" + short(to)
+		if sig != 0 && to != sig {
+			return 0, "", fmt.Errorf("%s and %s disagree: the stop sequence sends one signal, give it once", entry, from)
+		}
+		sig, from = to, entry
+	}
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if why := cannotStop(sig); why != "" {
+		return 0, "", fmt.Errorf("%s: %s cannot be the stop signal: %s", from, supervisor.SignalName(sig), why)
+	}
+	return sig, from, nil
+}
+
+// forwarded reports whether lifecycled receives sig and passes it on (or,
+// for TERM and INT, acts on it), so that a map from it can take effect.
+func forwarded(sig syscall.Signal) bool {
+	for _, s := range supervisor.ForwardedSignals() {
+		if s == sig {
+			return true
+		}
+	}
+	return false
+}
+
+func notForwarded(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGKILL, syscall.SIGSTOP:
+		return "no process can catch it"
+	case syscall.SIGCHLD:
+		return "it tells lifecycled a child exited"
+	}
+	return "the Go runtime or a crash owns it; see the README's PID 1 duties"
+}
+
+// cannotStop says why sig would never end a process that is asked to stop,
+// or "". SIGKILL is allowed: it ends the child at once, as a grace period of
+// 0 does. Signals ignored by default are allowed where apps use them to
+// stop (httpd's WINCH), but not those that mean something else to every
+// process: job control and child status.
+func cannotStop(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+		return "it pauses a process (job control), it does not end it"
+	case syscall.SIGCONT:
+		return "it resumes a paused process, it does not end it"
+	case syscall.SIGCHLD, syscall.SIGURG:
+		return "processes ignore it by default; it reports an event, it does not ask to stop"
+	}
+	return ""
 }
 
 // spec is the probe to run, nil if no target was given.

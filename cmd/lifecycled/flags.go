@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -134,10 +135,13 @@ func (s *settings) declare() []setting {
 		str(&s.Name, "name", "NAME", "", "name used for the tombstone and hook log (default: COMMAND's base name)", "name"),
 
 		boolean(&s.SingleChild, "single-child", "forward signals to the child alone, not its process group", "singleChild"),
-		list(&s.SignalMap, "signal-map", "FROM:TO", "rewrite a forwarded signal, `FROM:TO` (repeatable), e.g. TERM:QUIT", "signalMap"),
-		str(&s.StopSignal, "stop-signal", "SIGNAL", "TERM", "`SIGNAL` the stop sequence sends to the child", "stopSignal", "lifecycle.stopSignal"),
+		list(&s.SignalMap, "signal-map", "FROM:TO",
+			"rewrite a forwarded signal, `FROM:TO` (repeatable), e.g. WINCH:USR1; TERM:X or INT:X makes X the stop signal", "signalMap"),
+		withDefault(str(&s.StopSignal, "stop-signal", "SIGNAL", "",
+			"`SIGNAL` the stop sequence sends to the child (TERM, or what --signal-map maps TERM/INT to; must agree with it)",
+			"stopSignal", "lifecycle.stopSignal"), "TERM"),
 		list(&s.ExitCodeMap, "exit-code-map", "FROM:TO", "rewrite the child's exit code, `FROM:TO` (repeatable), e.g. 143:0", "exitCodeMap"),
-		duration(&s.GracePeriod, "grace-period", 10*time.Second, "time between the stop signal and SIGKILL", "gracePeriod"),
+		duration(&s.GracePeriod, "grace-period", 10*time.Second, "time between the stop signal and SIGKILL (0: SIGKILL right after the stop signal)", "gracePeriod"),
 
 		list(&s.Wait, "wait", "TARGET", "wait for `TARGET` to be up before starting COMMAND (repeatable)", "waitFor"),
 		duration(&s.WaitInterval, "wait-interval", time.Second, "longest pause between two checks of a --wait target", "waitInterval"),
@@ -151,11 +155,11 @@ func (s *settings) declare() []setting {
 	ds = append(ds, hookSettingsDecl(&s.PostStart, "post-start", "lifecycle.postStart", "postStart")...)
 	ds = append(ds, hookSettingsDecl(&s.PreStop, "pre-stop", "lifecycle.preStop", "preStop")...)
 	ds = append(ds,
-		duration(&s.HookTimeout, "hook-timeout", 30*time.Second, "longest run of one hook; a hook over it is killed and fails", "hookTimeout"),
+		duration(&s.HookTimeout, "hook-timeout", drain.DefaultHookTimeout, "longest run of one hook; a hook over it is killed and fails", "hookTimeout"),
 
 		duration(&s.DrainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and wait this long before stopping (5s in Kubernetes)", "drain.delay"),
 		integer(&s.DrainConnections, "drain-connections", "PORT", 0, "on SIGTERM, wait until no established connection to local `PORT` remains", "drain.connections"),
-		duration(&s.DrainTimeout, "drain-timeout", 30*time.Second, "longest wait for --drain-connections", "drain.timeout"),
+		duration(&s.DrainTimeout, "drain-timeout", 30*time.Second, "longest wait for --drain-connections (0: no wait)", "drain.timeout"),
 		withDecode(duration(&s.TerminationGracePeriod, "termination-grace-period", 0,
 			"the pod's terminationGracePeriodSeconds: warn if the stop sequence cannot fit", "terminationGracePeriodSeconds"),
 			func(n *node) error { return n.seconds(&s.TerminationGracePeriod) }),
@@ -250,6 +254,13 @@ func duration(p *time.Duration, name string, def time.Duration, help string, yam
 func list(p *[]string, name, arg, help string, yaml ...string) setting {
 	*p = nil
 	return setting{name: name, arg: arg, help: help, value: (*listValue)(p), yaml: yaml}
+}
+
+// withDefault sets the default --help shows, where the zero value stands for
+// a default that depends on other settings.
+func withDefault(s setting, def string) setting {
+	s.def = def
+	return s
 }
 
 func withDecode(s setting, decode func(n *node) error) setting {
