@@ -33,9 +33,9 @@ const (
 	HandlerSleep   = "sleep"
 )
 
-// defaultTimeout is --hook-timeout's default, used when Hook.Timeout is
+// DefaultTimeout is --hook-timeout's default, used when Hook.Timeout is
 // zero.
-const defaultTimeout = 30 * time.Second
+const DefaultTimeout = 30 * time.Second
 
 const (
 	// maxOutput bounds what a hook's output costs in memory and in the hook
@@ -64,7 +64,7 @@ type Hook struct {
 	HTTPURL string
 	// Sleep is the duration of a sleep handler.
 	Sleep time.Duration
-	// Timeout bounds the run, whatever the handler (defaultTimeout if
+	// Timeout bounds the run, whatever the handler (DefaultTimeout if
 	// zero): the contract says --hook-timeout bounds each hook, so a sleep
 	// longer than Timeout fails at Timeout.
 	Timeout time.Duration
@@ -116,7 +116,7 @@ func (h Hook) MaxDuration() time.Duration {
 
 func (h Hook) timeout() time.Duration {
 	if h.Timeout <= 0 {
-		return defaultTimeout
+		return DefaultTimeout
 	}
 	return h.Timeout
 }

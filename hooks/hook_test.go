@@ -29,8 +29,8 @@ func TestHookDescribe(t *testing.T) {
 		wantCommand string
 		wantMax     time.Duration
 	}{
-		{"exec form", Hook{Exec: []string{"/bin/false"}}, HandlerExec, `["/bin/false"]`, defaultTimeout},
-		{"shell form", Hook{Exec: []string{"/bin/sh", "-c", "exit 3"}, Shell: true}, HandlerExec, "exit 3", defaultTimeout},
+		{"exec form", Hook{Exec: []string{"/bin/false"}}, HandlerExec, `["/bin/false"]`, DefaultTimeout},
+		{"shell form", Hook{Exec: []string{"/bin/sh", "-c", "exit 3"}, Shell: true}, HandlerExec, "exit 3", DefaultTimeout},
 		{"http", Hook{HTTPURL: "http://x/y", Timeout: time.Second}, HandlerHTTPGet, "http://x/y", time.Second},
 		{"short sleep", Hook{Sleep: 5 * time.Second}, HandlerSleep, "5s", 5 * time.Second},
 		{"sleep over timeout", Hook{Sleep: time.Minute, Timeout: 10 * time.Second}, HandlerSleep, "1m0s", 10 * time.Second},

@@ -237,7 +237,9 @@ func TestRunChildExitsByItself(t *testing.T) {
 			h := newHarness(t, Config{ExitCodeMap: m}, c, nil)
 			code := h.run(t, context.Background())
 			h.started(t)
-			assert.Equal(t, 1.0, h.phase(t, tombstone.PhaseRunning))
+			// The running phase comes just after the start, once postStart
+			// (none here) is done.
+			assert.Eventually(t, func() bool { return h.phase(t, tombstone.PhaseRunning) == 1 }, 5*time.Second, time.Millisecond)
 			c.exit(tt.status)
 
 			assert.Equal(t, tt.wantCode, h.wait(t, code))
@@ -411,7 +413,8 @@ func TestEndpoints(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, status(h.l.Endpoints(), http.MethodGet, "/livez"))
 	code := h.run(t, context.Background())
 	h.started(t)
-	assert.Eventually(t, func() bool { return status(h.l.Endpoints(), http.MethodGet, "/readyz") == http.StatusOK }, 5*time.Second, 5*time.Millisecond)
+	assert.Eventually(t, func() bool { return h.phase(t, tombstone.PhaseRunning) == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/readyz"))
 	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/livez"))
 	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/startupz"))
 	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/metrics"))
@@ -486,9 +489,10 @@ func TestRunRealChild(t *testing.T) {
 	remap, err := supervisor.ParseSignalMap([]string{"HUP:USR1"})
 	require.NoError(t, err)
 	l := New(Config{
-		Name:      "sh",
-		SignalMap: remap,
-		Command:   []string{"/bin/sh", "-c", `trap 'echo usr1 > ` + out + `; exit 7' USR1; while :; do sleep 0.01; done`},
+		Name:        "sh",
+		SignalMap:   remap,
+		SingleChild: true, // the trap's sh alone, not its sleeps
+		Command:     []string{"/bin/sh", "-c", `trap 'echo usr1 > ` + out + `; exit 7' USR1; while :; do sleep 0.01; done`},
 	}, Deps{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Reaper: reaper, Stderr: &bytes.Buffer{}})
 	l.Signal(syscall.SIGHUP) // before the start: remembered
 	code := make(chan int, 1)
