@@ -21,6 +21,9 @@ const minStopSignalRoom = 2 * time.Second
 type Budget struct {
 	// DrainDelay is --drain-delay.
 	DrainDelay time.Duration
+	// DrainPort is --drain-connections: with it, the connection drain is a
+	// step of the timeline even when DrainTimeout is 0.
+	DrainPort int
 	// DrainTimeout is --drain-timeout, or 0 without --drain-connections.
 	DrainTimeout time.Duration
 	// PreStopTimeout is the longest the preStop hook can run
@@ -56,9 +59,9 @@ func (b Budget) Check() error {
 	var problems []string
 	if total := b.total(); total > tgp {
 		var cut []string
-		for _, s := range b.spans() {
+		for _, s := range b.Timeline() {
 			if s.Max > 0 && s.At+s.Max > tgp {
-				cut = append(cut, s.Name)
+				cut = append(cut, words(s.Name))
 			}
 		}
 		problems = append(problems, fmt.Sprintf(
@@ -90,9 +93,12 @@ func (b Budget) breakdown() string {
 	return strings.Join(parts, " + ")
 }
 
-// Step is one point of the stop timeline, for explain's diagram.
+// Step is one step of the stop timeline.
 type Step struct {
-	// Name says what happens, in words.
+	// Name is the step: StepDraining (SIGTERM received, readiness off),
+	// StepDrainDelay, StepDrainConnections, StepPreStop, StepGrace (the
+	// stop signal, then the grace period), StepKill (lifecycled's
+	// SIGKILL) or StepKubeletKill.
 	Name string
 	// At is when it starts at the latest, counted from the SIGTERM.
 	At time.Duration
@@ -100,42 +106,46 @@ type Step struct {
 	Max time.Duration
 }
 
-// spans are the steps that take time, in order.
-func (b Budget) spans() []Step {
-	var steps []Step
+// StepKubeletKill is the kubelet's own SIGKILL at the end of the pod's
+// terminationGracePeriodSeconds: a step of the timeline, not of Sequence.
+const StepKubeletKill = "kubelet_kill"
+
+// words name the steps that take time in Check's complaints.
+func words(step string) string {
+	switch step {
+	case StepDrainDelay:
+		return "drain delay"
+	case StepDrainConnections:
+		return "drain connections"
+	case StepPreStop:
+		return "preStop hook"
+	}
+	return "grace period"
+}
+
+// Timeline returns the stop sequence as steps with their latest start: the
+// SIGTERM (readiness off at once), the drain delay, the connection drain,
+// preStop, the stop signal and grace period, SIGKILL, and the kubelet's
+// SIGKILL if the termination grace period is known, in time order. Steps
+// that are not configured are left out. `lifecycled explain` draws it, and
+// Check names the steps it would cut from it.
+func (b Budget) Timeline() []Step {
+	steps := []Step{{Name: StepDraining}}
 	at := time.Duration(0)
-	add := func(name string, d time.Duration) {
-		if d > 0 {
+	add := func(name string, d time.Duration, on bool) {
+		if on {
 			steps = append(steps, Step{Name: name, At: at, Max: d})
 			at += d
 		}
 	}
-	add("drain delay", b.DrainDelay)
-	add("drain connections", b.DrainTimeout)
-	add("preStop hook", b.PreStopTimeout)
+	add(StepDrainDelay, b.DrainDelay, b.DrainDelay > 0)
+	add(StepDrainConnections, b.DrainTimeout, b.DrainPort != 0 || b.DrainTimeout > 0)
+	add(StepPreStop, b.PreStopTimeout, b.PreStopTimeout > 0)
 	// The stop signal goes out whatever the grace period.
-	return append(steps, Step{Name: "grace period", At: at, Max: b.GracePeriod})
-}
-
-// Timeline returns the stop sequence as steps with their latest start
-// offsets: SIGTERM, readiness off, drain delay, drain connections, preStop,
-// stop signal, SIGKILL, and the kubelet's SIGKILL if the termination grace
-// period is known, all in time order. Steps that are not configured are
-// left out.
-func (b Budget) Timeline() []Step {
-	steps := []Step{
-		{Name: "SIGTERM received"},
-		{Name: "readiness off"},
-	}
-	for _, s := range b.spans() {
-		if s.Name == "grace period" {
-			s.Name = "stop signal, grace period"
-		}
-		steps = append(steps, s)
-	}
-	steps = append(steps, Step{Name: "SIGKILL", At: b.total()})
+	add(StepGrace, b.GracePeriod, true)
+	steps = append(steps, Step{Name: StepKill, At: at})
 	if b.TerminationGracePeriod > 0 {
-		steps = append(steps, Step{Name: "kubelet SIGKILL", At: b.TerminationGracePeriod})
+		steps = append(steps, Step{Name: StepKubeletKill, At: b.TerminationGracePeriod})
 	}
 	// Stable, so that the kubelet's SIGKILL lands after lifecycled's when
 	// they coincide, and zero-length steps keep their order.

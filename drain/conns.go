@@ -15,7 +15,7 @@ import (
 // /proc/net/tcp (include/net/tcp_states.h).
 const tcpEstablished = "01"
 
-// EstablishedConns counts the established TCP connections, IPv4 and IPv6,
+// establishedConns counts the established TCP connections, IPv4 and IPv6,
 // whose local port is port: the connections clients opened to a server
 // listening on it, in the network namespace procRoot (normally "/proc")
 // shows. Outbound connections from the same process are not counted, since
@@ -23,7 +23,7 @@ const tcpEstablished = "01"
 //
 // A missing tcp6 table (IPv6 disabled) is not an error; a missing tcp table
 // is.
-func EstablishedConns(procRoot string, port int) (int, error) {
+func establishedConns(procRoot string, port int) (int, error) {
 	total := 0
 	for _, table := range []string{"tcp", "tcp6"} {
 		n, err := countEstablished(filepath.Join(procRoot, "net", table), port)

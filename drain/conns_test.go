@@ -29,7 +29,7 @@ func TestEstablishedConnsRealSockets(t *testing.T) {
 	}()
 
 	count := func() int {
-		n, err := EstablishedConns("/proc", port)
+		n, err := establishedConns("/proc", port)
 		require.NoError(t, err)
 		return n
 	}
@@ -92,7 +92,7 @@ func TestEstablishedConnsParsing(t *testing.T) {
 			if tt.tcp6 != nil {
 				require.NoError(t, os.WriteFile(filepath.Join(root, "net", "tcp6"), []byte(*tt.tcp6), 0o644))
 			}
-			n, err := EstablishedConns(root, tt.port)
+			n, err := establishedConns(root, tt.port)
 			if tt.wantErr {
 				assert.ErrorContains(t, err, "count connections to port 8080")
 				return

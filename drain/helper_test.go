@@ -144,7 +144,7 @@ func (p *testProc) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	p.signals = append(p.signals, sig)
 	p.mu.Unlock()
-	return p.child.SignalGroup(sig)
+	return p.child.Signal(sig) // the group: these children are not single-child
 }
 
 func (p *testProc) Kill() error {

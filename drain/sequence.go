@@ -28,8 +28,8 @@ const (
 // defaults (--grace-period, --drain-timeout) live with the flags, in one
 // place; here a zero duration means zero: no grace period, no wait.
 const (
-	DefaultPollConns = 100 * time.Millisecond
-	DefaultProcRoot  = "/proc"
+	defaultPollConns = 100 * time.Millisecond
+	defaultProcRoot  = "/proc"
 )
 
 // connsLogEvery spaces out the "still waiting for connections" lines.
@@ -80,13 +80,13 @@ type Sequence struct {
 // tombstone.
 func NewSequence(cfg Config, proc Process, runner *hooks.Runner, logger *zap.Logger, m *Metrics, onPhase func(step string)) *Sequence {
 	if cfg.PollConns <= 0 {
-		cfg.PollConns = DefaultPollConns
+		cfg.PollConns = defaultPollConns
 	}
 	if cfg.StopSignal == 0 {
 		cfg.StopSignal = syscall.SIGTERM
 	}
 	if cfg.ProcRoot == "" {
-		cfg.ProcRoot = DefaultProcRoot
+		cfg.ProcRoot = defaultProcRoot
 	}
 	if logger == nil {
 		logger = zap.NewNop()
@@ -193,7 +193,7 @@ func (s *Sequence) drainConnections(ctx context.Context) {
 	defer poll.Stop()
 	var lastLog time.Time
 	for {
-		n, err := EstablishedConns(s.cfg.ProcRoot, port)
+		n, err := establishedConns(s.cfg.ProcRoot, port)
 		if err != nil {
 			// Without the table there is nothing to wait for;
 			// waiting the whole timeout would only delay the stop.

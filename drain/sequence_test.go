@@ -263,7 +263,7 @@ func TestSequenceDrainConnections(t *testing.T) {
 			t.Cleanup(func() { _ = server.Close() })
 			port := ln.Addr().(*net.TCPAddr).Port
 			require.Eventually(t, func() bool {
-				n, err := EstablishedConns("/proc", port)
+				n, err := establishedConns("/proc", port)
 				return err == nil && n == 1
 			}, 5*time.Second, 10*time.Millisecond)
 

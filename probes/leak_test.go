@@ -32,7 +32,7 @@ func TestNoGoroutineLeaks(t *testing.T) {
 	p := NewProber(ProbeSpec{Target: mustParse(t, srv.URL+"/"), Period: 10 * time.Millisecond}, testOptions, nil, nil, nil)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	assert.Eventually(t, func() bool { ready, _ := p.Ready(); return ready }, 5*time.Second, 10*time.Millisecond)
+	assert.Eventually(t, func() bool { ready, _ := p.state(); return ready }, 5*time.Second, 10*time.Millisecond)
 	cancel()
 	<-done
 

@@ -48,7 +48,7 @@ type Prober struct {
 // NewProber returns a Prober for spec. logger, m and onChange may be nil.
 // onChange is called from Run's goroutine, one call at a time, whenever
 // readiness or the reason for it changes, and once at the start of Run: that
-// is what feeds the "probe" check of Health, whose /readyz?verbose shows the
+// is what feeds the "readiness-probe" check of health.Checks, whose /readyz?verbose shows the
 // reason.
 func NewProber(spec ProbeSpec, opts Options, logger *zap.Logger, m *Metrics, onChange func(ready bool, reason string)) *Prober {
 	if spec.Period <= 0 {
@@ -79,8 +79,8 @@ func NewProber(spec ProbeSpec, opts Options, logger *zap.Logger, m *Metrics, onC
 	}
 }
 
-// Ready reports whether the target is ready and, when it is not, why.
-func (p *Prober) Ready() (bool, string) {
+// state reports whether the target is ready and, when it is not, why.
+func (p *Prober) state() (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ready, p.reason
@@ -89,7 +89,7 @@ func (p *Prober) Ready() (bool, string) {
 // Run probes every Period after InitialDelay until ctx is done, then returns
 // nil: stopping is the only way out and is not an error.
 func (p *Prober) Run(ctx context.Context) error {
-	ready, reason := p.Ready()
+	ready, reason := p.state()
 	if p.spec.InitialDelay > 0 {
 		reason = fmt.Sprintf("initial delay of %s", p.spec.InitialDelay)
 	}
@@ -151,7 +151,7 @@ func (p *Prober) probe(ctx context.Context) error {
 // update applies one result, the run-th equal one in a row, as the kubelet's
 // probe worker does.
 func (p *Prober) update(ok bool, run int, err error) {
-	wasReady, oldReason := p.Ready()
+	wasReady, oldReason := p.state()
 	ready, reason := wasReady, oldReason
 	switch {
 	case ok && run >= p.spec.SuccessThreshold:
@@ -182,7 +182,7 @@ func (p *Prober) update(ok bool, run int, err error) {
 	p.onChange(ready, reason)
 }
 
-// set records the state under the lock, for Ready.
+// set records the state under the lock, for state.
 func (p *Prober) set(ready bool, reason string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -119,7 +119,7 @@ func TestProberSuccessThreshold(t *testing.T) {
 	// onChange runs in Run's goroutine, so no probe is in flight: the count
 	// is exact.
 	assert.Equal(t, 3, c.hits, "ready after other than 3 successes")
-	ready, reason := p.Ready()
+	ready, reason := p.state()
 	assert.True(t, ready)
 	assert.Empty(t, reason)
 }
@@ -141,7 +141,7 @@ func TestProberFailureThreshold(t *testing.T) {
 	down := nextReadyChange(t, changes, false)
 	assert.Equal(t, 3, down.hits-failedFrom, "not ready after other than 3 failures")
 	assert.Contains(t, down.reason, "status 500")
-	ready, reason := p.Ready()
+	ready, reason := p.state()
 	assert.False(t, ready)
 	assert.Contains(t, reason, "status 500")
 
@@ -206,7 +206,7 @@ func TestProberInitialDelay(t *testing.T) {
 	first := <-changes
 	assert.False(t, first.ready)
 	assert.Contains(t, first.reason, "initial delay")
-	ready, _ := p.Ready()
+	ready, _ := p.state()
 	assert.False(t, ready)
 
 	up := nextReadyChange(t, changes, true)
@@ -234,6 +234,6 @@ func TestProberStopsPromptly(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		require.Fail(t, "Run did not return after cancel")
 	}
-	ready, _ := p.Ready()
+	ready, _ := p.state()
 	assert.False(t, ready)
 }

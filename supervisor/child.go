@@ -141,7 +141,7 @@ func (c *Child) Signal(sig syscall.Signal) error {
 			return c.signalChild(sig)
 		}
 	}
-	return c.SignalGroup(sig)
+	return c.signalGroup(sig)
 }
 
 // SignalRest tells what the child left in its process group, once it has
@@ -151,11 +151,11 @@ func (c *Child) SignalRest(sig syscall.Signal) error {
 	if !c.single {
 		return nil
 	}
-	return c.SignalGroup(sig)
+	return c.signalGroup(sig)
 }
 
-// SignalGroup sends sig to every process in the child's process group.
-func (c *Child) SignalGroup(sig syscall.Signal) error {
+// signalGroup sends sig to every process in the child's process group.
+func (c *Child) signalGroup(sig syscall.Signal) error {
 	select {
 	case <-c.gone:
 		return nil
@@ -180,7 +180,7 @@ func (c *Child) signalChild(sig syscall.Signal) error {
 }
 
 // Kill sends SIGKILL to the child's whole process group.
-func (c *Child) Kill() error { return c.SignalGroup(unix.SIGKILL) }
+func (c *Child) Kill() error { return c.signalGroup(unix.SIGKILL) }
 
 // ReturnTerminal gives the terminal's foreground back to lifecycled's own
 // process group once the child is gone, if the child had taken it. An

@@ -157,7 +157,7 @@ func (c *Child) Terminate(ctx context.Context, sig syscall.Signal, grace time.Du
 	case <-c.exited:
 		// Whatever is left are the child's group mates: tell them all,
 		// whatever the forwarding mode.
-		_ = c.SignalGroup(sig)
+		_ = c.signalGroup(sig)
 	default:
 		_ = c.Signal(sig)
 		if c.single {
@@ -172,7 +172,7 @@ wait:
 		case <-c.gone:
 			return false
 		case <-childExited:
-			_ = c.SignalGroup(sig)
+			_ = c.signalGroup(sig)
 			childExited = nil
 		case <-ctx.Done():
 			break wait

@@ -272,7 +272,7 @@ func TestChildSignalGroupOrSingle(t *testing.T) {
 			waitLines(t, filepath.Join(dir, "child"), 1)
 			// A group signal is queued to all members at once; a USR2
 			// sent to the whole group afterwards is a marker behind it.
-			require.NoError(t, c.SignalGroup(unix.SIGUSR2))
+			require.NoError(t, c.signalGroup(unix.SIGUSR2))
 			got := waitLines(t, filepath.Join(dir, "grandchild"), 1)
 			if single {
 				assert.Equal(t, []string{"USR2"}, got, "the grandchild must not get USR1")

@@ -28,7 +28,7 @@ type runConfig struct {
 	stopSignal  syscall.Signal
 	// stopSignalFrom says which setting chose stopSignal, for explain.
 	stopSignalFrom string
-	gracePeriod time.Duration
+	gracePeriod    time.Duration
 
 	waits []probes.Target
 	wait  probes.WaitConfig
@@ -274,7 +274,7 @@ func newHook(name, flagName string, h hookSettings, timeout time.Duration) (*hoo
 
 // budget is the stop sequence's time budget for --termination-grace-period.
 func (c *runConfig) budget() drain.Budget {
-	b := drain.Budget{DrainDelay: c.drain.DrainDelay, GracePeriod: c.gracePeriod, TerminationGracePeriod: c.terminationGrace}
+	b := drain.Budget{DrainDelay: c.drain.DrainDelay, DrainPort: c.drain.DrainPort, GracePeriod: c.gracePeriod, TerminationGracePeriod: c.terminationGrace}
 	if c.drain.DrainPort != 0 {
 		b.DrainTimeout = c.drain.DrainTimeout
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
 
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -102,8 +103,8 @@ func (e *explainWriter) startup(c *runConfig) {
 	e.line("")
 }
 
-// shutdown draws the stop timeline: one line of arrows, then each step
-// with the latest time it can happen.
+// shutdown draws the stop timeline (drain.Budget.Timeline): one line of
+// arrows, then each step with the latest time it can happen.
 func (e *explainWriter) shutdown(c *runConfig) {
 	type row struct {
 		at    time.Duration
@@ -111,31 +112,30 @@ func (e *explainWriter) shutdown(c *runConfig) {
 		arrow string
 	}
 	var rows []row
-	at := time.Duration(0)
-	add := func(d time.Duration, what, arrow string) { rows = append(rows, row{d, what, arrow}) }
-	add(0, "SIGTERM received: /readyz answers 503, tombstone says draining", "SIGTERM 0s -> readiness off")
-	if c.drain.DrainDelay > 0 {
-		add(at, fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", c.drain.DrainDelay),
-			"drain "+fmtSeconds(c.drain.DrainDelay))
-		at += c.drain.DrainDelay
-	}
-	if c.drain.DrainPort != 0 {
-		add(at, fmt.Sprintf("wait for connections to port %d to end (at most %s)", c.drain.DrainPort, c.drain.DrainTimeout),
-			"connections <="+fmtSeconds(c.drain.DrainTimeout))
-		at += c.drain.DrainTimeout
-	}
-	if c.preStop != nil {
-		add(at, fmt.Sprintf("preStop %s (at most %s; a failure is logged, the stop goes on)",
-			hookString(c.preStop), c.preStop.MaxDuration()),
-			"preStop <="+fmtSeconds(c.preStop.MaxDuration()))
-		at += c.preStop.MaxDuration()
-	}
 	sig := supervisor.SignalName(c.stopSignal)
-	add(at, sig+" to the child; lifecycled exits as soon as its process group is gone", sig+" at "+fmtSeconds(at))
-	at += c.gracePeriod
-	add(at, fmt.Sprintf("SIGKILL to the process group (grace period %s)", c.gracePeriod), "SIGKILL at "+fmtSeconds(at))
-	if c.terminationGrace > 0 {
-		add(c.terminationGrace, "the kubelet's SIGKILL (terminationGracePeriodSeconds)", "")
+	for _, s := range c.budget().Timeline() {
+		r := row{at: s.At}
+		switch s.Name {
+		case drain.StepDraining:
+			r.what, r.arrow = "SIGTERM received: /readyz answers 503, tombstone says draining", "SIGTERM 0s -> readiness off"
+		case drain.StepDrainDelay:
+			r.what = fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", s.Max)
+			r.arrow = "drain " + fmtSeconds(s.Max)
+		case drain.StepDrainConnections:
+			r.what = fmt.Sprintf("wait for connections to port %d to end (at most %s)", c.drain.DrainPort, s.Max)
+			r.arrow = "connections <=" + fmtSeconds(s.Max)
+		case drain.StepPreStop:
+			r.what = fmt.Sprintf("preStop %s (at most %s; a failure is logged, the stop goes on)", hookString(c.preStop), s.Max)
+			r.arrow = "preStop <=" + fmtSeconds(s.Max)
+		case drain.StepGrace:
+			r.what, r.arrow = sig+" to the child; lifecycled exits as soon as its process group is gone", sig+" at "+fmtSeconds(s.At)
+		case drain.StepKill:
+			r.what = fmt.Sprintf("SIGKILL to the process group (grace period %s)", c.gracePeriod)
+			r.arrow = "SIGKILL at " + fmtSeconds(s.At)
+		case drain.StepKubeletKill:
+			r.what = "the kubelet's SIGKILL (terminationGracePeriodSeconds)"
+		}
+		rows = append(rows, r)
 	}
 
 	e.line("Stop sequence (on SIGTERM, SIGINT or POST /quitquitquit):")
@@ -150,7 +150,6 @@ func (e *explainWriter) shutdown(c *runConfig) {
 		e.line("  (kubelet SIGKILL at %s)", fmtSeconds(c.terminationGrace))
 	}
 	e.line("")
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at < rows[j].at })
 	for _, r := range rows {
 		e.line("  %8s  %s", fmtSeconds(r.at), r.what)
 	}
