@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -197,41 +196,8 @@ func readEvents(t *testing.T, file string) map[string]int64 {
 	return events
 }
 
-// processGone reports whether pid has exited: gone, or a zombie waiting for
-// an init that may not reap (this sandbox's PID 1 is not ours).
-func processGone(pid int) bool {
-	if errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
-		return true
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) STATE ...; comm may hold spaces, so look after the ')'.
-	i := strings.LastIndexByte(string(stat), ')')
-	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
-}
-
 // observed returns a logger whose entries the test can inspect.
 func observed() (*zap.Logger, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.DebugLevel)
 	return zap.New(core), logs
-}
-
-// within fails the test unless f returns within d; it guards tests that
-// would otherwise hang on a broken sequence.
-func within(t *testing.T, d time.Duration, f func()) time.Duration {
-	t.Helper()
-	start := time.Now()
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		f()
-	}()
-	select {
-	case <-finished:
-	case <-time.After(d):
-		t.Fatalf("did not return within %s", d)
-	}
-	return time.Since(start)
 }

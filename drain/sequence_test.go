@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // steps records the onPhase callbacks with their times.
@@ -65,7 +66,7 @@ func TestSequenceOrder(t *testing.T) {
 
 	start := time.Now()
 	var killed bool
-	took := within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+	took := proctest.Within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
 
 	assert.False(t, killed)
 	assert.Less(t, took, 10*time.Second, "returned at the grace period, not when the child exited")
@@ -122,7 +123,7 @@ func TestSequenceGracePeriod(t *testing.T) {
 			seq := NewSequence(Config{GracePeriod: tt.grace}, proc, nil, zap.NewNop(), nil, rec.record)
 
 			var killed bool
-			took := within(t, tt.atMost+10*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+			took := proctest.Within(t, tt.atMost+10*time.Second, func() { killed = seq.Run(context.Background(), nil) })
 
 			assert.Equal(t, tt.wantKilled, killed)
 			assert.GreaterOrEqual(t, took, tt.atLeast)
@@ -189,7 +190,7 @@ func TestSequenceSkip(t *testing.T) {
 			skip := make(chan struct{}, 1)
 			time.AfterFunc(200*time.Millisecond, func() { tt.trigger(skip) })
 			var killed bool
-			took := within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), skip) })
+			took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), skip) })
 
 			assert.False(t, killed)
 			assert.GreaterOrEqual(t, took, 200*time.Millisecond)
@@ -227,7 +228,7 @@ func TestSequenceChildExitsWhileDraining(t *testing.T) {
 			seq := NewSequence(tt.cfg(events), proc, nil, zap.NewNop(), nil, rec.record)
 
 			var killed bool
-			took := within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+			took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), nil) })
 
 			assert.False(t, killed)
 			assert.Less(t, took, 5*time.Second, "sequence went on after the child exited")
@@ -282,7 +283,7 @@ func TestSequenceDrainConnections(t *testing.T) {
 			}
 
 			start := time.Now()
-			within(t, 20*time.Second, func() { seq.Run(context.Background(), nil) })
+			proctest.Within(t, 20*time.Second, func() { seq.Run(context.Background(), nil) })
 
 			assert.Equal(t, []string{StepDraining, StepDrainConnections, StepPreStop, StepGrace}, rec.list())
 			got := readEvents(t, events)
@@ -303,7 +304,7 @@ func TestSequenceContextCancelled(t *testing.T) {
 	time.AfterFunc(150*time.Millisecond, cancel)
 
 	var killed bool
-	took := within(t, 20*time.Second, func() { killed = seq.Run(ctx, nil) })
+	took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(ctx, nil) })
 
 	assert.True(t, killed)
 	assert.Less(t, took, 5*time.Second)
@@ -352,7 +353,7 @@ func TestSequenceChildExitsLeavingGroupMembers(t *testing.T) {
 		hooks.NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
 
 	var killed bool
-	took := within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+	took := proctest.Within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
 
 	assert.False(t, killed, "the lingerer obeys the stop signal")
 	assert.Less(t, took, 10*time.Second, "the drain delay ends when the child exits")

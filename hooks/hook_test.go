@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/internal/proctest"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -95,7 +96,7 @@ func TestRunExecTimeoutKillsGroup(t *testing.T) {
 	r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 
 	var res Result
-	took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
+	took := proctest.Within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
 
 	require.Error(t, res.Err)
 	assert.Contains(t, res.Err.Error(), "timed out after 300ms")
@@ -108,7 +109,7 @@ func TestRunExecTimeoutKillsGroup(t *testing.T) {
 	require.NoError(t, err, "the hook never started its grandchild")
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	require.NoError(t, err)
-	assert.Eventually(t, func() bool { return processGone(pid) }, 5*time.Second, 10*time.Millisecond,
+	assert.Eventually(t, func() bool { return proctest.Gone(pid) }, 5*time.Second, 10*time.Millisecond,
 		"grandchild %d survived the hook's timeout", pid)
 }
 
@@ -120,7 +121,7 @@ func TestRunExecBackgroundProcessDoesNotHoldHook(t *testing.T) {
 	r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 
 	var res Result
-	took := within(t, 15*time.Second, func() { res = r.Run(context.Background(), h) })
+	took := proctest.Within(t, 15*time.Second, func() { res = r.Run(context.Background(), h) })
 	t.Cleanup(func() {
 		if data, err := os.ReadFile(pidFile); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
@@ -145,7 +146,7 @@ func TestRunExecBigOutput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			var res Result
-			took := within(t, 20*time.Second, func() { res = r.Run(context.Background(), shellHook(t, tt.command, 20*time.Second)) })
+			took := proctest.Within(t, 20*time.Second, func() { res = r.Run(context.Background(), shellHook(t, tt.command, 20*time.Second)) })
 
 			require.NoError(t, res.Err)
 			assert.Less(t, took, 10*time.Second)
@@ -171,7 +172,7 @@ func TestRunCancelled(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(100*time.Millisecond, cancel)
 			var res Result
-			took := within(t, 10*time.Second, func() { res = r.Run(ctx, tt.hook) })
+			took := proctest.Within(t, 10*time.Second, func() { res = r.Run(ctx, tt.hook) })
 
 			require.Error(t, res.Err)
 			assert.ErrorIs(t, res.Err, context.Canceled)
@@ -198,7 +199,7 @@ func TestRunSleep(t *testing.T) {
 			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			tt.hook.Name = PreStop
 			var res Result
-			took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), tt.hook) })
+			took := proctest.Within(t, 10*time.Second, func() { res = r.Run(context.Background(), tt.hook) })
 			assert.Equal(t, HandlerSleep, res.Handler)
 			if tt.wantErr == "" {
 				assert.NoError(t, res.Err)
@@ -265,7 +266,7 @@ func TestRunHTTPGet(t *testing.T) {
 			}
 			h := Hook{Name: PreStop, HTTPURL: tt.url, Timeout: tt.timeout}
 			var res Result
-			took := within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
+			took := proctest.Within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
 
 			assert.Equal(t, HandlerHTTPGet, res.Handler)
 			assert.Equal(t, tt.url, res.Command)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/internal/proctest"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
 
@@ -143,7 +144,7 @@ func TestLogUnwritable(t *testing.T) {
 	hl := OpenLog(dir, "app", 0, logger)
 	require.NotNil(t, hl)
 	r := NewRunner(testReaper, zap.NewNop(), hl, nil, "")
-	within(t, 10*time.Second, func() {
+	proctest.Within(t, 10*time.Second, func() {
 		for i := 0; i < 5; i++ {
 			hl.Phase(tombstone.PhaseRunning, i)
 			r.Run(context.Background(), Hook{Name: PreStop, Sleep: time.Millisecond})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 func TestCheckExec(t *testing.T) {
@@ -44,18 +46,6 @@ func TestCheckExec(t *testing.T) {
 			assert.Less(t, len(err.Error()), 2*maxExecOutput)
 		})
 	}
-}
-
-// processGone reports whether pid has exited: it no longer exists, or it is a
-// zombie waiting for its (new) parent to reap it.
-func processGone(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	// The state follows the command name, which is in parentheses.
-	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
-	return strings.HasPrefix(strings.TrimSpace(string(rest)), "Z")
 }
 
 // readPID waits for a command under test to write its background child's pid.
@@ -103,7 +93,7 @@ func TestCheckExecKillsTheGroup(t *testing.T) {
 				assert.Less(t, elapsed, 3*time.Second)
 			}
 			pid := readPID(t, pidFile)
-			assert.Eventually(t, func() bool { return processGone(pid) }, 5*time.Second, 10*time.Millisecond,
+			assert.Eventually(t, func() bool { return proctest.Gone(pid) }, 5*time.Second, 10*time.Millisecond,
 				"background child %d survived the check", pid)
 		})
 	}

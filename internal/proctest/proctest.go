@@ -1,0 +1,50 @@
+// Package proctest holds the helpers the tests of several packages share
+// to watch real processes: whether one is gone, and a bound on how long a
+// call may take before the test fails rather than hangs.
+package proctest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Gone reports whether pid has exited: it no longer exists, or it is a
+// zombie (or dead) waiting for a parent to reap it, which in a test
+// sandbox may be an init that never does.
+func Gone(pid int) bool {
+	if errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) STATE ...; comm may hold spaces, so look after the ')'.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+}
+
+// Within fails the test unless f returns within d, and returns how long f
+// took; it guards tests that would otherwise hang on a broken process
+// lifecycle.
+func Within(t testing.TB, d time.Duration, f func()) time.Duration {
+	t.Helper()
+	start := time.Now()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		f()
+	}()
+	select {
+	case <-finished:
+	case <-time.After(d):
+		t.Fatalf("did not return within %s", d)
+	}
+	return time.Since(start)
+}
