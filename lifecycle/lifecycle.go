@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -22,14 +21,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/health"
 	"github.com/lifecycled/lifecycled/hooks"
-	"github.com/lifecycled/lifecycled/httpclient"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
@@ -50,9 +47,6 @@ const (
 	checkProbe        = "readiness-probe"
 	checkShutdown     = "shutdown"
 )
-
-// onExitTimeout bounds each --on-exit-post call (contract section 6).
-const onExitTimeout = 5 * time.Second
 
 // Config is what one run needs, validated by main: every field is a setting
 // (or several) in its final, typed form.
@@ -445,111 +439,6 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 	if err != nil {
 		l.logger.Warn("cannot write tombstone", zap.String("dir", l.cfg.TombstoneDir), zap.Error(err))
 	}
-}
-
-// finish records the end: the exited phase, the termination message and the
-// --on-exit-post calls. failure is set when the end was lifecycled's
-// decision (a dependency, a hook, a start error); how says how the child
-// ended otherwise.
-func (l *Lifecycle) finish(c child, code int, how, failure string) {
-	var sig string
-	l.mu.Lock()
-	phase := l.phase
-	l.mu.Unlock()
-	msg := failure
-	if msg != "" && !strings.Contains(msg, "(phase ") {
-		msg += " (phase " + phase + ")"
-	}
-	if c != nil {
-		ws := c.Status()
-		if ws.Signaled() {
-			sig = supervisor.SignalName(ws.Signal())
-		}
-		end := fmt.Sprintf("child exited with code %d", ws.ExitStatus())
-		if ws.Signaled() {
-			end = fmt.Sprintf("child killed by %s", sig)
-		}
-		if mapped := supervisor.ExitCode(ws); mapped != code && failure == "" {
-			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
-		}
-		if msg == "" {
-			msg = end + " (phase " + phase + "); " + how
-		} else {
-			msg += "; " + end
-		}
-	}
-	l.enterPhase(tombstone.PhaseExited, &code, sig)
-	if failure != "" {
-		// The cause is already on stderr, as one line of its own.
-		l.logger.Debug("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
-	} else {
-		l.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
-	}
-	if l.cfg.TerminationLog != "" {
-		if err := writeTerminationLog(l.cfg.TerminationLog, msg); err != nil {
-			l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
-		}
-	}
-	l.postOnExit()
-}
-
-// postOnExit tells the other containers of the pod (Istio's /quitquitquit,
-// Linkerd's /shutdown) that the child is gone, all at once, each call
-// bounded by 5 s; the client is httpclient's, as for probes and hooks.
-func (l *Lifecycle) postOnExit() {
-	if len(l.cfg.OnExitPost) == 0 {
-		return
-	}
-	client := httpclient.New()
-	defer client.CloseIdleConnections()
-	var wg sync.WaitGroup
-	for _, u := range l.cfg.OnExitPost {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), onExitTimeout)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-			if err == nil {
-				req.Header.Set("User-Agent", l.cfg.UserAgent)
-				var resp *http.Response
-				if resp, err = client.Do(req); err == nil {
-					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
-					_ = resp.Body.Close()
-					l.logger.Info("posted on exit", zap.String("url", u), zap.Int("status", resp.StatusCode))
-					return
-				}
-			}
-			l.logger.Warn("on-exit POST failed", zap.String("url", u), zap.Error(err))
-		})
-	}
-	wg.Wait()
-}
-
-// Endpoints serves /readyz, /livez, /startupz and /metrics (--listen).
-func (l *Lifecycle) Endpoints() http.Handler {
-	mux := http.NewServeMux()
-	h := l.health.Handler()
-	mux.Handle("/readyz", h)
-	mux.Handle("/livez", h)
-	mux.Handle("/startupz", h)
-	mux.Handle("/metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(l.logger), Timeout: 5 * time.Second}))
-	return mux
-}
-
-// Admin serves POST /drain and POST /quitquitquit (--admin-listen) behind
-// adminGuard.
-func (l *Lifecycle) Admin() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
-		l.logger.Info("drain requested", zap.String("from", "POST /drain"))
-		l.health.Set(checkShutdown, false, "drained by POST /drain")
-		_, _ = io.WriteString(w, "draining\n")
-	})
-	mux.HandleFunc("POST /quitquitquit", func(w http.ResponseWriter, _ *http.Request) {
-		l.logger.Info("stop requested", zap.String("from", "POST /quitquitquit"))
-		l.stop.request(0, "POST /quitquitquit")
-		_, _ = io.WriteString(w, "stopping\n")
-	})
-	return adminGuard(mux)
 }
 
 // fail prints one line on stderr naming the cause of a failure that is not

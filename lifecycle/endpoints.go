@@ -1,10 +1,43 @@
 package lifecycle
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 )
+
+// Endpoints serves /readyz, /livez, /startupz and /metrics (--listen).
+func (l *Lifecycle) Endpoints() http.Handler {
+	mux := http.NewServeMux()
+	h := l.health.Handler()
+	mux.Handle("/readyz", h)
+	mux.Handle("/livez", h)
+	mux.Handle("/startupz", h)
+	mux.Handle("/metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(l.logger), Timeout: 5 * time.Second}))
+	return mux
+}
+
+// Admin serves POST /drain and POST /quitquitquit (--admin-listen) behind
+// adminGuard.
+func (l *Lifecycle) Admin() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+		l.logger.Info("drain requested", zap.String("from", "POST /drain"))
+		l.health.Set(checkShutdown, false, "drained by POST /drain")
+		_, _ = io.WriteString(w, "draining\n")
+	})
+	mux.HandleFunc("POST /quitquitquit", func(w http.ResponseWriter, _ *http.Request) {
+		l.logger.Info("stop requested", zap.String("from", "POST /quitquitquit"))
+		l.stop.request(0, "POST /quitquitquit")
+		_, _ = io.WriteString(w, "stopping\n")
+	})
+	return adminGuard(mux)
+}
 
 // adminGuard lets through only the requests a process on this host makes
 // on purpose. Loopback is not enough on a laptop or a host-network pod: a

@@ -1,0 +1,124 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/supervisor"
+	"github.com/lifecycled/lifecycled/tombstone"
+)
+
+// finish records the end: the exited phase, the termination message and the
+// --on-exit-post calls. failure is set when the end was lifecycled's
+// decision (a dependency, a hook, a start error); how says how the child
+// ended otherwise.
+func (l *Lifecycle) finish(c child, code int, how, failure string) {
+	var sig string
+	l.mu.Lock()
+	phase := l.phase
+	l.mu.Unlock()
+	msg := failure
+	if msg != "" && !strings.Contains(msg, "(phase ") {
+		msg += " (phase " + phase + ")"
+	}
+	if c != nil {
+		ws := c.Status()
+		if ws.Signaled() {
+			sig = supervisor.SignalName(ws.Signal())
+		}
+		end := fmt.Sprintf("child exited with code %d", ws.ExitStatus())
+		if ws.Signaled() {
+			end = fmt.Sprintf("child killed by %s", sig)
+		}
+		if mapped := supervisor.ExitCode(ws); mapped != code && failure == "" {
+			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
+		}
+		if msg == "" {
+			msg = end + " (phase " + phase + "); " + how
+		} else {
+			msg += "; " + end
+		}
+	}
+	l.enterPhase(tombstone.PhaseExited, &code, sig)
+	if failure != "" {
+		// The cause is already on stderr, as one line of its own.
+		l.logger.Debug("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	} else {
+		l.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+	}
+	if l.cfg.TerminationLog != "" {
+		if err := writeTerminationLog(l.cfg.TerminationLog, msg); err != nil {
+			l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
+		}
+	}
+	l.postOnExit()
+}
+
+// postOnExit tells the other containers of the pod (Istio's /quitquitquit,
+// Linkerd's /shutdown) that the child is gone, all at once, each call
+// bounded by 5 s; the client is httpclient's, as for probes and hooks.
+func (l *Lifecycle) postOnExit() {
+	if len(l.cfg.OnExitPost) == 0 {
+		return
+	}
+	client := httpclient.New()
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for _, u := range l.cfg.OnExitPost {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), onExitTimeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+			if err == nil {
+				req.Header.Set("User-Agent", l.cfg.UserAgent)
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+					_ = resp.Body.Close()
+					l.logger.Info("posted on exit", zap.String("url", u), zap.Int("status", resp.StatusCode))
+					return
+				}
+			}
+			l.logger.Warn("on-exit POST failed", zap.String("url", u), zap.Error(err))
+		})
+	}
+	wg.Wait()
+}
+
+// onExitTimeout bounds each --on-exit-post call (contract section 6).
+const onExitTimeout = 5 * time.Second
+
+// maxTerminationMessage is the most the kubelet reads from a container's
+// termination message file.
+const maxTerminationMessage = 4096
+
+// writeTerminationLog writes message to path (--termination-log), cut at a
+// character boundary to the 4096 bytes the kubelet reads, keeping the head
+// where the reason is.
+//
+// The file is written in place rather than renamed over: Kubernetes
+// bind-mounts /dev/termination-log, and a rename onto a mount point fails.
+func writeTerminationLog(path, message string) error {
+	if len(message) > maxTerminationMessage {
+		const note = " [truncated]"
+		cut := maxTerminationMessage - len(note)
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut-- // never half a character
+		}
+		message = message[:cut] + note
+	}
+	if err := os.WriteFile(path, []byte(message), 0o644); err != nil {
+		return fmt.Errorf("write termination log %s: %w", path, err)
+	}
+	return nil
+}
