@@ -2,8 +2,8 @@ package drain
 
 import "syscall"
 
-// Process is what the stop sequence needs from the supervised child. main
-// adapts supervisor.Child to it; keeping the interface this small lets the
+// Process is what the stop sequence needs from the supervised child;
+// *supervisor.Child is one. Keeping the interface this small lets the
 // sequence be tested against any real process.
 type Process interface {
 	// Signal sends the stop signal. Whether it goes to the child's process

@@ -76,7 +76,7 @@ type Sequence struct {
 // NewSequence returns a Sequence over proc. runner may be nil when there is
 // no preStop hook; m may be nil. onPhase, if not nil, is called
 // synchronously as each step begins (the Step constants) and must return
-// quickly: main uses StepDraining to fail readiness and write the
+// quickly: the lifecycle uses StepDraining to fail readiness and write the
 // tombstone.
 func NewSequence(cfg Config, proc Process, runner *hooks.Runner, logger *zap.Logger, m *Metrics, onPhase func(step string)) *Sequence {
 	if cfg.PollConns <= 0 {

@@ -40,9 +40,9 @@ func NewChecks() *Checks {
 
 // Set records the state of the named readiness check; reason says why it is
 // failing and is ignored when ok. Readiness is the AND of every check ever
-// Set, so main registers its checks ("dependencies", "child", "poststart",
-// "probe", "draining") at start, failing, and clears them as they pass; they
-// are listed in the order of their first Set.
+// Set, so the lifecycle registers its checks ("dependencies", "child",
+// "poststart", "readiness-probe", "shutdown") at start, failing, and clears
+// them as they pass; they are listed in the order of their first Set.
 func (h *Checks) Set(name string, ok bool, reason string) {
 	h.setMu.Lock()
 	defer h.setMu.Unlock()

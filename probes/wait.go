@@ -37,7 +37,7 @@ type WaitConfig struct {
 }
 
 // NotUpError is WaitAll's error when the timeout passed with targets still
-// down. main maps it to exit code 124.
+// down. The lifecycle maps it to exit code 124.
 type NotUpError struct {
 	// Targets are the targets still down, in the order given to WaitAll.
 	Targets []string
