@@ -158,11 +158,11 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 	b := s.Stop
 	b.TerminationGracePeriod = stop.Grace
 	if err := b.Check(); err != nil {
-		r.problem(c.Name, "the stop sequence does not fit%s: %v", stop.context(tgp), err)
+		r.problem(c.Name, "%s%v", stop.context(tgp), err)
 	}
 	if flag := s.Stop.TerminationGracePeriod; flag > stop.Grace {
-		r.problem(c.Name, "--termination-grace-period %s, but the kubelet leaves lifecycled %s%s: lifecycled's own start-up check would pass what does not fit",
-			fmtSeconds(flag), fmtSeconds(stop.Grace), stop.context(tgp))
+		r.problem(c.Name, "--termination-grace-period %s, but the kubelet leaves lifecycled %s of terminationGracePeriodSeconds %s (%s): lifecycled's own start-up check would pass what does not fit",
+			fmtSeconds(flag), fmtSeconds(stop.Grace), fmtSeconds(tgp), strings.Join(stop.Because, "; "))
 	}
 	// A failed liveness or startup probe kills the container alone, with
 	// the probe's own grace period if it has one.
@@ -182,12 +182,12 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 }
 
 // context says why the kubelet leaves a container less than the pod's
-// grace period, for a problem's text.
+// grace period, to open a problem's text; "" when it does not.
 func (st Stop) context(tgp time.Duration) string {
 	if st.SIGTERM == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" in the %s the kubelet leaves of terminationGracePeriodSeconds %s (its SIGTERM comes at %s: %s)",
+	return fmt.Sprintf("the kubelet leaves lifecycled %s of terminationGracePeriodSeconds %s (its SIGTERM comes at %s: %s): ",
 		fmtSeconds(st.Grace), fmtSeconds(tgp), fmtSeconds(st.SIGTERM), strings.Join(st.Because, "; "))
 }
 

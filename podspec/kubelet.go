@@ -37,6 +37,17 @@ type preStop struct {
 	what string
 }
 
+// because says what the hook adds before the SIGTERM, if anything.
+func (ps preStop) because() []string {
+	switch {
+	case !ps.known:
+		return []string{"the kubelet's preStop " + ps.what + ", of a length the manifest does not say, counted as 0"}
+	case ps.max > 0:
+		return []string{"the kubelet's preStop " + ps.what}
+	}
+	return nil
+}
+
 // kubeletPreStop reads c's preStop hook. sleep is exact; an exec that only
 // sleeps (sleep N, sh -c "sleep N", lifecycled sleep N) is read as that
 // sleep; any other exec or an httpGet runs for a time the manifest does not
@@ -129,18 +140,18 @@ func stops(spec *PodSpec, longest func(c *Container) (time.Duration, bool)) map[
 	}
 	// App containers stop all at once, each after its own preStop.
 	var appsGone time.Duration
-	var apps []string
+	var apps, unknown []string
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
 		ps := kubeletPreStop(c)
-		st := Stop{SIGTERM: min(ps.max, tgp)}
-		if ps.max > 0 {
-			st.Because = append(st.Because, "the kubelet's preStop "+ps.what)
-		}
+		st := Stop{SIGTERM: min(ps.max, tgp), Because: ps.because()}
 		st.Grace = drain.KubeletGrace(tgp, st.SIGTERM)
 		out[c.Name] = st
 		appsGone = max(appsGone, gone(c, st))
 		apps = append(apps, c.Name)
+		if _, ok := longest(c); !ok {
+			unknown = append(unknown, c.Name)
+		}
 	}
 	// Native sidecars stop after the app containers, the last one first:
 	// each waits for the apps and for the sidecar after it.
@@ -151,12 +162,12 @@ func stops(spec *PodSpec, longest func(c *Container) (time.Duration, bool)) map[
 			continue
 		}
 		ps := kubeletPreStop(c)
-		st := Stop{SIGTERM: min(max(ps.max, prevGone), tgp)}
-		if ps.max > 0 {
-			st.Because = append(st.Because, "the kubelet's preStop "+ps.what)
-		}
+		st := Stop{SIGTERM: min(max(ps.max, prevGone), tgp), Because: ps.because()}
 		if prevGone > ps.max && prev != "" {
 			st.Because = append(st.Because, fmt.Sprintf("a native sidecar, it waits until %s stopped: up to %s", prev, fmtSeconds(prevGone)))
+		}
+		if len(unknown) > 0 {
+			st.Because = append(st.Because, fmt.Sprintf("%s, not run by lifecycled, counted as stopping at once", strings.Join(unknown, ", ")))
 		}
 		st.Grace = drain.KubeletGrace(tgp, st.SIGTERM)
 		out[c.Name] = st

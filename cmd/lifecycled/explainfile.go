@@ -162,14 +162,21 @@ func explainWorkload(w *explainWriter, file string, wl *podspec.Workload, images
 			w.line("")
 			continue
 		}
-		if st := ch.Stop; st.SIGTERM > 0 {
+		st := ch.Stop
+		if len(st.Because) > 0 {
 			w.line("The kubelet's SIGTERM comes %s into the pod's termination (%s); lifecycled then has %s until the kubelet's SIGKILL. Times below count from that SIGTERM.",
 				fmtSeconds(st.SIGTERM), strings.Join(st.Because, "; "), fmtSeconds(st.Grace))
 		}
-		cfg.terminationGrace = ch.Stop.Grace
+		cfg.terminationGrace = st.Grace
 		w.startup(cfg)
 		w.shutdown(cfg)
-		w.budget(cfg)
+		if st.Grace == tgp {
+			w.budget(cfg)
+		} else if err := cfg.budget().Check(); err != nil {
+			w.line("Budget: DOES NOT FIT in the %s the kubelet leaves lifecycled: %v", fmtSeconds(st.Grace), err)
+		} else {
+			w.line("Budget: fits in the %s the kubelet leaves lifecycled.", fmtSeconds(st.Grace))
+		}
 		w.line("")
 	}
 	var others []string
