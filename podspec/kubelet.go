@@ -73,7 +73,7 @@ func kubeletPreStop(c *Container) preStop {
 	return preStop{known: true}
 }
 
-var shellSleepRE = regexp.MustCompile(`^\s*(?:exec\s+)?sleep\s+(\S+)\s*;?\s*$`)
+var shellSleepRE = regexp.MustCompile(`^\s*(?:exec\s+)?sleep\s+([^\s;]+)\s*;?\s*$`)
 
 // sleepCommand reads the length of an exec hook that does nothing but
 // sleep.
