@@ -43,6 +43,7 @@ func (w Workload) String() string { return w.Kind + "/" + w.Name }
 type PodSpec struct {
 	TerminationGracePeriodSeconds *int64      `yaml:"terminationGracePeriodSeconds"`
 	RestartPolicy                 string      `yaml:"restartPolicy"`
+	HostNetwork                   bool        `yaml:"hostNetwork"`
 	InitContainers                []Container `yaml:"initContainers"`
 	Containers                    []Container `yaml:"containers"`
 	Volumes                       []Volume    `yaml:"volumes"`

@@ -163,9 +163,12 @@ func (r *Report) checkProbes(spec *PodSpec, ch *Checked) {
 			continue
 		}
 		// The kubelet probes the pod's IP; an exec probe runs inside.
-		onLifecycled := listening && t.port == lport &&
-			((t.inside && isLocal(t.host)) || (!t.inside && t.host == ""))
-		if onLifecycled && !t.inside && isLoopback(lhost) {
+		if !t.inside && isLoopback(t.host) && !spec.HostNetwork {
+			r.problem(c.Name, "%s has host %s: the kubelet probes from the node, where that is the node itself, not the pod; leave host unset",
+				k.field, t.host)
+		}
+		onLifecycled := listening && t.port == lport && isLocal(t.host)
+		if onLifecycled && !t.inside && t.host == "" && isLoopback(lhost) {
 			r.problem(c.Name, "%s goes to port %d, but --listen %s answers on loopback only and the kubelet probes the pod's IP: listen on :%d",
 				k.field, lport, s.Listen, lport)
 		}

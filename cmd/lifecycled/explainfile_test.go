@@ -247,6 +247,17 @@ func TestExplainFileProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "probe host on loopback", base: podBase,
+			replace:  []string{"httpGet: {path: /readyz, port: lifecycle}", "httpGet: {path: /readyz, port: lifecycle, host: 127.0.0.1}"},
+			wantCode: 1,
+			want:     [][]string{{"readinessProbe has host 127.0.0.1: the kubelet probes from the node"}},
+		},
+		{
+			name: "probe host on loopback with hostNetwork", base: podBase,
+			replace:  []string{"httpGet: {path: /readyz, port: lifecycle}", "httpGet: {path: /readyz, port: lifecycle, host: 127.0.0.1}", "spec:\n", "spec:\n  hostNetwork: true\n"},
+			wantCode: 0,
+		},
+		{
 			name: "termination message path mismatch", base: podBase,
 			replace:  []string{"    ports:\n", "    terminationMessagePath: /tmp/message\n    ports:\n"},
 			wantCode: 1,
