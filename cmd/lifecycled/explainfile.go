@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/lifecycled/lifecycled/podspec"
 )
 
@@ -56,7 +58,7 @@ func explainFileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 	}
 	workloads, err := podspec.Decode(data)
 	if err != nil {
-		return usageError(stderr, "explain -f %s: %v", name, yamlError(err, data))
+		return usageError(stderr, "explain -f %s: %v", name, yamlError(firstYAMLError(err), data))
 	}
 	if len(workloads) == 0 {
 		return usageError(stderr, "explain -f %s: no Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob in it", name)
@@ -96,6 +98,17 @@ func explainFileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 		fmt.Fprint(stdout, p)
 	}
 	return 1
+}
+
+// firstYAMLError keeps the first of the YAML library's errors: two
+// documents run together, for one, repeat every key, and the one line would
+// have no end.
+func firstYAMLError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 1 {
+		return fmt.Errorf("%s (and %d more)", te.Errors[0], len(te.Errors)-1)
+	}
+	return err
 }
 
 // readManifest reads FILE, or stdin for "-".
