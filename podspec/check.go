@@ -28,6 +28,8 @@ type Settings struct {
 	Stop drain.Budget
 	// Config is --config FILE, which lives in the container.
 	Config string
+	// Ready is the --ready target as written, "" if none.
+	Ready string
 	// TracksStartup is set when /startupz and /readyz wait for more than
 	// the process: --wait, --ready or a postStart hook.
 	TracksStartup bool

@@ -152,6 +152,7 @@ func containerSettings(inv podspec.Invocation) (*runConfig, podspec.Settings, er
 		ExitWith:       cfg.exitWith,
 		Stop:           cfg.budget(),
 		Config:         opts.Config,
+		Ready:          opts.Ready,
 		TracksStartup:  len(cfg.waits) > 0 || cfg.ready != nil || cfg.postStart != nil,
 	}
 	return cfg, s, nil
@@ -224,8 +225,9 @@ lifecycled explain -f FILE [--image IMAGE]...
   the --listen port and paths (/readyz, /livez, /startupz); a readinessProbe
   when --listen is set; --termination-log against terminationMessagePath;
   --exit-with names against the tombstones of the pod's containers on a shared
-  volume; lifecycle.stopSignal; ports taken twice; a native sidecar's
-  startupProbe; lifecycled's arguments and LIFECYCLED_* env, parsed as run does.
+  volume; lifecycle.stopSignal; ports taken twice; --ready on lifecycled's own
+  port; a native sidecar's startupProbe; lifecycled's arguments and literal
+  LIFECYCLED_* env, parsed as run does.
   A container runs lifecycled when command[0] is lifecycled (any directory),
   or when it has no command and its image is given with --image: an image's
   ENTRYPOINT is not in the manifest.

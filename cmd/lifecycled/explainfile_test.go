@@ -247,6 +247,12 @@ func TestExplainFileProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "--ready on lifecycled's own port", base: podBase,
+			replace:  []string{"--drain-delay, 5s,", "--drain-delay, 5s, --ready, 'http://127.0.0.1:9090/readyz',"},
+			wantCode: 1,
+			want:     [][]string{{"--ready http://127.0.0.1:9090/readyz asks lifecycled's own port 9090: its readiness would wait for itself"}},
+		},
+		{
 			name: "probe host on loopback", base: podBase,
 			replace:  []string{"httpGet: {path: /readyz, port: lifecycle}", "httpGet: {path: /readyz, port: lifecycle, host: 127.0.0.1}"},
 			wantCode: 1,
