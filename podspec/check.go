@@ -51,8 +51,9 @@ type Problem struct {
 type Checked struct {
 	Container *Container
 	// Sidecar is set for a native sidecar (an init container with
-	// restartPolicy Always).
-	Sidecar bool
+	// restartPolicy Always), Init for any other init container, which
+	// runs to its end before the app containers start.
+	Sidecar, Init bool
 	// Invocation is how the container runs lifecycled.
 	Invocation Invocation
 	// Settings are lifecycled's, nil if its arguments do not parse.
@@ -76,12 +77,12 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 	var r Report
 	spec := &w.Spec
 	byName := map[string]*Checked{}
-	add := func(c *Container, sidecar bool) {
+	add := func(c *Container, sidecar, init bool) {
 		inv, ok := c.Lifecycled(images)
 		if !ok || inv.Subcommand != "run" {
 			return
 		}
-		ch := Checked{Container: c, Sidecar: sidecar, Invocation: inv}
+		ch := Checked{Container: c, Sidecar: sidecar, Init: init, Invocation: inv}
 		s, err := parse(inv)
 		if err != nil {
 			r.problem(c.Name, "lifecycled would refuse its arguments and exit 2: %v", err)
@@ -91,10 +92,11 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 		r.Lifecycled = append(r.Lifecycled, ch)
 	}
 	for i := range spec.InitContainers {
-		add(&spec.InitContainers[i], spec.InitContainers[i].RestartPolicy == "Always")
+		sidecar := spec.InitContainers[i].RestartPolicy == "Always"
+		add(&spec.InitContainers[i], sidecar, !sidecar)
 	}
 	for i := range spec.Containers {
-		add(&spec.Containers[i], false)
+		add(&spec.Containers[i], false, false)
 	}
 	for i := range r.Lifecycled {
 		byName[r.Lifecycled[i].Container.Name] = &r.Lifecycled[i]

@@ -153,6 +153,16 @@ func stops(spec *PodSpec, longest func(c *Container) (time.Duration, bool)) map[
 			unknown = append(unknown, c.Name)
 		}
 	}
+	// A plain init container is stopped only if the pod goes while it
+	// runs, as an app container would be.
+	for i := range spec.InitContainers {
+		if c := &spec.InitContainers[i]; c.RestartPolicy != "Always" {
+			ps := kubeletPreStop(c)
+			st := Stop{SIGTERM: min(ps.max, tgp), Because: ps.because()}
+			st.Grace = drain.KubeletGrace(tgp, st.SIGTERM)
+			out[c.Name] = st
+		}
+	}
 	// Native sidecars stop after the app containers, the last one first:
 	// each waits for the apps and for the sidecar after it.
 	prev, prevGone := strings.Join(apps, ", "), appsGone

@@ -204,7 +204,7 @@ func (r *Report) checkProbes(spec *PodSpec, ch *Checked) {
 	if u, err := url.Parse(s.Ready); listening && err == nil && u.Host != "" && isLocal(u.Hostname()) && u.Port() == strconv.Itoa(lport) {
 		r.problem(c.Name, "--ready %s asks lifecycled's own port %d: its readiness would wait for itself and never come; point --ready at the app", s.Ready, lport)
 	}
-	if listening && c.ReadinessProbe == nil && (ch.Sidecar || spec.RestartPolicy == "" || spec.RestartPolicy == "Always") {
+	if listening && c.ReadinessProbe == nil && !ch.Init && (ch.Sidecar || spec.RestartPolicy == "" || spec.RestartPolicy == "Always") {
 		r.problem(c.Name, "--listen %s serves /readyz, but the container has no readinessProbe: the kubelet sends traffic before the app is ready; add readinessProbe httpGet path /readyz port %d",
 			s.Listen, lport)
 	}

@@ -166,8 +166,11 @@ func explainWorkload(w *explainWriter, file string, wl *podspec.Workload, images
 	for _, ch := range r.Lifecycled {
 		c := ch.Container
 		kind := "container"
-		if ch.Sidecar {
+		switch {
+		case ch.Sidecar:
 			kind = "native sidecar"
+		case ch.Init:
+			kind = "init container"
 		}
 		w.line("=== %s: %s %s %s (terminationGracePeriodSeconds %s)", file, wl, kind, c.Name, fmtSeconds(tgp))
 		cfg := configs[c.Name]

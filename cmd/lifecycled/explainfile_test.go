@@ -403,6 +403,12 @@ func TestExplainFileProblems(t *testing.T) {
 			wantOut:  []string{"The kubelet's SIGTERM comes 0s into the pod's termination (shop, not run by lifecycled, counted as stopping at once)"},
 		},
 		{
+			name: "plain init container under lifecycled", base: sidecarBase,
+			replace:  []string{"        restartPolicy: Always\n", "", "        startupProbe:\n          httpGet: {path: /startupz, port: 9091}\n        readinessProbe:\n          httpGet: {path: /readyz, port: 9091}\n", ""},
+			wantCode: 0,
+			wantOut:  []string{"Deployment/shop init container proxy (terminationGracePeriodSeconds 30s)", "Budget: fits in terminationGracePeriodSeconds=30s."},
+		},
+		{
 			name: "native sidecar without a startupProbe", base: sidecarBase,
 			replace:  []string{"        startupProbe:\n          httpGet: {path: /startupz, port: 9091}\n", ""},
 			wantCode: 1,
