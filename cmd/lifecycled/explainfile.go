@@ -36,12 +36,12 @@ func isExplainFile(args []string) bool {
 // manifest.
 func explainFileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var file string
-	var images stringList
+	var images []string
 	fs := flag.NewFlagSet("lifecycled explain", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&file, "f", "", "")
 	fs.StringVar(&file, "filename", "", "")
-	fs.Var(&images, "image", "")
+	fs.Var((*listValue)(&images), "image", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printExplainFileUsage(stdout)
@@ -100,15 +100,22 @@ func explainFileMain(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 	return 1
 }
 
-// firstYAMLError keeps the first of the YAML library's errors: two
-// documents run together, for one, repeat every key, and the one line would
-// have no end.
+// firstYAMLError keeps the first of the YAML library's errors about values
+// of the wrong shape (two documents run together, for one, repeat every
+// key, and the one line would have no end), without the Go type it names.
 func firstYAMLError(err error) error {
 	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 1 {
-		return fmt.Errorf("%s (and %d more)", te.Errors[0], len(te.Errors)-1)
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return err
 	}
-	return err
+	msg, _, cut := strings.Cut(te.Errors[0], " into ")
+	if cut {
+		msg += ": not the kind of value this field takes"
+	}
+	if n := len(te.Errors) - 1; n > 0 {
+		msg += fmt.Sprintf(" (and %d more)", n)
+	}
+	return errors.New(msg)
 }
 
 // readManifest reads FILE, or stdin for "-".
@@ -131,7 +138,7 @@ func readManifest(file string, stdin io.Reader) (string, []byte, error) {
 // environment with the run path's own parser. --config is not applied: the
 // file lives in the container (podspec reports it).
 func containerSettings(inv podspec.Invocation) (*runConfig, podspec.Settings, error) {
-	opts, _, err := parseRunOptions(inv.Args, inv.Getenv)
+	opts, _, err := parseSettings(inv.Args, inv.Getenv)
 	if isHelp(err) {
 		return nil, podspec.Settings{}, errors.New("--help: lifecycled would print its help and exit")
 	}
@@ -152,7 +159,7 @@ func containerSettings(inv podspec.Invocation) (*runConfig, podspec.Settings, er
 		ExitWith:       cfg.exitWith,
 		Stop:           cfg.budget(),
 		Config:         opts.Config,
-		Ready:          opts.Ready,
+		Ready:          opts.Ready.Target.Raw,
 		TracksStartup:  len(cfg.waits) > 0 || cfg.ready != nil || cfg.postStart != nil,
 	}
 	return cfg, s, nil

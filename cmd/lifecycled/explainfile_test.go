@@ -451,7 +451,7 @@ func TestExplainFileUsageErrors(t *testing.T) {
 		want     string
 	}{
 		{"not YAML", "a: [b\n", nil, "lifecycled: explain -f FILE: line 1: did not find expected ',' or ']'"},
-		{"wrong shape", "kind: Pod\nspec:\n  containers: nope\n", nil, "lifecycled: explain -f FILE: line 3: cannot unmarshal !!str `nope`"},
+		{"wrong shape", "kind: Pod\nspec:\n  containers: nope\n", nil, "lifecycled: explain -f FILE: line 3: cannot unmarshal !!str `nope`: not the kind of value this field takes (see"},
 		{"documents run together", podBase + podBase, nil, "lifecycled: explain -f FILE: line 20: mapping key \"apiVersion\" already defined at line 1 (and 3 more)"},
 		{"not a mapping", "- a\n- b\n", nil, "lifecycled: explain -f FILE: line 1: a manifest document must be a mapping with apiVersion and kind"},
 		{"no workload", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n", nil, "lifecycled: explain -f FILE: no Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob in it"},
