@@ -138,14 +138,20 @@ func stops(spec *PodSpec, longest func(c *Container) (time.Duration, bool)) map[
 		}
 		return st.SIGTERM
 	}
+	// afterPreStop is the Stop of a container that waits for nothing but
+	// its own preStop.
+	afterPreStop := func(c *Container) Stop {
+		ps := kubeletPreStop(c)
+		st := Stop{SIGTERM: min(ps.max, tgp), Because: ps.because()}
+		st.Grace = drain.KubeletGrace(tgp, st.SIGTERM)
+		return st
+	}
 	// App containers stop all at once, each after its own preStop.
 	var appsGone time.Duration
 	var apps, unknown []string
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
-		ps := kubeletPreStop(c)
-		st := Stop{SIGTERM: min(ps.max, tgp), Because: ps.because()}
-		st.Grace = drain.KubeletGrace(tgp, st.SIGTERM)
+		st := afterPreStop(c)
 		out[c.Name] = st
 		appsGone = max(appsGone, gone(c, st))
 		apps = append(apps, c.Name)
@@ -157,10 +163,7 @@ func stops(spec *PodSpec, longest func(c *Container) (time.Duration, bool)) map[
 	// runs, as an app container would be.
 	for i := range spec.InitContainers {
 		if c := &spec.InitContainers[i]; c.RestartPolicy != "Always" {
-			ps := kubeletPreStop(c)
-			st := Stop{SIGTERM: min(ps.max, tgp), Because: ps.because()}
-			st.Grace = drain.KubeletGrace(tgp, st.SIGTERM)
-			out[c.Name] = st
+			out[c.Name] = afterPreStop(c)
 		}
 	}
 	// Native sidecars stop after the app containers, the last one first:
