@@ -26,8 +26,9 @@ type Settings struct {
 	// Stop is the stop sequence's budget; its TerminationGracePeriod is
 	// --termination-grace-period, 0 if not given.
 	Stop drain.Budget
-	// Config is --config FILE, which lives in the container.
-	Config string
+	// UnseenConfig is --config FILE when the manifest does not hold the
+	// file (see ErrNotInManifest), so that the settings leave it out.
+	UnseenConfig string
 	// Ready is the --ready target as written, "" if none.
 	Ready string
 	// TracksStartup is set when /startupz and /readyz wait for more than
@@ -82,6 +83,7 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 		if !ok || inv.Subcommand != "run" {
 			return
 		}
+		inv.ReadFile = func(p string) ([]byte, error) { return w.readFile(c, p) }
 		ch := Checked{Container: c, Sidecar: sidecar, Init: init, Invocation: inv}
 		s, err := parse(inv)
 		if err != nil {
@@ -138,8 +140,8 @@ func (r *Report) checkInputs(ch *Checked) {
 			r.problem(name, "%s comes from valueFrom, which the manifest does not hold: explain -f checked without it", v)
 		}
 	}
-	if ch.Settings != nil && ch.Settings.Config != "" {
-		r.problem(name, "--config %s is read inside the container: explain -f checked without it (run `lifecycled explain --config FILE` on the file)", ch.Settings.Config)
+	if ch.Settings != nil && ch.Settings.UnseenConfig != "" {
+		r.problem(name, "--config %s is not in a ConfigMap of this manifest mounted there: explain -f checked without it (add the ConfigMap to the manifest, or run `lifecycled explain --config FILE` on the file)", ch.Settings.UnseenConfig)
 	}
 }
 

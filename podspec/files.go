@@ -1,6 +1,8 @@
 package podspec
 
 import (
+	"errors"
+	"fmt"
 	"path"
 	"strconv"
 	"strings"
@@ -53,6 +55,43 @@ func locate(c *Container, dir string) location {
 		loc = location{volume: m.Name, dir: path.Join(".", m.SubPath, rel), readOnly: m.ReadOnly}
 	}
 	return loc
+}
+
+// ErrNotInManifest is the error of Invocation.ReadFile for a file that no
+// ConfigMap of the manifest provides: it may well exist in the container.
+var ErrNotInManifest = errors.New("not in the manifest: no ConfigMap of it is mounted there")
+
+// readFile reads the file at p in container c, as the ConfigMap volume
+// mounted there would hold it.
+func (w *Workload) readFile(c *Container, p string) ([]byte, error) {
+	loc := locate(c, p)
+	var cm *Volume
+	for i := range w.Spec.Volumes {
+		if v := &w.Spec.Volumes[i]; v.Name == loc.volume && v.ConfigMap != nil {
+			cm = v
+		}
+	}
+	if cm == nil {
+		return nil, fmt.Errorf("%s: %w", p, ErrNotInManifest)
+	}
+	data, ok := w.configMaps[cm.ConfigMap.Name]
+	if !ok {
+		return nil, fmt.Errorf("%s: ConfigMap %s is %w", p, cm.ConfigMap.Name, ErrNotInManifest)
+	}
+	key := loc.dir
+	if items := cm.ConfigMap.Items; len(items) > 0 {
+		key = ""
+		for _, it := range items {
+			if path.Clean(it.Path) == loc.dir {
+				key = it.Key
+			}
+		}
+	}
+	v, ok := data[key]
+	if !ok || key == "" {
+		return nil, fmt.Errorf("open %s: no such file: ConfigMap %s mounted there has no key for it", p, cm.ConfigMap.Name)
+	}
+	return []byte(v), nil
 }
 
 // checkFiles checks where lifecycled writes: the termination message where

@@ -22,6 +22,10 @@ type Invocation struct {
 	// Unknown names the variables whose value the manifest does not hold
 	// (valueFrom).
 	Unknown []string
+	// ReadFile reads a file in the container (--config) from the
+	// manifest's ConfigMap mounted there; the error wraps ErrNotInManifest
+	// when there is none. Set by Check.
+	ReadFile func(path string) ([]byte, error)
 }
 
 // Getenv looks a variable up in Env, as os.Getenv would in the container.

@@ -34,6 +34,10 @@ type Workload struct {
 	Kind, Name string
 	// Spec is the pod template's spec (the Pod's own for a Pod).
 	Spec PodSpec
+
+	// configMaps are the data of the manifest's ConfigMaps, by name: the
+	// files of the configMap volumes.
+	configMaps map[string]map[string]string
 }
 
 // String is Kind/Name, as kubectl names objects.
@@ -145,9 +149,17 @@ type VolumeMount struct {
 	ReadOnly  bool   `yaml:"readOnly"`
 }
 
-// Volume is a pod volume; only its name matters here.
+// Volume is a pod volume; a configMap volume's files can be read when the
+// ConfigMap is in the same manifest.
 type Volume struct {
-	Name string `yaml:"name"`
+	Name      string `yaml:"name"`
+	ConfigMap *struct {
+		Name  string `yaml:"name"`
+		Items []struct {
+			Key  string `yaml:"key"`
+			Path string `yaml:"path"`
+		} `yaml:"items"`
+	} `yaml:"configMap"`
 }
 
 // SecurityContext is the part of core/v1 SecurityContext the checks read.
@@ -180,17 +192,21 @@ func (p Port) String() string {
 }
 
 // object is what every manifest document has, and where each kind keeps
-// its pod template.
+// its pod template. What depends on the kind stays a node until the kind
+// is known: another kind (a custom resource) may give the same key a
+// different shape.
 type object struct {
 	Kind     string `yaml:"kind"`
 	Metadata struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
 	// Items are a List's objects.
-	Items []yaml.Node `yaml:"items"`
+	Items yaml.Node `yaml:"items"`
 	// Template is a PodTemplate's.
-	Template *podTemplate `yaml:"template"`
-	Spec     yaml.Node    `yaml:"spec"`
+	Template yaml.Node `yaml:"template"`
+	// Data is a ConfigMap's.
+	Data yaml.Node `yaml:"data"`
+	Spec yaml.Node `yaml:"spec"`
 }
 
 type podTemplate struct {
@@ -200,72 +216,85 @@ type podTemplate struct {
 // Decode reads every workload of a multi-document YAML manifest: Pods, the
 // pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets,
 // ReplicationControllers, Jobs, CronJobs and PodTemplates, and the items of
-// Lists. Other kinds (Services, ConfigMaps...) are skipped. The error of a
-// document that is not YAML, or whose fields have the wrong shape, is the
-// YAML library's, with its line.
+// Lists. ConfigMaps are kept for the configMap volumes that mount them;
+// other kinds (Services...) are skipped. The error of a document that is
+// not YAML, or whose fields have the wrong shape, is the YAML library's,
+// with its line.
 func Decode(data []byte) ([]Workload, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var out []Workload
+	m := manifest{configMaps: map[string]map[string]string{}}
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			break
 		}
 		if err != nil {
 			return nil, err
 		}
-		ws, err := decodeObject(&doc)
-		if err != nil {
+		if err := m.decodeObject(&doc); err != nil {
 			return nil, err
 		}
-		out = append(out, ws...)
 	}
+	for i := range m.workloads {
+		m.workloads[i].configMaps = m.configMaps
+	}
+	return m.workloads, nil
 }
 
-func decodeObject(n *yaml.Node) ([]Workload, error) {
+// manifest is what Decode has read so far.
+type manifest struct {
+	workloads  []Workload
+	configMaps map[string]map[string]string
+}
+
+func (m *manifest) decodeObject(n *yaml.Node) error {
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
 	if n.Kind != yaml.MappingNode {
 		if n.Kind == 0 || n.Tag == "!!null" {
-			return nil, nil // an empty document, e.g. after a trailing ---
+			return nil // an empty document, e.g. after a trailing ---
 		}
-		return nil, fmt.Errorf("line %d: a manifest document must be a mapping with apiVersion and kind", n.Line)
+		return fmt.Errorf("line %d: a manifest document must be a mapping with apiVersion and kind", n.Line)
 	}
 	var o object
 	if err := n.Decode(&o); err != nil {
-		return nil, err
+		return err
+	}
+	// field decodes one of the kind's fields; a field that is not there
+	// leaves into as it is.
+	field := func(n *yaml.Node, into any) error {
+		if n.Kind == 0 {
+			return nil
+		}
+		return n.Decode(into)
 	}
 	if strings.HasSuffix(o.Kind, "List") {
-		var out []Workload
-		for i := range o.Items {
-			ws, err := decodeObject(&o.Items[i])
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, ws...)
+		var items []yaml.Node
+		if err := field(&o.Items, &items); err != nil {
+			return err
 		}
-		return out, nil
+		for i := range items {
+			if err := m.decodeObject(&items[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	w := Workload{Kind: o.Kind, Name: o.Metadata.Name}
-	spec := func(into any) error {
-		if o.Spec.Kind == 0 {
-			return nil // no spec: nothing to check
-		}
-		return o.Spec.Decode(into)
-	}
+	spec := func(into any) error { return field(&o.Spec, into) }
 	switch o.Kind {
 	case "Pod":
 		if err := spec(&w.Spec); err != nil {
-			return nil, err
+			return err
 		}
 	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job":
 		var s struct {
 			Template podTemplate `yaml:"template"`
 		}
 		if err := spec(&s); err != nil {
-			return nil, err
+			return err
 		}
 		w.Spec = s.Template.Spec
 	case "CronJob":
@@ -277,15 +306,25 @@ func decodeObject(n *yaml.Node) ([]Workload, error) {
 			} `yaml:"jobTemplate"`
 		}
 		if err := spec(&s); err != nil {
-			return nil, err
+			return err
 		}
 		w.Spec = s.JobTemplate.Spec.Template.Spec
 	case "PodTemplate":
-		if o.Template != nil {
-			w.Spec = o.Template.Spec
+		var t podTemplate
+		if err := field(&o.Template, &t); err != nil {
+			return err
 		}
+		w.Spec = t.Spec
+	case "ConfigMap":
+		var data map[string]string
+		if err := field(&o.Data, &data); err != nil {
+			return err
+		}
+		m.configMaps[o.Metadata.Name] = data
+		return nil
 	default:
-		return nil, nil
+		return nil
 	}
-	return []Workload{w}, nil
+	m.workloads = append(m.workloads, w)
+	return nil
 }

@@ -134,11 +134,17 @@ func readManifest(file string, stdin io.Reader) (string, []byte, error) {
 	return file, data, err
 }
 
-// containerSettings reads a container's lifecycled arguments and
-// environment with the run path's own parser. --config is not applied: the
-// file lives in the container (podspec reports it).
+// containerSettings reads a container's lifecycled arguments, environment
+// and --config file with the run path's own loader. The file comes from the
+// manifest's ConfigMap mounted there; when the manifest has none, the
+// settings leave it out (podspec reports it).
 func containerSettings(inv podspec.Invocation) (*runConfig, podspec.Settings, error) {
-	opts, _, err := parseSettings(inv.Args, inv.Getenv)
+	unseen := ""
+	opts, err := loadSettings(inv.Args, inv.Getenv, inv.ReadFile)
+	if errors.Is(err, podspec.ErrNotInManifest) {
+		opts, _, err = parseSettings(inv.Args, inv.Getenv)
+		unseen = opts.Config
+	}
 	if isHelp(err) {
 		return nil, podspec.Settings{}, errors.New("--help: lifecycled would print its help and exit")
 	}
@@ -158,7 +164,7 @@ func containerSettings(inv podspec.Invocation) (*runConfig, podspec.Settings, er
 		HookLogDir:     cfg.hookLogDir,
 		ExitWith:       cfg.exitWith,
 		Stop:           cfg.budget(),
-		Config:         opts.Config,
+		UnseenConfig:   unseen,
 		Ready:          opts.Ready.Target.Raw,
 		TracksStartup:  len(cfg.waits) > 0 || cfg.ready != nil || cfg.postStart != nil,
 	}
@@ -236,8 +242,9 @@ lifecycled explain -f FILE [--image IMAGE]...
   when --listen is set; --termination-log against terminationMessagePath;
   --exit-with names against the tombstones of the pod's containers on a shared
   volume; lifecycle.stopSignal; ports taken twice; --ready on lifecycled's own
-  port; a native sidecar's startupProbe; lifecycled's arguments and literal
-  LIFECYCLED_* env, parsed as run does.
+  port; a native sidecar's startupProbe; lifecycled's arguments, literal
+  LIFECYCLED_* env and --config file (from a ConfigMap of FILE mounted
+  there), read as run reads them.
   A container runs lifecycled when command[0] is lifecycled (any directory),
   or when it has no command and its image is given with --image: an image's
   ENTRYPOINT is not in the manifest.

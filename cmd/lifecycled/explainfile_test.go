@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,6 +133,23 @@ spec:
         image: shop:1
         command: [lifecycled, --drain-delay, 5s, --, /app]
 `
+
+// configMap holds a config file for podBase; configMounted mounts it and
+// gives --config.
+const configMap = `---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: lc}
+data:
+  config.yaml: |
+    gracePeriod: 40s
+`
+
+var configMounted = []string{
+	"--drain-delay, 5s,", "--drain-delay, 5s, --config, /etc/lc/config.yaml,",
+	"    ports:\n", "    volumeMounts: [{name: cfg, mountPath: /etc/lc}]\n    ports:\n",
+	"spec:\n", "spec:\n  volumes: [{name: cfg, configMap: {name: lc}}]\n",
+}
 
 func TestExplainFileProblems(t *testing.T) {
 	tests := []struct {
@@ -323,7 +341,34 @@ func TestExplainFileProblems(t *testing.T) {
 			name: "config file in the container", base: podBase,
 			replace:  []string{"--drain-delay, 5s,", "--drain-delay, 5s, --config, /etc/lifecycled.yaml,"},
 			wantCode: 1,
-			want:     [][]string{{"--config /etc/lifecycled.yaml is read inside the container"}},
+			want:     [][]string{{"--config /etc/lifecycled.yaml is not in a ConfigMap of this manifest mounted there: explain -f checked without it"}},
+		},
+		{
+			name: "config file from the manifest's ConfigMap", base: podBase + configMap,
+			replace:  configMounted,
+			wantCode: 1,
+			want:     [][]string{{"the stop sequence takes up to 45s", "grace period 40s"}},
+			wantOut:  []string{"SIGKILL at 45s"},
+		},
+		{
+			name: "config file from a ConfigMap's item", base: podBase + configMap,
+			replace: append(slices.Clone(configMounted),
+				"volumes: [{name: cfg, configMap: {name: lc}}]", "volumes: [{name: cfg, configMap: {name: lc, items: [{key: config.yaml, path: conf/l.yaml}]}}]",
+				"--config, /etc/lc/config.yaml", "--config, /etc/lc/conf/l.yaml"),
+			wantCode: 1,
+			want:     [][]string{{"grace period 40s"}},
+		},
+		{
+			name: "config file the ConfigMap lacks", base: podBase + configMap,
+			replace:  append(slices.Clone(configMounted), "--config, /etc/lc/config.yaml", "--config, /etc/lc/other.yaml"),
+			wantCode: 1,
+			want:     [][]string{{"lifecycled would refuse its arguments and exit 2: --config: open /etc/lc/other.yaml: no such file: ConfigMap lc mounted there has no key for it"}},
+		},
+		{
+			name: "config file with an unknown field", base: podBase + configMap,
+			replace:  append(slices.Clone(configMounted), "gracePeriod: 40s", "gracePeriode: 40s"),
+			wantCode: 1,
+			want:     [][]string{{"lifecycled would refuse its arguments and exit 2: --config /etc/lc/config.yaml: ", "gracePeriode"}},
 		},
 		{
 			name: "port taken by another container", base: podBase,
