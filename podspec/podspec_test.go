@@ -45,6 +45,15 @@ items:
   spec: {containers: [{name: c}]}
 - kind: ConfigMap
   metadata: {name: cm}
+  data: {config.yaml: "gracePeriod: 5s"}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+# keys a workload or a ConfigMap has, in other shapes
+template: a string
+data: {nested: {deep: 1}}
+items: 3
 `
 	ws, err := Decode([]byte(manifest))
 	require.NoError(t, err)
@@ -60,6 +69,7 @@ items:
 	assert.Equal(t, int64(5), app.Lifecycle.PreStop.Sleep.Seconds)
 	assert.Equal(t, "Pod/p", ws[1].String())
 	assert.Equal(t, 30*time.Second, ws[1].Spec.TerminationGracePeriod(), "the PodSpec's default")
+	assert.Equal(t, map[string]map[string]string{"cm": {"config.yaml": "gracePeriod: 5s"}}, ws[1].configMaps)
 }
 
 func TestDecodeErrors(t *testing.T) {
