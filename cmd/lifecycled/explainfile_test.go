@@ -575,3 +575,29 @@ func TestExplainHelpDocumentsFile(t *testing.T) {
 	require.Equal(t, exitOK, dispatch([]string{"explain", "-f", "x", "--help"}, &out, &errOut))
 	assert.Contains(t, out.String(), "lifecycled explain -f FILE [--image IMAGE]...")
 }
+
+// FuzzExplainFile: whatever the manifest, explain -f ends with 0, 1 or 2,
+// prints at most one line on stderr, and only with 2.
+func FuzzExplainFile(f *testing.F) {
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, m := range []string{podBase, jobBase, sidecarBase, podBase + configMap, "kind: List\nitems: [1]\n", "kind: Pod\nspec:\n  containers: [{command: [lifecycled, $(, --], env: [{name: A, value: $(A)}]}]\n"} {
+		f.Add([]byte(m))
+	}
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		var out, errOut bytes.Buffer
+		code := explainFileMain(append([]string{"-f", "-"}, exampleImages...), bytes.NewReader(manifest), &out, &errOut)
+		switch code {
+		case 0, 1:
+			assert.Empty(t, errOut.String())
+		case 2:
+			assert.Equal(t, 1, strings.Count(errOut.String(), "\n"), "%q", errOut.String())
+		default:
+			t.Fatalf("exit %d", code)
+		}
+	})
+}
