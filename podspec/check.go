@@ -161,6 +161,9 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 				sig.StopSignal, sig.StopSignal, n)
 		}
 	}
+	if !ch.Sidecar && !ch.Init && c.ReadinessProbe != nil && s.Stop.DrainDelay == 0 && ps.max == 0 {
+		r.problem(c.Name, "no --drain-delay (nor a kubelet preStop sleep): the app gets its stop signal while endpoints and kube-proxy still send it requests, which fail; give --drain-delay 5s")
+	}
 	b := s.Stop
 	b.TerminationGracePeriod = stop.Grace
 	if err := b.Check(); err != nil {

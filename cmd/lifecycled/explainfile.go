@@ -239,7 +239,8 @@ lifecycled explain -f FILE [--image IMAGE]...
   30s), after the kubelet's own preStop hook and, for native sidecars, after
   the containers they wait for, with the kubelet's 2s minimum; probes against
   the --listen port and paths (/readyz, /livez, /startupz); a readinessProbe
-  when --listen is set; --termination-log against terminationMessagePath;
+  when --listen is set; a --drain-delay (or a kubelet preStop sleep) when there
+  is a readinessProbe; --termination-log against terminationMessagePath;
   --exit-with names against the tombstones of the pod's containers on a shared
   volume; lifecycle.stopSignal; ports taken twice; --ready on lifecycled's own
   port; a native sidecar's startupProbe; lifecycled's arguments, literal

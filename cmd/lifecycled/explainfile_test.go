@@ -194,6 +194,17 @@ func TestExplainFileProblems(t *testing.T) {
 			want:     [][]string{{"the kubelet leaves lifecycled 2s of terminationGracePeriodSeconds 30s (its SIGTERM comes at 30s: the kubelet's preStop sleep 45s)"}},
 		},
 		{
+			name: "no drain delay", base: podBase,
+			replace:  []string{"--drain-delay, 5s, ", ""},
+			wantCode: 1,
+			want:     [][]string{{"no --drain-delay (nor a kubelet preStop sleep): the app gets its stop signal while endpoints and kube-proxy still send it requests"}},
+		},
+		{
+			name: "no drain delay but a kubelet preStop sleep", base: podBase,
+			replace:  []string{"--drain-delay, 5s, ", "", "    ports:\n", "    lifecycle: {preStop: {sleep: {seconds: 5}}}\n    ports:\n"},
+			wantCode: 0,
+		},
+		{
 			name: "kubelet preStop exec sleep that fits", base: podBase,
 			replace:  []string{"    ports:\n", "    lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}\n    ports:\n"},
 			wantCode: 0,
