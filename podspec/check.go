@@ -3,6 +3,7 @@ package podspec
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -124,6 +125,14 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 	}
 	r.checkPorts(spec)
 	r.checkTombstones(spec)
+	// One container's problems together, in the pod's order.
+	order := map[string]int{}
+	for i, ch := range r.Lifecycled {
+		order[ch.Container.Name] = i + 1
+	}
+	sort.SliceStable(r.Problems, func(i, j int) bool {
+		return order[r.Problems[i].Container] < order[r.Problems[j].Container]
+	})
 	return r
 }
 
