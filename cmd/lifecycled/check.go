@@ -6,8 +6,6 @@ import (
 	"flag"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/lifecycled/lifecycled/probes"
@@ -45,18 +43,8 @@ func waitMain(args []string, stderr io.Writer) int {
 		return usageError(stderr, "wait: %v", err)
 	}
 	// SIGTERM or SIGINT ends the wait at once, with 128+N as a shell has it.
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel, got := signalContext(context.Background())
 	defer cancel()
-	var got os.Signal
-	go func() {
-		select {
-		case got = <-sigc:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	err = probes.WaitAll(ctx, targets, probes.WaitConfig{
 		MaxInterval: interval, Timeout: timeout, ProgressEvery: 5 * time.Second,
 		Logger: logger, Options: probes.Options{UserAgent: userAgent()},
@@ -68,8 +56,8 @@ func waitMain(args []string, stderr io.Writer) int {
 	case errors.As(err, &notUp):
 		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
 		return exitWaitTimeout
-	case ctx.Err() != nil && got != nil:
-		return 128 + int(got.(syscall.Signal))
+	case got() != 0:
+		return 128 + int(got())
 	default:
 		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: wait: %v", err))
 		return 1
@@ -102,9 +90,15 @@ func probeMain(args []string, stderr io.Writer) int {
 	if timeout <= 0 {
 		return usageError(stderr, "probe: --timeout must be more than 0")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sctx, cancel, got := signalContext(context.Background())
 	defer cancel()
-	if err := probes.Check(ctx, targets[0], probes.Options{UserAgent: userAgent()}); err != nil {
+	ctx, cancelCheck := context.WithTimeout(sctx, timeout)
+	defer cancelCheck()
+	err := probes.Check(ctx, targets[0], probes.Options{UserAgent: userAgent()})
+	if got() != 0 {
+		return 128 + int(got())
+	}
+	if err != nil {
 		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %s is down: %v", targets[0], err))
 		return 1
 	}

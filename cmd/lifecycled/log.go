@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,8 +60,9 @@ type epipeGuard struct {
 	fd int // stderr's descriptor, -1 if w is not a file
 
 	mu      sync.Mutex
-	writing int       // writes in flight
-	epipe   time.Time // when a write last failed with EPIPE
+	writing int           // writes in flight
+	idle    chan struct{} // closed when writing drops back to 0
+	epipe   time.Time     // when a write last failed with EPIPE
 }
 
 func (g *epipeGuard) Write(p []byte) (int, error) {
@@ -67,6 +70,9 @@ func (g *epipeGuard) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	g.mu.Lock()
+	if g.writing == 0 {
+		g.idle = make(chan struct{})
+	}
 	g.writing++
 	g.mu.Unlock()
 	n, err := g.w.Write(p)
@@ -75,25 +81,36 @@ func (g *epipeGuard) Write(p []byte) (int, error) {
 	if errors.Is(err, syscall.EPIPE) {
 		g.epipe = time.Now()
 	}
+	if g.writing == 0 {
+		close(g.idle)
+	}
 	g.mu.Unlock()
 	return n, err
 }
 
 // ownSIGPIPE reports whether the SIGPIPE being handled came from a write
 // of g's: one failed with EPIPE in the last second, or does so among the
-// writes in flight, which it waits for (briefly: a write to a pipe whose
-// reader is gone fails at once). A nil guard owns nothing.
+// writes in flight, which it waits for, at most 100 ms: a write to a pipe
+// whose reader is gone fails at once, and one that blocks on a stalled
+// reader cannot have raised this SIGPIPE. A nil guard owns nothing.
 func (g *epipeGuard) ownSIGPIPE() bool {
 	if g == nil {
 		return false
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	for i := 0; g.writing > 0 && i < 100; i++ {
-		g.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		g.mu.Lock()
+	idle := g.idle
+	writing := g.writing > 0
+	g.mu.Unlock()
+	if writing {
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		t.Stop()
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return !g.epipe.IsZero() && time.Since(g.epipe) < time.Second
 }
 
@@ -106,4 +123,95 @@ func stoppedByTTY(fd int) bool {
 	}
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	return err == nil && t.Lflag&unix.TOSTOP != 0
+}
+
+// logQueue stands between lifecycled's logger and its stderr, so that
+// logging never blocks supervision. A stderr that nobody reads (a log
+// driver whose backend is down, a FIFO) blocks every write once its buffer
+// is full; written in line, the "stop requested" line would keep SIGTERM
+// from reaching the child and the "grace period over" warning would keep
+// SIGKILL from being sent. Write only queues a copy of the line and never
+// waits: when the queue is full the line is dropped and counted, and once
+// the writer catches up it reports how many were lost (report), and
+// lifecycled_log_lines_dropped_total counts them all. The child's own
+// stdio does not go through here: it is handed over as it is.
+type logQueue struct {
+	out   io.Writer
+	lines chan []byte
+	done  chan struct{} // closed when the writer has written everything
+
+	// report, if set before the first Write, is called by the writer
+	// with the number of lines dropped since the last report, once the
+	// queue is empty again; it logs them (through the queue).
+	report func(n uint64)
+
+	mu         sync.RWMutex // Write holds it shared; close takes it
+	closed     bool
+	dropped    atomic.Uint64 // every line dropped so far
+	unreported atomic.Uint64 // dropped since the last report
+}
+
+// logQueueLines bounds the queue: about 300 KiB of JSON lines, minutes of
+// lifecycled's logging at info level.
+const logQueueLines = 1024
+
+func newLogQueue(out io.Writer, size int) *logQueue {
+	q := &logQueue{out: out, lines: make(chan []byte, size), done: make(chan struct{})}
+	go q.write()
+	return q
+}
+
+// Write queues a copy of p, or drops it if the queue is full. It never
+// blocks and never fails: a log line is not worth stopping for.
+func (q *logQueue) Write(p []byte) (int, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return len(p), nil
+	}
+	select {
+	case q.lines <- bytes.Clone(p):
+	default:
+		q.dropped.Add(1)
+		q.unreported.Add(1)
+	}
+	return len(p), nil
+}
+
+// Sync does not wait for the queue: see close.
+func (q *logQueue) Sync() error { return nil }
+
+// Dropped returns how many lines were dropped since the start.
+func (q *logQueue) Dropped() uint64 { return q.dropped.Load() }
+
+func (q *logQueue) write() {
+	defer close(q.done)
+	for line := range q.lines {
+		_, _ = q.out.Write(line)
+		if len(q.lines) == 0 && q.report != nil {
+			if n := q.unreported.Swap(0); n > 0 {
+				q.report(n)
+			}
+		}
+	}
+}
+
+// close stops taking lines and waits, at most max, for the queued ones to
+// be written. It reports whether they all were: a stderr that nobody reads
+// must not keep lifecycled from exiting.
+func (q *logQueue) close(max time.Duration) bool {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.lines)
+	}
+	q.mu.Unlock()
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-q.done:
+		return true
+	case <-t.C:
+		return false
+	}
 }

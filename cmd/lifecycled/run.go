@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/internal/earlysignal"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -32,16 +32,19 @@ const (
 	checkShutdown     = "shutdown"
 )
 
+// logFlushMax bounds how long lifecycled waits, when it exits, for its
+// queued log lines to reach stderr: no time at all for a reader that keeps
+// up, and a stderr nobody reads must not keep it from exiting.
+const logFlushMax = time.Second
+
 // runMain is `lifecycled run`: parse, validate, then hand over to the actors.
 func runMain(args []string, stderr io.Writer) int {
-	// Catch every forwarded signal before anything else: a signal sent
-	// while lifecycled is still parsing flags or waiting for dependencies
-	// is remembered, and a Go PID 1 that does not handle SIGTERM would
-	// exit with status 2.
-	sigs := make(chan os.Signal, 1024)
-	// No signal.Stop: the process exits right after, and deregistering
-	// fifty handlers costs a millisecond at every exit.
-	signal.Notify(sigs, osSignals(supervisor.ForwardedSignals())...)
+	// Every forwarded signal has been caught since package
+	// initialisation (earlysignal): a signal sent while lifecycled is
+	// still starting, parsing flags or waiting for dependencies is
+	// remembered, and a Go PID 1 that does not handle SIGTERM would exit
+	// with status 2.
+	sigs := earlysignal.C()
 
 	guard := &epipeGuard{w: stderr, fd: -1}
 	if f, ok := stderr.(*os.File); ok {
@@ -52,12 +55,17 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	logger, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	// From here on nothing writes to stderr in line: see logQueue.
+	logs := newLogQueue(stderr, logQueueLines)
+	defer logs.close(logFlushMax)
+	logger, err := newLogger(cfg.logFormat, cfg.logLevel, logs)
 	if err != nil {
-		return usageError(stderr, "%v", err)
+		return usageError(logs, "%v", err)
 	}
-	defer func() { _ = logger.Sync() }()
-	a := newApp(cfg, logger, stderr)
+	logs.report = func(n uint64) {
+		logger.Warn("dropped log lines: stderr was not being read", zap.Uint64("lines", n))
+	}
+	a := newApp(cfg, logger, logs)
 	a.stderrGuard = guard
 	return a.run(sigs)
 }
@@ -84,14 +92,6 @@ func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.
 		return nil, usageError(stderr, "%v", err), false
 	}
 	return cfg, 0, true
-}
-
-func osSignals(sigs []syscall.Signal) []os.Signal {
-	out := make([]os.Signal, len(sigs))
-	for i, s := range sigs {
-		out[i] = s
-	}
-	return out
 }
 
 // exitError ends the actor group with the process's exit code.
@@ -168,10 +168,12 @@ type app struct {
 	phase string // the current phase, for the termination message
 }
 
-func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{})}
+// newApp returns the run of cfg; logger writes to logs, and so does every
+// line lifecycled prints on stderr.
+func newApp(cfg *runConfig, logger *zap.Logger, logs *logQueue) *app {
+	a := &app{cfg: cfg, logger: logger, stderr: logs, stop: newStopRequest(), started: make(chan struct{})}
 	a.reg = newRegistry(cfg.listen != "")
-	a.metrics = newRunMetrics(a.reg)
+	a.metrics = newRunMetrics(a.reg, logs.Dropped)
 	a.probeMetrics = probes.NewMetrics(a.reg)
 	a.drainMetrics = drain.NewMetrics(a.reg)
 

@@ -1,0 +1,226 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// stalledFIFO makes a FIFO that nobody reads: the test holds it open for
+// reading and writing (as `exec 7<>f` does), so writers never get EPIPE,
+// they block once its buffer is full. It returns the write end to hand to
+// lifecycled as stderr and the test's own end, to look at what is queued.
+func stalledFIFO(t *testing.T) (w, held *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stderr.fifo")
+	require.NoError(t, unix.Mkfifo(path, 0o600))
+	held, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = held.Close() })
+	w, err = os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Close() })
+	return w, held
+}
+
+// fifoFull waits until f's pipe buffer is full: every writer of it blocks.
+func fifoFull(ctx context.Context, f *os.File) error {
+	size, err := unix.FcntlInt(f.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		return fmt.Errorf("F_GETPIPE_SZ: %w", err)
+	}
+	return poll(ctx, func() bool {
+		n, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCINQ) // FIONREAD
+		return err == nil && n >= size-4096 // less than a page left
+	})
+}
+
+// TestStopStalledStderr: lifecycled's stderr is a FIFO that nobody reads
+// (a log driver whose backend is down) and the child has filled it. No log
+// line may sit between SIGTERM and the stop signal, or between the grace
+// period and SIGKILL: the child gets the stop signal at once, SIGKILL when
+// the grace period ends (also at --log-level warn, where the "grace period
+// over" warning is the one line written), and lifecycled exits with the
+// child's status.
+func TestStopStalledStderr(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string
+		script string
+		code   int
+		killed bool // SIGKILL at the grace period
+	}{
+		{
+			name:   "child stops on TERM",
+			script: `trap 'touch got_term; exit 0' TERM`,
+			code:   0,
+		},
+		{
+			name:   "child ignores TERM, log level warn",
+			args:   []string{"--log-level", "warn"},
+			script: `trap 'touch got_term' TERM`,
+			code:   137, killed: true,
+		},
+	}
+	const grace = 3 * time.Second
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachMode(t, func(t *testing.T, m mode) {
+				ctx := testContext(t, 60*time.Second)
+				dir := t.TempDir()
+				w, held := stalledFIFO(t)
+				// The filler is a group mate that writes to stderr
+				// until the FIFO is full and then blocks in write.
+				script := tc.script + `; cat /dev/zero >&2 & touch ready; while :; do sleep 0.05; done`
+				args := append([]string{"--grace-period", grace.String()}, tc.args...)
+				p := start(t, options{mode: m, dir: dir, stderr: w}, append(args, "--", "sh", "-c", script)...)
+				require.NotNil(t, p)
+				require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+				require.NoError(t, fifoFull(ctx, held))
+
+				sent := time.Now()
+				require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+				require.NoError(t, waitFile(testContext(t, 20*time.Second), filepath.Join(dir, "got_term")),
+					"the child never got the stop signal")
+				assert.Less(t, time.Since(sent), 2*time.Second, "stop signal late (0.5 s expected)")
+				r := p.wait(ctx)
+				took := time.Since(sent)
+				assert.Equal(t, tc.code, r.code, "signal %q", r.signal)
+				if tc.killed {
+					assert.GreaterOrEqual(t, took, grace, "SIGKILL before the grace period")
+				}
+				assert.Less(t, took, grace+5*time.Second, "lifecycled exited too late")
+			})
+		})
+	}
+}
+
+// TestStopGraceIsACeilingWithZombie: a zombie in the child's process group
+// whose parent lives outside the group and does not reap it keeps the group
+// alive after SIGKILL. lifecycled must not wait for that parent: it exits
+// with the child's status shortly after SIGKILL, naming what was left.
+func TestStopGraceIsACeilingWithZombie(t *testing.T) {
+	// The child's background job forks the zombie-to-be (in the child's
+	// group), moves itself to a group of its own and sleeps 20 s without
+	// reaping it.
+	const maker = `perl -e '
+		my $z = fork(); if ($z == 0) { exit 0 }
+		setpgrp(0, 0);
+		select(undef, undef, undef, 0.2);
+		open(my $f, ">", "ready"); close($f);
+		sleep 20' &
+		exec sleep 30`
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 60*time.Second)
+		dir := t.TempDir()
+		p := start(t, options{mode: m, dir: dir}, "--grace-period", "1s", "--", "sh", "-c", maker)
+		require.NotNil(t, p)
+		require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+		sent := time.Now()
+		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+		r := p.wait(ctx)
+		took := time.Since(sent)
+		assert.Equal(t, 143, r.code, "stderr: %s", r.stderr)
+		assert.GreaterOrEqual(t, took, time.Second, "the zombie keeps the group: SIGKILL comes at the grace period")
+		assert.Less(t, took, 6*time.Second, "the wait after SIGKILL must be bounded (the zombie's parent sleeps 20 s)")
+		assert.Contains(t, r.stderr, "left in the child's process group")
+	})
+}
+
+// handlesSignal reports whether pid is lifecycled (exec done) and has any
+// handler for sig yet: from then on the Go runtime has its own handler and
+// a signal that os/signal does not catch is fatal.
+func handlesSignal(pid int, sig syscall.Signal) bool {
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "lifecycled" {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
+}
+
+// spin waits d without giving the CPU away, for sub-millisecond precision.
+func spin(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+	}
+}
+
+// TestSignalsInTheFirstMilliseconds: a signal that reaches lifecycled at
+// any moment after the Go runtime installed its handlers (0.1 ms after
+// exec) is handled as the README says. As PID 1, SIGTERM stops the child:
+// 143, never the runtime's silent exit 2. Not as PID 1, HUP, USR1 and USR2
+// are remembered and forwarded once the child runs, never fatal.
+func TestSignalsInTheFirstMilliseconds(t *testing.T) {
+	const steps, step = 30, 100 * time.Microsecond
+	t.Run("pid1 TERM", func(t *testing.T) {
+		for i := range steps {
+			ctx := testContext(t, 30*time.Second)
+			p := start(t, options{mode: pid1}, "--grace-period", "30s", "--", "sleep", "30")
+			require.NotNil(t, p)
+			pid, err := p.lifecycledPid(ctx)
+			require.NoError(t, err)
+			require.NoError(t, poll(ctx, func() bool { return handlesSignal(pid, syscall.SIGTERM) }))
+			spin(time.Duration(i) * step)
+			require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+			r := p.wait(ctx)
+			assert.Equal(t, 143, r.code, "SIGTERM %v after the runtime's handler; stderr: %s", time.Duration(i)*step, r.stderr)
+		}
+	})
+	t.Run("plain HUP USR1 USR2", func(t *testing.T) {
+		sigs := []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
+		for i := range steps {
+			sig := sigs[i%len(sigs)]
+			ctx := testContext(t, 30*time.Second)
+			p := start(t, options{}, "--grace-period", "30s", "--", "sh", "-c", `trap 'exit 7' HUP USR1 USR2; sleep 30 & wait`)
+			require.NotNil(t, p)
+			pid := p.cmd.Process.Pid
+			require.NoError(t, poll(ctx, func() bool { return handlesSignal(pid, sig) }))
+			spin(time.Duration(i) * step)
+			require.NoError(t, syscall.Kill(pid, sig))
+			r := p.wait(ctx)
+			require.Empty(t, r.signal, "lifecycled killed by %v %v after the runtime's handler", sig, time.Duration(i)*step)
+			// 7: the child's trap; 128+N: the signal came after the
+			// child's start but before its trap, which is the child's
+			// race, not lifecycled's.
+			assert.Contains(t, []int{7, 128 + int(sig)}, r.code, "%v %v after; stderr: %s", sig, time.Duration(i)*step, r.stderr)
+		}
+	})
+}
+
+// TestSleepStoppedBySignal: `lifecycled sleep` (a preStop hook in images
+// without /bin/sleep) answers SIGTERM like the stop it is, 128+15, as PID 1
+// (where the Go runtime would exit 2) and not.
+func TestSleepStoppedBySignal(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 30*time.Second)
+		p := start(t, options{mode: m}, "sleep", "30")
+		require.NotNil(t, p)
+		pid, err := p.lifecycledPid(ctx)
+		require.NoError(t, err)
+		require.NoError(t, poll(ctx, func() bool { return handlesSignal(pid, syscall.SIGTERM) }))
+		time.Sleep(50 * time.Millisecond) // well past every initialisation
+		sent := time.Now()
+		require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+		r := p.wait(ctx)
+		assert.Equal(t, 143, r.code, "signal %q, stderr: %s", r.signal, r.stderr)
+		assert.Less(t, time.Since(sent), 5*time.Second)
+	})
+}
