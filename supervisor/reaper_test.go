@@ -299,7 +299,7 @@ func waitLines(t *testing.T, path string, n int) []string {
 	}
 }
 
-func TestChildTerminate(t *testing.T) {
+func TestTerminate(t *testing.T) {
 	r, _ := startReaper(t)
 	tests := []struct {
 		name   string
@@ -334,7 +334,7 @@ func TestChildTerminate(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
-			killed := c.Terminate(ctx, unix.SIGTERM, tt.grace)
+			killed := Terminate(ctx, c, unix.SIGTERM, tt.grace).Killed
 			took := time.Since(start)
 			assert.Equal(t, tt.killed, killed, "killed")
 			within(t, c.Done(), time.Second, "Terminate returns once the group is gone")
@@ -345,10 +345,10 @@ func TestChildTerminate(t *testing.T) {
 	}
 }
 
-// TestChildTerminateLeftovers: after the child exited by itself, Terminate
+// TestTerminateLeftovers: after the child exited by itself, Terminate
 // stops what is left of its group (the stop signal, then SIGKILL), and a
 // cancelled context cuts the grace period short.
-func TestChildTerminateLeftovers(t *testing.T) {
+func TestTerminateLeftovers(t *testing.T) {
 	r, _ := startReaper(t)
 	dir := t.TempDir()
 	script := fmt.Sprintf("sh -c 'trap \"\" TERM; touch %s/ready; exec sleep 30' & while [ ! -e %s/ready ]; do sleep 0.01; done; exit 9", dir, dir)
@@ -357,13 +357,13 @@ func TestChildTerminateLeftovers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	assert.True(t, c.Terminate(ctx, unix.SIGTERM, time.Minute), "the leftover ignores TERM: SIGKILL")
+	assert.True(t, Terminate(ctx, c, unix.SIGTERM, time.Minute).Killed, "the leftover ignores TERM: SIGKILL")
 	assert.Less(t, time.Since(start), 10*time.Second, "the context, not the minute of grace, decided")
 	within(t, c.Done(), 10*time.Second, "group gone")
 	assert.Equal(t, 9, ExitCode(c.Status()), "the child's own status")
 	// A gone group is never signalled again (its id may be reused).
 	assert.NoError(t, c.Signal(unix.SIGTERM))
-	assert.False(t, c.Terminate(context.Background(), unix.SIGTERM, time.Minute))
+	assert.False(t, Terminate(context.Background(), c, unix.SIGTERM, time.Minute).Killed)
 }
 
 // TestForwarder: signals forwarded before the child exists are kept and
@@ -388,7 +388,7 @@ func TestForwarder(t *testing.T) {
 	// The child sets its traps only after a while, as a real program
 	// does: the remembered signals must wait for them, not kill it.
 	c := startChild(t, r, Spec{Argv: []string{"sh", "-c", "sleep 0.2; " + trapScript(dir, "child", true, "USR1", "USR2", "HUP")}})
-	require.NoError(t, f.Attach(c))
+	f.Attach(c)
 	got := waitLines(t, filepath.Join(dir, "child"), 2)
 	assert.ElementsMatch(t, []string{"USR2", "HUP"}, got, "USR1 arrives as USR2")
 

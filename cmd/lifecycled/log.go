@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,93 +123,3 @@ func stoppedByTTY(fd int) bool {
 	return err == nil && t.Lflag&unix.TOSTOP != 0
 }
 
-// logQueue stands between lifecycled's logger and its stderr, so that
-// logging never blocks supervision. A stderr that nobody reads (a log
-// driver whose backend is down, a FIFO) blocks every write once its buffer
-// is full; written in line, the "stop requested" line would keep SIGTERM
-// from reaching the child and the "grace period over" warning would keep
-// SIGKILL from being sent. Write only queues a copy of the line and never
-// waits: when the queue is full the line is dropped and counted, and once
-// the writer catches up it reports how many were lost (report), and
-// lifecycled_log_lines_dropped_total counts them all. The child's own
-// stdio does not go through here: it is handed over as it is.
-type logQueue struct {
-	out   io.Writer
-	lines chan []byte
-	done  chan struct{} // closed when the writer has written everything
-
-	// report, if set before the first Write, is called by the writer
-	// with the number of lines dropped since the last report, once the
-	// queue is empty again; it logs them (through the queue).
-	report func(n uint64)
-
-	mu         sync.RWMutex // Write holds it shared; close takes it
-	closed     bool
-	dropped    atomic.Uint64 // every line dropped so far
-	unreported atomic.Uint64 // dropped since the last report
-}
-
-// logQueueLines bounds the queue: about 300 KiB of JSON lines, minutes of
-// lifecycled's logging at info level.
-const logQueueLines = 1024
-
-func newLogQueue(out io.Writer, size int) *logQueue {
-	q := &logQueue{out: out, lines: make(chan []byte, size), done: make(chan struct{})}
-	go q.write()
-	return q
-}
-
-// Write queues a copy of p, or drops it if the queue is full. It never
-// blocks and never fails: a log line is not worth stopping for.
-func (q *logQueue) Write(p []byte) (int, error) {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
-		return len(p), nil
-	}
-	select {
-	case q.lines <- bytes.Clone(p):
-	default:
-		q.dropped.Add(1)
-		q.unreported.Add(1)
-	}
-	return len(p), nil
-}
-
-// Sync does not wait for the queue: see close.
-func (q *logQueue) Sync() error { return nil }
-
-// Dropped returns how many lines were dropped since the start.
-func (q *logQueue) Dropped() uint64 { return q.dropped.Load() }
-
-func (q *logQueue) write() {
-	defer close(q.done)
-	for line := range q.lines {
-		_, _ = q.out.Write(line)
-		if len(q.lines) == 0 && q.report != nil {
-			if n := q.unreported.Swap(0); n > 0 {
-				q.report(n)
-			}
-		}
-	}
-}
-
-// close stops taking lines and waits, at most max, for the queued ones to
-// be written. It reports whether they all were: a stderr that nobody reads
-// must not keep lifecycled from exiting.
-func (q *logQueue) close(max time.Duration) bool {
-	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		close(q.lines)
-	}
-	q.mu.Unlock()
-	t := time.NewTimer(max)
-	defer t.Stop()
-	select {
-	case <-q.done:
-		return true
-	case <-t.C:
-		return false
-	}
-}

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/earlysignal"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -31,6 +32,16 @@ const (
 	checkProbe        = "readiness-probe"
 	checkShutdown     = "shutdown"
 )
+
+// filesFlushMax bounds how long lifecycled waits, when it exits, for the
+// last tombstone to be written: other containers' --exit-with read it, but
+// a volume that does not answer must not keep lifecycled from exiting.
+const filesFlushMax = 2 * time.Second
+
+// logQueueLines bounds lifecycled's queue of log lines: about 300 KiB of
+// JSON lines, far more than it logs in a burst; beyond it lines are
+// dropped, counted and reported.
+const logQueueLines = 1024
 
 // logFlushMax bounds how long lifecycled waits, when it exits, for its
 // queued log lines to reach stderr: no time at all for a reader that keeps
@@ -55,17 +66,18 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	// From here on nothing writes to stderr in line: see logQueue.
-	logs := newLogQueue(stderr, logQueueLines)
-	defer logs.close(logFlushMax)
-	logger, err := newLogger(cfg.logFormat, cfg.logLevel, logs)
+	// From here on nothing writes to stderr in line: a stderr nobody
+	// reads must not block the stop (package background).
+	logs := background.New(logQueueLines)
+	defer logs.Close(logFlushMax)
+	logger, err := newLogger(cfg.logFormat, cfg.logLevel, logs.Writer(stderr))
 	if err != nil {
-		return usageError(logs, "%v", err)
+		return usageError(logs.Writer(stderr), "%v", err)
 	}
-	logs.report = func(n uint64) {
+	logs.OnDrained = func(n uint64) {
 		logger.Warn("dropped log lines: stderr was not being read", zap.Uint64("lines", n))
 	}
-	a := newApp(cfg, logger, logs)
+	a := newApp(cfg, logger, logs.Writer(stderr), logs.Dropped)
 	a.stderrGuard = guard
 	return a.run(sigs)
 }
@@ -157,6 +169,8 @@ type app struct {
 	health       *probes.Health
 	hookLog      *drain.HookLog
 	runner       *drain.Runner
+	// files writes the tombstone off the path of supervision, in order.
+	files *background.Queue
 
 	reaper    *supervisor.Reaper
 	forwarder *supervisor.Forwarder
@@ -168,12 +182,13 @@ type app struct {
 	phase string // the current phase, for the termination message
 }
 
-// newApp returns the run of cfg; logger writes to logs, and so does every
-// line lifecycled prints on stderr.
-func newApp(cfg *runConfig, logger *zap.Logger, logs *logQueue) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: logs, stop: newStopRequest(), started: make(chan struct{})}
+// newApp returns the run of cfg. stderr is where lifecycled's own lines go
+// (queued, never blocking); logsDropped counts those dropped.
+func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer, logsDropped func() uint64) *app {
+	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{})}
+	a.files = background.New(16)
 	a.reg = newRegistry(cfg.listen != "")
-	a.metrics = newRunMetrics(a.reg, logs.Dropped)
+	a.metrics = newRunMetrics(a.reg, logsDropped)
 	a.probeMetrics = probes.NewMetrics(a.reg)
 	a.drainMetrics = drain.NewMetrics(a.reg)
 
@@ -282,8 +297,12 @@ func (a *app) run(sigs <-chan os.Signal) int {
 	})
 
 	err := g.Run()
-	if a.hookLog != nil {
-		_ = a.hookLog.Close()
+	if !a.files.Close(filesFlushMax) {
+		a.logger.Warn("exiting before the last tombstone was written: the volume does not answer",
+			zap.String("dir", a.cfg.tombstoneDir), zap.Duration("waited", filesFlushMax))
+	}
+	if err := a.hookLog.Close(); err != nil {
+		a.logger.Warn("exiting before the hook log was written", zap.Error(err))
 	}
 	var ee exitError
 	if errors.As(err, &ee) {
@@ -360,9 +379,7 @@ func (a *app) lifecycle() int {
 	a.pid = child.Pid()
 	a.mu.Unlock()
 	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
-	if err := a.forwarder.Attach(child); err != nil {
-		a.logger.Warn("cannot forward a signal received before the start", zap.Error(err))
-	}
+	a.forwarder.Attach(child)
 	a.health.Set(checkChild, true, "")
 	a.health.SetLive(true)
 	close(a.started)
@@ -383,7 +400,7 @@ func (a *app) lifecycle() int {
 	select {
 	case <-child.Exited():
 		how = "the child exited by itself"
-		if child.Terminate(ctx, a.cfg.stopSignal, a.cfg.gracePeriod) {
+		if supervisor.Terminate(ctx, child, a.cfg.stopSignal, a.cfg.gracePeriod).Killed {
 			a.logger.Warn("killed what was left of the child's process group after the grace period")
 			how += "; SIGKILL sent to what was left of its process group"
 		}
@@ -394,13 +411,24 @@ func (a *app) lifecycle() int {
 			how += fmt.Sprintf("; SIGKILL after the %s grace period", a.cfg.gracePeriod)
 		}
 	}
-	<-child.Done()
+	select {
+	case <-child.Done():
+	default:
+		// Terminate waited supervisor.KillWait after SIGKILL: what is
+		// left cannot be ended by a signal (a zombie whose parent lives
+		// outside the group, a process in uninterruptible sleep), and
+		// waiting for it would make the grace period a lie.
+		left := child.LeftInGroup()
+		a.logger.Warn("exiting with processes left in the child's process group after SIGKILL",
+			zap.Duration("waited", supervisor.KillWait), zap.Strings("processes", left))
+		how += fmt.Sprintf("; %d process(es) left in the child's process group after SIGKILL", len(left))
+	}
 	if err := child.ReturnTerminal(); err != nil {
 		a.logger.Debug("cannot take the terminal back", zap.Error(err))
 	}
 	a.health.Set(checkChild, false, "exited")
 	a.health.SetLive(false)
-	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.Status()))
+	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.FinalStatus()))
 	a.finish(child, code, how, "")
 	return code
 }
@@ -497,17 +525,22 @@ func (a *app) enterPhase(phase string, exitCode *int, signal string) {
 	pid := a.pid
 	a.phase = phase
 	a.mu.Unlock()
-	if a.hookLog != nil {
-		a.hookLog.Phase(phase, pid)
-	}
+	a.hookLog.Phase(phase, pid) // queued: see drain.HookLog
 	if a.cfg.tombstoneDir == "" {
 		return
 	}
-	err := drain.WriteTombstone(a.cfg.tombstoneDir, drain.Tombstone{
-		Name: a.cfg.name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: time.Now(),
+	// The tombstone is written (and synced) on the files queue, in
+	// order: a hung shared volume must not keep the stop signal from
+	// being sent after the draining phase.
+	t := drain.Tombstone{Name: a.cfg.name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: time.Now()}
+	queued := a.files.Go(func() {
+		if err := drain.WriteTombstone(a.cfg.tombstoneDir, t); err != nil {
+			a.logger.Warn("cannot write tombstone", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
+		}
 	})
-	if err != nil {
-		a.logger.Warn("cannot write tombstone", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
+	if !queued {
+		a.logger.Warn("tombstone not written: earlier writes are still waiting for the volume",
+			zap.String("dir", a.cfg.tombstoneDir), zap.String("phase", phase))
 	}
 }
 
@@ -525,7 +558,7 @@ func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 		msg += " (phase " + phase + ")"
 	}
 	if child != nil {
-		ws := child.Status()
+		ws := child.FinalStatus()
 		if ws.Signaled() {
 			sig = supervisor.SignalName(ws.Signal())
 		}
@@ -550,9 +583,13 @@ func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 		a.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
 	}
 	if a.cfg.terminationLog != "" {
-		if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
-			a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
-		}
+		// On the files queue, after the exited tombstone: bounded at
+		// exit by filesFlushMax like it.
+		a.files.Go(func() {
+			if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
+				a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
+			}
+		})
 	}
 	a.postOnExit()
 }
