@@ -74,6 +74,24 @@ func (q *Queue) run() {
 	}
 }
 
+// Flush waits, at most max, until every job queued before it has run, and
+// reports whether they all did (false also when the queue is closed or
+// full).
+func (q *Queue) Flush(max time.Duration) bool {
+	ran := make(chan struct{})
+	if !q.Go(func() { close(ran) }) {
+		return false
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-ran:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // Close stops taking jobs and waits, at most max, for the queued ones to
 // run. It reports whether they all did: a writer that hangs must not keep
 // lifecycled from exiting.

@@ -50,14 +50,16 @@ func TestWriterNeverBlocks(t *testing.T) {
 		require.Equal(t, 5, n)
 	}
 	assert.Less(t, time.Since(start), time.Second, "writes must not wait for the stalled destination")
-	// One job is running (blocked), four are queued: 95 dropped.
-	assert.InDelta(t, 95, q.Dropped(), 1)
+	assert.InDelta(t, 95.5, q.Dropped(), 0.5, "four queued, and perhaps one being written")
 
 	close(out.release)
 	require.Eventually(t, func() bool { return bytes.Contains([]byte(out.String()), []byte("dropped\n")) }, 5*time.Second, time.Millisecond)
 	assert.True(t, q.Close(5*time.Second))
 	assert.Equal(t, []uint64{q.Dropped()}, reported, "one report, once the queue ran empty")
-	assert.Equal(t, 5, bytes.Count([]byte(out.String()), []byte("line\n")))
+	// One line was being written when the others came, or not yet.
+	written := bytes.Count([]byte(out.String()), []byte("line\n"))
+	assert.Contains(t, []int{4, 5}, written)
+	assert.EqualValues(t, 100-written, q.Dropped())
 	assert.False(t, q.Go(func() {}), "closed: jobs are dropped")
 
 	stalled := New(4)
@@ -69,13 +71,16 @@ func TestWriterNeverBlocks(t *testing.T) {
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
 
-// TestQueueOrder: jobs run one at a time in the order given.
+// TestQueueOrder: jobs run one at a time in the order given; Flush waits
+// for those queued before it.
 func TestQueueOrder(t *testing.T) {
 	q := New(100)
 	var got []int
 	for i := range 50 {
 		require.True(t, q.Go(func() { got = append(got, i) }))
 	}
+	require.True(t, q.Flush(5*time.Second))
+	assert.Len(t, got, 50)
 	require.True(t, q.Close(5*time.Second))
 	for i := range 50 {
 		assert.Equal(t, i, got[i])
