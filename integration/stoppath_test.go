@@ -41,8 +41,8 @@ func fifoFull(ctx context.Context, f *os.File) error {
 		return fmt.Errorf("F_GETPIPE_SZ: %w", err)
 	}
 	return poll(ctx, func() bool {
-		n, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCINQ) // FIONREAD
-		return err == nil && n >= size-4096 // less than a page left
+		n, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCINQ) // bytes queued (FIONREAD)
+		return err == nil && n >= size-4096                   // full but for less than a page
 	})
 }
 

@@ -122,4 +122,3 @@ func stoppedByTTY(fd int) bool {
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	return err == nil && t.Lflag&unix.TOSTOP != 0
 }
-
