@@ -230,17 +230,12 @@ func TestSignalsInTheFirstMilliseconds(t *testing.T) {
 func TestSleepStoppedBySignal(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		ctx := testContext(t, 30*time.Second)
-		p := start(t, options{mode: m}, "sleep", "30")
-		require.NotNil(t, p)
+		// Once its packages are initialised: this is about sleep's
+		// answer, not about the first moments.
+		p := startTraced(t, ctx, options{mode: m}, "sleep", "30")
 		pid, err := p.lifecycledPid(ctx)
 		require.NoError(t, err)
-		// Once lifecycled has exec'd, give it time to initialise:
-		// this is about sleep's answer, not about the first moments.
-		require.NoError(t, poll(ctx, func() bool {
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			return strings.TrimSpace(string(comm)) == "lifecycled"
-		}))
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 		sent := time.Now()
 		require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
 		r := p.wait(ctx)

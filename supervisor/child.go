@@ -285,10 +285,11 @@ func execError(path string, err error) error {
 func (c *Child) FinalStatus() unix.WaitStatus {
 	select {
 	case <-c.exited:
-		return c.Status()
+	case <-c.gone: // closed a moment before exited: see setExited
 	default:
 		return unix.WaitStatus(unix.SIGKILL) // signalled, no core
 	}
+	return c.Status()
 }
 
 // LeftInGroup describes the processes still in the child's process group,
