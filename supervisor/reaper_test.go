@@ -404,3 +404,44 @@ func TestForwarder(t *testing.T) {
 	// After the child is gone, forwarding is harmless.
 	assert.NoError(t, f.Forward(unix.SIGHUP))
 }
+
+// TestTerminateBoundedAfterKill: a zombie in the child's group whose parent
+// lives outside the group and does not reap it keeps the group from ever
+// being gone. Terminate waits KillWait after SIGKILL, not for that parent,
+// reports the group as lingering, and names the zombie.
+func TestTerminateBoundedAfterKill(t *testing.T) {
+	r, _ := startReaper(t)
+	dir := t.TempDir()
+	// The background job forks the zombie-to-be in the child's group,
+	// leaves the group and sleeps without reaping it.
+	script := "cd " + dir + `; perl -e '
+		my $z = fork(); if ($z == 0) { exit 0 }
+		setpgrp(0, 0);
+		open(my $f, ">", "parent"); print $f "$$"; close($f);
+		select(undef, undef, undef, 0.2);
+		open($f, ">", "ready"); close($f);
+		sleep 30' &
+		exec sleep 30`
+	c := startChild(t, r, Spec{Argv: []string{"sh", "-c", script}})
+	waitFile(t, filepath.Join(dir, "ready"))
+	b, err := os.ReadFile(filepath.Join(dir, "parent"))
+	require.NoError(t, err)
+	parent, err := strconv.Atoi(string(b))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = unix.Kill(parent, unix.SIGKILL) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	res := Terminate(ctx, c, unix.SIGTERM, 300*time.Millisecond)
+	took := time.Since(start)
+	assert.True(t, res.Killed, "the zombie outlives the grace period")
+	assert.True(t, res.Lingering, "and SIGKILL")
+	assert.GreaterOrEqual(t, took, 300*time.Millisecond+KillWait)
+	assert.Less(t, took, 300*time.Millisecond+KillWait+5*time.Second, "not the parent's 30 s")
+	within(t, c.Exited(), time.Second, "the child itself is gone")
+	assert.Equal(t, 143, ExitCode(c.FinalStatus()))
+	left := c.LeftInGroup()
+	require.Len(t, left, 1)
+	assert.Contains(t, left[0], " Z (perl)")
+}
