@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/probes"
 )
 
@@ -38,7 +39,11 @@ func waitMain(args []string, stderr io.Writer) int {
 	if interval <= 0 {
 		return usageError(stderr, "wait: --interval must be more than 0")
 	}
-	logger, err := newLogger(logFormat, logLevel, stderr)
+	// Queued, as in run: a stderr nobody reads must not keep a SIGTERM
+	// from ending the wait.
+	logs := background.New(logQueueLines)
+	defer logs.Close(logFlushMax)
+	logger, err := newLogger(logFormat, logLevel, logs.Writer(stderr))
 	if err != nil {
 		return usageError(stderr, "wait: %v", err)
 	}
@@ -54,12 +59,12 @@ func waitMain(args []string, stderr io.Writer) int {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &notUp):
-		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
+		_, _ = io.WriteString(logs.Writer(stderr), sprintfLine("lifecycled: %v", err))
 		return exitWaitTimeout
 	case got() != 0:
 		return 128 + int(got())
 	default:
-		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: wait: %v", err))
+		_, _ = io.WriteString(logs.Writer(stderr), sprintfLine("lifecycled: wait: %v", err))
 		return 1
 	}
 }
