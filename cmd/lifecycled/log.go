@@ -59,6 +59,7 @@ type epipeGuard struct {
 
 	mu      sync.Mutex
 	writing int           // writes in flight
+	since   time.Time     // when writing last went from 0 to 1
 	idle    chan struct{} // closed when writing drops back to 0
 	epipe   time.Time     // when a write last failed with EPIPE
 }
@@ -69,7 +70,7 @@ func (g *epipeGuard) Write(p []byte) (int, error) {
 	}
 	g.mu.Lock()
 	if g.writing == 0 {
-		g.idle = make(chan struct{})
+		g.idle, g.since = make(chan struct{}), time.Now()
 	}
 	g.writing++
 	g.mu.Unlock()
@@ -88,19 +89,23 @@ func (g *epipeGuard) Write(p []byte) (int, error) {
 
 // ownSIGPIPE reports whether the SIGPIPE being handled came from a write
 // of g's: one failed with EPIPE in the last second, or does so among the
-// writes in flight, which it waits for, at most 100 ms: a write to a pipe
-// whose reader is gone fails at once, and one that blocks on a stalled
-// reader cannot have raised this SIGPIPE. A nil guard owns nothing.
+// writes in flight, which it waits for until they are 100 ms old: a write
+// to a pipe whose reader is gone fails at once, and one that blocks on a
+// stalled reader cannot have raised this SIGPIPE (nor may it delay the
+// signals queued behind this one). A nil guard owns nothing.
 func (g *epipeGuard) ownSIGPIPE() bool {
 	if g == nil {
 		return false
 	}
 	g.mu.Lock()
 	idle := g.idle
-	writing := g.writing > 0
+	wait := time.Duration(0)
+	if g.writing > 0 {
+		wait = 100*time.Millisecond - time.Since(g.since)
+	}
 	g.mu.Unlock()
-	if writing {
-		t := time.NewTimer(100 * time.Millisecond)
+	if wait > 0 {
+		t := time.NewTimer(wait)
 		select {
 		case <-idle:
 		case <-t.C:
