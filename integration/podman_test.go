@@ -342,6 +342,7 @@ func TestPodman(t *testing.T) {
 	t.Run("exit-codes", func(t *testing.T) { testPodmanExitCodes(t, p) })
 	t.Run("zombies", func(t *testing.T) { testPodmanZombies(t, p) })
 	t.Run("stop", func(t *testing.T) { testPodmanStop(t, p) })
+	t.Run("dead-neighbour", func(t *testing.T) { testPodmanDeadNeighbour(t, p) })
 	for _, f := range slices.Sorted(maps.Keys(kubePlayScenarios)) {
 		t.Run("kube/"+f, func(t *testing.T) { kubePlayScenarios[f](t, p, p.play(t, f)) })
 	}
