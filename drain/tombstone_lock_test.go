@@ -230,3 +230,19 @@ func TestTombstoneLockHeld(t *testing.T) {
 	var nilLock *TombstoneLock
 	assert.NoError(t, nilLock.Close())
 }
+
+// BenchmarkWatchLook is the cost of one poll of one name (lock test and
+// tombstone read), the price of polling instead of inotify.
+func BenchmarkWatchLook(b *testing.B) {
+	dir := b.TempDir()
+	l, err := LockTombstone(dir, "job")
+	require.NoError(b, err)
+	defer l.Close()
+	require.NoError(b, WriteTombstone(dir, Tombstone{Name: "job", Phase: PhaseRunning}))
+	var w watched
+	for b.Loop() {
+		if w.look(dir, "job") != endNone {
+			b.Fatal("ended")
+		}
+	}
+}
