@@ -161,7 +161,9 @@ func (p *podman) buildImages(t *testing.T, ctx context.Context, root string) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build:\n%s", out)
 	copyFileMode(t, filepath.Join(root, ".dockerignore"), filepath.Join(lcCtx, ".dockerignore"))
-	p.must(t, ctx, "build", "--isolation", "chroot", "-f", filepath.Join(root, "Dockerfile"), "-t", p.lifecycledImage, lcCtx)
+	p.must(t, ctx, "build", "--isolation", "chroot", "-f", filepath.Join(root, "Dockerfile.prebuilt"),
+		"--build-arg", "BINARY=bin/lifecycled", "--build-arg", "VERSION="+testImageVersion, "--build-arg", "REVISION="+testImageRevision,
+		"-t", p.lifecycledImage, lcCtx)
 
 	demoCtx := t.TempDir()
 	copyDir(t, filepath.Join(root, "examples", "demo"), demoCtx)
@@ -359,6 +361,7 @@ func testPodmanImage(t *testing.T, p *podman) {
 			User       string
 			Entrypoint []string
 			StopSignal string
+			Labels     map[string]string
 		}
 	}
 	var imgs []json.RawMessage
@@ -368,6 +371,15 @@ func testPodmanImage(t *testing.T, p *podman) {
 	assert.Equal(t, "65532:65532", img.Config.User)
 	assert.Equal(t, []string{"/lifecycled"}, img.Config.Entrypoint)
 	assert.Contains(t, []string{"SIGTERM", "TERM", "15"}, img.Config.StopSignal)
+	assert.Equal(t, map[string]string{
+		"org.opencontainers.image.title":       "lifecycled",
+		"org.opencontainers.image.description": img.Config.Labels["org.opencontainers.image.description"],
+		"org.opencontainers.image.source":      "https://github.com/lifecycled/lifecycled",
+		"org.opencontainers.image.licenses":    "NOASSERTION",
+		"org.opencontainers.image.version":     testImageVersion,
+		"org.opencontainers.image.revision":    testImageRevision,
+	}, img.Config.Labels, "the OCI labels, from the build arguments")
+	assert.NotEmpty(t, img.Config.Labels["org.opencontainers.image.description"])
 	fi, err := os.Stat(p.binary)
 	require.NoError(t, err)
 	assert.Less(t, img.Size, fi.Size()+64<<10, "the image should hold the binary and nothing else (%d bytes, binary %d)", img.Size, fi.Size())
