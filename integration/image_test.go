@@ -4,13 +4,16 @@ package integration
 // `make build GOARCH=...` makes. podman_test.go builds and runs the image.
 
 import (
+	"context"
 	"debug/elf"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,4 +108,74 @@ func TestImageBuildArchitectures(t *testing.T) {
 			assert.Contains(t, string(b), "v9.9.9-arch", "the version from the Makefile's ldflags")
 		})
 	}
+}
+
+// testPodmanDockerfile builds the multi-stage Dockerfile as `docker build .`
+// would on a fresh clone, offline: the Go image cannot be pulled here, so
+// GO_IMAGE is a stand-in made of busybox and the environment the official
+// golang image sets, with this machine's Go toolchain (the pinned release)
+// and module cache mounted into the build (read-only) and its build cache
+// (to save minutes). Everything else, the builder stage's commands and
+// the final stage, is the Dockerfile's own.
+func testPodmanDockerfile(t *testing.T, p *podman) {
+	ctx := testContext(t, 10*time.Minute)
+	root := repoRoot(t)
+	goEnv := func(name string) string {
+		cmd := exec.CommandContext(ctx, "go", "env", name)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		require.NoError(t, err, "go env %s", name)
+		return strings.TrimSpace(string(out))
+	}
+	goroot, modcache, gocache := goEnv("GOROOT"), goEnv("GOMODCACHE"), goEnv("GOCACHE")
+
+	goImage := "localhost/lifecycled-golang:test-" + p.id
+	image := p.lifecycledImage + "-multistage"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p.run(ctx, "rmi", "-f", image, goImage)
+	})
+	goCtx := t.TempDir()
+	bb, err := exec.LookPath("busybox")
+	require.NoError(t, err)
+	copyFileMode(t, bb, filepath.Join(goCtx, "busybox"))
+	require.NoError(t, os.WriteFile(filepath.Join(goCtx, "Dockerfile"), []byte(`FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN ["/bin/mkdir", "-m", "1777", "/tmp"]
+ENV PATH=/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin GOPATH=/go HOME=/root GOPROXY=off
+`), 0o644))
+	p.must(t, ctx, "build", "--isolation", "chroot", "-t", goImage, goCtx)
+
+	const version = "v0.0.0-multistage"
+	// No --network none (chroot isolation cannot), but GOPROXY=off: the
+	// build fetches nothing.
+	p.must(t, ctx, "build", "--isolation", "chroot",
+		"--build-arg", "GO_IMAGE="+goImage, "--build-arg", "VERSION="+version, "--build-arg", "REVISION="+testImageRevision,
+		"-v", goroot+":/usr/local/go:ro", "-v", modcache+":/go/pkg/mod:ro", "-v", gocache+":/root/.cache/go-build",
+		"-t", image, root) // the repository itself is the context, as with `docker build .`
+
+	var imgs []struct {
+		Size   int64
+		Config struct {
+			User       string
+			Entrypoint []string
+			Labels     map[string]string
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(p.must(t, ctx, "image", "inspect", image)), &imgs))
+	require.Len(t, imgs, 1)
+	img := imgs[0]
+	assert.Equal(t, "65532:65532", img.Config.User)
+	assert.Equal(t, []string{"/lifecycled"}, img.Config.Entrypoint)
+	assert.Equal(t, version, img.Config.Labels["org.opencontainers.image.version"])
+	assert.Equal(t, testImageRevision, img.Config.Labels["org.opencontainers.image.revision"])
+	assert.Less(t, img.Size, int64(20<<20), "the final stage holds the binary only, not the toolchain")
+
+	res := p.runContainer(t, ctx, "--network", "none", image, "version")
+	require.Equal(t, 0, res.code, "%s", res)
+	assert.Contains(t, res.stdout, "lifecycled "+version+" (commit "+testImageRevision)
+	res = p.runContainer(t, ctx, "--network", "none", image, "probe", "tcp://127.0.0.1:1")
+	assert.Equal(t, 1, res.code, "the static binary runs in an empty image: %s", res)
 }

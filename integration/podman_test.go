@@ -341,6 +341,7 @@ func statusOf(url string) int {
 func TestPodman(t *testing.T) {
 	p := newPodman(t)
 	t.Run("image", func(t *testing.T) { testPodmanImage(t, p) })
+	t.Run("dockerfile", func(t *testing.T) { testPodmanDockerfile(t, p) })
 	t.Run("exit-codes", func(t *testing.T) { testPodmanExitCodes(t, p) })
 	t.Run("zombies", func(t *testing.T) { testPodmanZombies(t, p) })
 	t.Run("stop", func(t *testing.T) { testPodmanStop(t, p) })
