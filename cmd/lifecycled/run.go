@@ -230,6 +230,14 @@ func (a *app) run(sigs <-chan os.Signal) int {
 		if err := os.MkdirAll(a.cfg.tombstoneDir, 0o755); err != nil {
 			a.logger.Warn("cannot create the tombstone directory", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
 		}
+		// Held until the process ends, however it ends: --exit-with
+		// watchers take a free lock under a tombstone that does not say
+		// exited for a death (drain.LockTombstone).
+		lock, err := drain.LockTombstone(a.cfg.tombstoneDir, a.cfg.name)
+		if err != nil {
+			a.logger.Warn("cannot lock the tombstone: --exit-with watchers will not notice if lifecycled is killed", zap.Error(err))
+		}
+		defer lock.Close()
 	}
 	if a.cfg.terminationGrace > 0 {
 		if err := a.cfg.budget().Check(); err != nil {
@@ -332,12 +340,20 @@ func (a *app) handleSignals(ctx context.Context, sigs <-chan os.Signal) error {
 	}
 }
 
-// watchExitWith is the --exit-with actor: once every named tombstone says
-// exited, stop as on SIGTERM (the sidecar of a Job).
+// watchExitWith is the --exit-with actor: once every named container has
+// exited, or died without saying so, stop as on SIGTERM (the sidecar of a
+// Job).
 func (a *app) watchExitWith(ctx context.Context) error {
-	if err := drain.WatchExited(ctx, a.cfg.tombstoneDir, a.cfg.exitWith, 250*time.Millisecond); err == nil {
-		a.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", a.cfg.exitWith))
-		a.stop.request(0, strings.Join(a.cfg.exitWith, ", ")+" exited")
+	died, err := drain.WatchExited(ctx, a.cfg.tombstoneDir, a.cfg.exitWith, drain.DefaultWatchInterval)
+	if err == nil {
+		reason := strings.Join(a.cfg.exitWith, ", ") + " exited"
+		if len(died) > 0 {
+			reason = strings.Join(died, ", ") + " died without writing exited (lock released)"
+			a.logger.Warn("stopping: "+reason, zap.Strings("exit_with", a.cfg.exitWith), zap.Strings("died", died))
+		} else {
+			a.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", a.cfg.exitWith))
+		}
+		a.stop.request(0, reason)
 	}
 	<-ctx.Done()
 	return nil
