@@ -126,14 +126,14 @@ func (s *Sequence) Run(ctx context.Context, skip <-chan struct{}) (killed bool) 
 		s.logger.Info("child exited while draining; stop sequence ends")
 		return false
 	case <-s.proc.Exited():
-		// Done follows Exited at once when the child was alone in its
+		// Done is closed before Exited when the child was alone in its
 		// group; otherwise what it left still gets the stop signal and
 		// the grace period, as after any exit of the child.
 		select {
 		case <-done:
 			s.logger.Info("child exited while draining; stop sequence ends")
 			return false
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
 		s.logger.Info("child exited while draining; stopping what is left of its process group")
 	default:
@@ -221,47 +221,28 @@ func (s *Sequence) drainConnections(ctx context.Context) {
 }
 
 // stop sends the stop signal and escalates to SIGKILL when the grace period
-// runs out, whichever comes first of that and the group being gone.
+// runs out, whichever comes first of that and the group being gone
+// (supervisor.Terminate). Its lines are logged after the signals: nothing
+// sits between the decision and the signal.
 func (s *Sequence) stop(ctx context.Context) (killed bool) {
-	done := s.proc.Done()
 	s.enter(StepGrace)
-	start := time.Now()
 	s.logger.Info("sending stop signal",
 		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Duration("gracePeriod", s.cfg.GracePeriod))
-	if err := s.proc.Signal(s.cfg.StopSignal); err != nil {
-		// Usually the child exited a moment ago; done will tell.
-		s.logger.Warn("send stop signal", zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Error(err))
+	t := supervisor.Terminate(ctx, s.proc, s.cfg.StopSignal, s.cfg.GracePeriod)
+	s.metrics.setStep(StepGrace, t.Grace)
+	if t.SignalErr != nil {
+		// Usually the child exited a moment ago.
+		s.logger.Warn("send stop signal", zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Error(t.SignalErr))
 	}
-
-	grace := time.NewTimer(s.cfg.GracePeriod)
-	defer grace.Stop()
-	exited := s.proc.Exited()
-wait:
-	for {
-		select {
-		case <-done:
-			s.metrics.setStep(StepGrace, time.Since(start))
-			return false
-		case <-exited:
-			// In single-child mode the stop signal reached the child
-			// alone; what it leaves in its group is told now rather
-			// than left for SIGKILL.
-			exited = nil
-			_ = s.proc.SignalRest(s.cfg.StopSignal)
-		case <-ctx.Done():
-			s.metrics.setStep(StepGrace, time.Since(start))
-			s.kill()
-			return true
-		case <-grace.C:
-			break wait
-		}
+	if !t.Killed {
+		return false
 	}
-	s.metrics.setStep(StepGrace, time.Since(start))
-	s.logger.Warn("grace period over, killing the process group", zap.Duration("gracePeriod", s.cfg.GracePeriod))
-	s.kill()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	s.enter(StepKill)
+	if ctx.Err() == nil {
+		s.logger.Warn("grace period over, killed the process group", zap.Duration("gracePeriod", s.cfg.GracePeriod))
+	}
+	if t.KillErr != nil {
+		s.logger.Warn("kill process group", zap.Error(t.KillErr))
 	}
 	return true
 }

@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/lifecycled/lifecycled/internal/background"
 )
 
 // defaultLogMaxBytes is the size at which the hook log is rotated when
@@ -21,14 +23,23 @@ const defaultLogMaxBytes = 1 << 20
 // per phase change, for whoever reads the shared volume (a log shipper, a
 // sidecar, a human with kubectl cp). It never blocks or fails the
 // container: when the file cannot be written it says so once on the main
-// logger and tries again on the next line.
+// logger and tries again on the next line, and lines are written off the
+// caller's path (package background), so a hung volume never delays a
+// step of the stop sequence.
 //
 // A nil *Log discards everything, so callers need not check whether
 // --hook-log-dir was given.
 type Log struct {
 	file   *rotatingFile
+	queue  *background.Queue // lines go to file off the caller's path
 	logger *zap.Logger
 }
+
+// logQueueLines bounds the lines waiting for a slow or hung volume.
+const logQueueLines = 256
+
+// logFlushMax bounds how long Close waits for queued lines.
+const logFlushMax = time.Second
 
 // OpenLog opens DIR/NAME.hooks.log, creating DIR if needed, and rotates
 // it to NAME.hooks.log.1 when it passes maxBytes (defaultLogMaxBytes if
@@ -70,11 +81,13 @@ func OpenLog(dir, name string, maxBytes int64, logger *zap.Logger) *Log {
 		EncodeTime:     utcRFC3339Nano,
 		EncodeDuration: zapcore.SecondsDurationEncoder,
 	})
-	core := zapcore.NewCore(enc, f, zapcore.DebugLevel)
+	q := background.New(logQueueLines)
+	core := zapcore.NewCore(enc, zapcore.AddSync(q.Writer(f)), zapcore.DebugLevel)
 	// rotatingFile reports its own failures, once; zap's error output
 	// would repeat them on every line.
 	return &Log{
 		file:   f,
+		queue:  q,
 		logger: zap.New(core, zap.ErrorOutput(zapcore.AddSync(io.Discard))),
 	}
 }
@@ -121,10 +134,17 @@ func (l *Log) Phase(phase string, pid int) {
 	l.logger.Info("phase", zap.String("phase", phase), zap.Int("pid", pid))
 }
 
-// Close closes the file; later lines are dropped.
+// flush waits until the lines written so far are in the file (tests).
+func (l *Log) flush() bool { return l.queue.Flush(5 * time.Second) }
+
+// Close writes what is queued, waiting at most a second for a hung volume,
+// and closes the file; later lines are dropped.
 func (l *Log) Close() error {
 	if l == nil {
 		return nil
+	}
+	if !l.queue.Close(logFlushMax) {
+		return fmt.Errorf("hook log %s: lines still queued after %s", l.file.path, logFlushMax)
 	}
 	return l.file.Close()
 }

@@ -111,6 +111,7 @@ func TestLogRotates(t *testing.T) {
 	for pid := 1; pid <= 100; pid++ {
 		hl.Phase(tombstone.PhaseRunning, pid)
 	}
+	require.True(t, hl.flush())
 
 	cur, err := os.Stat(path)
 	require.NoError(t, err)
@@ -166,12 +167,14 @@ func TestLogDirDeletedMidRun(t *testing.T) {
 	path := filepath.Join(dir, "app.hooks.log")
 
 	hl.Phase(tombstone.PhaseRunning, 1)
+	require.True(t, hl.flush())
 	require.Len(t, readJSONLines(t, path), 1)
 
 	require.NoError(t, os.RemoveAll(dir))
 	for pid := 2; pid <= 4; pid++ {
 		hl.Phase(tombstone.PhaseDraining, pid)
 	}
+	require.True(t, hl.flush())
 	_, err := os.Stat(dir)
 	assert.ErrorIs(t, err, os.ErrNotExist, "a vanished volume must not be recreated on the container's own disk")
 	assert.Equal(t, 1, logs.FilterMessage("hook log unavailable, carrying on without it; will retry").Len())
@@ -179,6 +182,7 @@ func TestLogDirDeletedMidRun(t *testing.T) {
 	// The volume comes back: lines flow again, and it says so.
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	hl.Phase(tombstone.PhaseExited, 5)
+	require.True(t, hl.flush())
 	lines := readJSONLines(t, path)
 	require.Len(t, lines, 1)
 	assert.EqualValues(t, 5, lines[0]["pid"])

@@ -32,7 +32,7 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		msg += " (phase " + phase + ")"
 	}
 	if c != nil {
-		ws := c.Status()
+		ws := c.FinalStatus()
 		if ws.Signaled() {
 			sig = supervisor.SignalName(ws.Signal())
 		}
@@ -57,9 +57,13 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		l.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
 	}
 	if l.cfg.TerminationLog != "" {
-		if err := writeTerminationLog(l.cfg.TerminationLog, msg); err != nil {
-			l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
-		}
+		// On the files queue, after the exited tombstone: bounded at the
+		// end of Run by filesFlushMax like it.
+		l.files.Go(func() {
+			if err := writeTerminationLog(l.cfg.TerminationLog, msg); err != nil {
+				l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
+			}
+		})
 	}
 	l.postOnExit()
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/health"
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
@@ -107,12 +108,18 @@ type Deps struct {
 // child is what the lifecycle needs of the supervised process;
 // *supervisor.Child is one, and tests use a fake.
 type child interface {
-	drain.Process
+	supervisor.Process
 	Pid() int
-	Terminate(ctx context.Context, sig syscall.Signal, grace time.Duration) (killed bool)
 	ReturnTerminal() error
-	Status() unix.WaitStatus
+	FinalStatus() unix.WaitStatus
+	LeftInGroup() []string
 }
+
+// filesFlushMax bounds how long Run waits, when it ends, for the last
+// tombstone and the termination message to be written: other containers'
+// --exit-with read the tombstone, but a volume that does not answer must
+// not keep lifecycled from exiting.
+const filesFlushMax = 2 * time.Second
 
 // Lifecycle is one run of lifecycled.
 type Lifecycle struct {
@@ -127,10 +134,13 @@ type Lifecycle struct {
 	health       *health.Checks
 	hookLog      *hooks.Log
 	runner       *hooks.Runner
-	reaper       *supervisor.Reaper
-	forwarder    *supervisor.Forwarder
-	stop         *stopRequest
-	started      chan struct{} // closed once the child runs
+	// files writes the tombstone and the termination message off the path
+	// of supervision, in order (package background); Run starts it.
+	files     *background.Queue
+	reaper    *supervisor.Reaper
+	forwarder *supervisor.Forwarder
+	stop      *stopRequest
+	started   chan struct{} // closed once the child runs
 
 	// start starts the child; tests replace it with a fake.
 	start func(supervisor.Spec) (child, error)
@@ -210,16 +220,24 @@ func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
 	}
 }
 
-// WatchExitWith is the --exit-with actor: once every named tombstone says
-// exited, stop as on SIGTERM (the sidecar of a Job).
+// WatchExitWith is the --exit-with actor: once every named container has
+// exited, or died without saying so, stop as on SIGTERM (the sidecar of a
+// Job).
 func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
 	if len(l.cfg.ExitWith) == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	if err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0); err == nil {
-		l.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", l.cfg.ExitWith))
-		l.stop.request(0, strings.Join(l.cfg.ExitWith, ", ")+" exited")
+	died, err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0)
+	if err == nil {
+		reason := strings.Join(l.cfg.ExitWith, ", ") + " exited"
+		if len(died) > 0 {
+			reason = strings.Join(died, ", ") + " died without writing exited (lock released)"
+			l.logger.Warn("stopping: "+reason, zap.Strings("exit_with", l.cfg.ExitWith), zap.Strings("died", died))
+		} else {
+			l.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", l.cfg.ExitWith))
+		}
+		l.stop.request(0, reason)
 	}
 	<-ctx.Done()
 	return nil
@@ -231,11 +249,32 @@ func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
 // stopped as on SIGTERM, never left behind, and Run still returns only once
 // it is gone.
 func (l *Lifecycle) Run(ctx context.Context) int {
+	l.files = background.New(16)
+	var lock *tombstone.Lock // nil-safe
 	if l.cfg.TombstoneDir != "" {
 		if err := os.MkdirAll(l.cfg.TombstoneDir, 0o755); err != nil {
 			l.logger.Warn("cannot create the tombstone directory", zap.String("dir", l.cfg.TombstoneDir), zap.Error(err))
 		}
+		// Held until the end, and by the kernel until the process ends
+		// however it ends: --exit-with watchers take a free lock under a
+		// tombstone that does not say exited for a death.
+		var err error
+		if lock, err = tombstone.AcquireLock(l.cfg.TombstoneDir, l.cfg.Name); err != nil {
+			l.logger.Warn("cannot lock the tombstone: --exit-with watchers will not notice if lifecycled is killed", zap.Error(err))
+		}
 	}
+	defer func() {
+		// The exited tombstone first, then the lock: a watcher that finds
+		// the lock free reads the tombstone's last word.
+		if !l.files.Close(filesFlushMax) {
+			l.logger.Warn("exiting before the last tombstone was written: the volume does not answer",
+				zap.String("dir", l.cfg.TombstoneDir), zap.Duration("waited", filesFlushMax))
+		}
+		if err := l.hookLog.Close(); err != nil {
+			l.logger.Warn("exiting before the hook log was written", zap.Error(err))
+		}
+		_ = lock.Close()
+	}()
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -243,11 +282,6 @@ func (l *Lifecycle) Run(ctx context.Context) int {
 		case <-ctx.Done():
 			l.stop.request(0, "internal error: "+context.Cause(ctx).Error())
 		case <-done:
-		}
-	}()
-	defer func() {
-		if l.hookLog != nil {
-			_ = l.hookLog.Close()
 		}
 	}()
 	return l.lifecycle(context.WithoutCancel(ctx))
@@ -300,7 +334,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	select {
 	case <-c.Exited():
 		how = "the child exited by itself"
-		if c.Terminate(ctx, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod) {
+		if supervisor.Terminate(ctx, c, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod).Killed {
 			l.logger.Warn("killed what was left of the child's process group after the grace period")
 			how += "; SIGKILL sent to what was left of its process group"
 		}
@@ -311,13 +345,24 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 			how += fmt.Sprintf("; SIGKILL after the %s grace period", l.cfg.Stop.GracePeriod)
 		}
 	}
-	<-c.Done()
+	select {
+	case <-c.Done():
+	default:
+		// Terminate waited supervisor.KillWait after SIGKILL: what is
+		// left cannot be ended by a signal (a zombie whose parent lives
+		// outside the group, a process in uninterruptible sleep), and
+		// waiting for it would make the grace period a lie.
+		left := c.LeftInGroup()
+		l.logger.Warn("exiting with processes left in the child's process group after SIGKILL",
+			zap.Duration("waited", supervisor.KillWait), zap.Strings("processes", left))
+		how += fmt.Sprintf("; %d process(es) left in the child's process group after SIGKILL", len(left))
+	}
 	if err := c.ReturnTerminal(); err != nil {
 		l.logger.Debug("cannot take the terminal back", zap.Error(err))
 	}
 	l.health.Set(checkChild, false, "exited")
 	l.health.SetLive(false)
-	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.Status()))
+	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.FinalStatus()))
 	l.finish(c, code, how, "")
 	return code
 }
@@ -329,9 +374,7 @@ func (l *Lifecycle) startChild(spec supervisor.Spec) (child, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := l.forwarder.Attach(c); err != nil {
-		l.logger.Warn("cannot forward a signal received before the start", zap.Error(err))
-	}
+	l.forwarder.Attach(c)
 	return c, nil
 }
 
@@ -427,17 +470,22 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 	pid := l.pid
 	l.phase = phase
 	l.mu.Unlock()
-	if l.hookLog != nil {
-		l.hookLog.Phase(phase, pid)
-	}
+	l.hookLog.Phase(phase, pid) // queued: see hooks.Log
 	if l.cfg.TombstoneDir == "" {
 		return
 	}
-	err := tombstone.Write(l.cfg.TombstoneDir, tombstone.Tombstone{
-		Name: l.cfg.Name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: l.now(),
+	// The tombstone is written (and synced) on the files queue, in
+	// order: a hung shared volume must not keep the stop signal from
+	// being sent after the draining phase.
+	t := tombstone.Tombstone{Name: l.cfg.Name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: l.now()}
+	queued := l.files.Go(func() {
+		if err := tombstone.Write(l.cfg.TombstoneDir, t); err != nil {
+			l.logger.Warn("cannot write tombstone", zap.String("dir", l.cfg.TombstoneDir), zap.Error(err))
+		}
 	})
-	if err != nil {
-		l.logger.Warn("cannot write tombstone", zap.String("dir", l.cfg.TombstoneDir), zap.Error(err))
+	if !queued {
+		l.logger.Warn("tombstone not written: earlier writes are still waiting for the volume",
+			zap.String("dir", l.cfg.TombstoneDir), zap.String("phase", phase))
 	}
 }
 

@@ -82,15 +82,13 @@ func (f *fakeChild) Done() <-chan struct{}           { return f.done }
 func (f *fakeChild) Pid() int                        { return 4242 }
 func (f *fakeChild) ReturnTerminal() error           { return nil }
 
-func (f *fakeChild) Status() unix.WaitStatus {
+func (f *fakeChild) LeftInGroup() []string { return nil }
+
+func (f *fakeChild) FinalStatus() unix.WaitStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.status
 }
-
-// Terminate is what the lifecycle calls once the child has exited by
-// itself: with the group gone already, there is nothing to kill.
-func (f *fakeChild) Terminate(context.Context, syscall.Signal, time.Duration) bool { return false }
 
 func (f *fakeChild) sent() []syscall.Signal {
 	f.mu.Lock()

@@ -7,8 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,20 +16,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/internal/background"
+	"github.com/lifecycled/lifecycled/internal/earlysignal"
 	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
+// logQueueLines bounds lifecycled's queue of log lines: about 300 KiB of
+// JSON lines, far more than it logs in a burst; beyond it lines are
+// dropped, counted and reported.
+const logQueueLines = 1024
+
+// logFlushMax bounds how long lifecycled waits, when it exits, for its
+// queued log lines to reach stderr: no time at all for a reader that keeps
+// up, and a stderr nobody reads must not keep it from exiting.
+const logFlushMax = time.Second
+
 // runMain is `lifecycled run`: parse, validate, then hand over to the actors.
 func runMain(args []string, stderr io.Writer) int {
-	// Catch every forwarded signal before anything else: a signal sent
-	// while lifecycled is still parsing flags or waiting for dependencies
-	// is remembered, and a Go PID 1 that does not handle SIGTERM would
-	// exit with status 2.
-	sigs := make(chan os.Signal, 1024)
-	// No signal.Stop: the process exits right after, and deregistering
-	// fifty handlers costs a millisecond at every exit.
-	signal.Notify(sigs, osSignals(supervisor.ForwardedSignals())...)
+	// Every forwarded signal has been caught since package
+	// initialisation (earlysignal): a signal sent while lifecycled is
+	// still starting, parsing flags or waiting for dependencies is
+	// remembered, and a Go PID 1 that does not handle SIGTERM would exit
+	// with status 2.
+	sigs := earlysignal.C()
 
 	guard := &epipeGuard{w: stderr, fd: -1}
 	if f, ok := stderr.(*os.File); ok {
@@ -40,12 +50,18 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	logger, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	// From here on nothing writes to stderr in line: a stderr nobody
+	// reads must not block the stop (package background).
+	logs := background.New(logQueueLines)
+	defer logs.Close(logFlushMax)
+	logger, err := newLogger(cfg.logFormat, cfg.logLevel, logs.Writer(stderr))
 	if err != nil {
-		return usageError(stderr, "%v", err)
+		return usageError(logs.Writer(stderr), "%v", err)
 	}
-	defer func() { _ = logger.Sync() }()
-	return runActors(cfg, logger, stderr, guard, sigs)
+	logs.OnDrained = func(n uint64) {
+		logger.Warn("dropped log lines: stderr was not being read", zap.Uint64("lines", n))
+	}
+	return runActors(cfg, logger, logs, guard, sigs)
 }
 
 // loadRunConfig parses flags, environment and config file. It returns
@@ -65,14 +81,6 @@ func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.
 		return nil, usageError(stderr, "%v", err), false
 	}
 	return cfg, 0, true
-}
-
-func osSignals(sigs []syscall.Signal) []os.Signal {
-	out := make([]os.Signal, len(sigs))
-	for i, s := range sigs {
-		out[i] = s
-	}
-	return out
 }
 
 func userAgent() string { return "lifecycled/" + version }
@@ -107,7 +115,12 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // runActors wires the lifecycle's actors into one run.Group and returns the
 // exit code: the lifecycle actor decides it; the others serve it and stop
 // when it is done.
-func runActors(cfg *runConfig, logger *zap.Logger, stderr io.Writer, guard *epipeGuard, sigs <-chan os.Signal) int {
+//
+// stderr is guarded (epipeGuard) and written through logs, so that a
+// stderr nobody reads never blocks an actor; logs.Dropped counts what it
+// had to drop.
+func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard *epipeGuard, sigs <-chan os.Signal) int {
+	stderr := logs.Writer(guard)
 	if err := supervisor.BecomeSubreaper(); err != nil {
 		logger.Warn("cannot become the reaper of the child's orphans", zap.Error(err))
 	}
@@ -120,6 +133,10 @@ func runActors(cfg *runConfig, logger *zap.Logger, stderr io.Writer, guard *epip
 	reaped := promauto.With(reg).NewCounter(prometheus.CounterOpts{
 		Name: "lifecycled_zombies_reaped_total", Help: "Adopted orphans reaped (not counting the child itself).",
 	})
+	promauto.With(reg).NewCounterFunc(prometheus.CounterOpts{
+		Name: "lifecycled_log_lines_dropped_total",
+		Help: "Lines of lifecycled's own log dropped because stderr was not being read.",
+	}, func() float64 { return float64(logs.Dropped()) })
 	reaper := supervisor.NewReaper(logger, reaped.Inc)
 	lc := lifecycle.New(cfg.lifecycleConfig(), lifecycle.Deps{Logger: logger, Registry: reg, Reaper: reaper, Stderr: stderr})
 
