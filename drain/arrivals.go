@@ -30,6 +30,7 @@ const (
 	tcpStateTimeWait    = 6
 	tcpStateCloseWait   = 8
 	tcpStateLastAck     = 9
+	tcpStateListen      = 10
 	tcpStateClosing     = 11
 )
 
@@ -55,6 +56,10 @@ const (
 // (the server closed first, as an HTTP server with Connection: close does).
 type Arrivals struct {
 	ports  map[uint16]bool
+	// families are those with a listener on a watched port: an IPv4
+	// socket on port P is no connection to an app listening on [::1]:P
+	// only, but maybe some process's outgoing connection.
+	families map[uint8]bool
 	dumpFD int
 	events *os.File // destruction reports; nil if the kernel refused them
 	done   chan struct{}
@@ -82,6 +87,10 @@ func WatchArrivals(ports []int) (*Arrivals, error) {
 		return nil, fmt.Errorf("watch new connections: netlink sock_diag socket: %w", err)
 	}
 	a.dumpFD = fd
+	if err := a.findListeners(); err != nil {
+		_ = unix.Close(fd)
+		return nil, err
+	}
 	// Subscribe before the first dump: a connection destroyed in between
 	// is then reported rather than missed.
 	a.events, _ = subscribeDestroyed()
@@ -111,7 +120,7 @@ func (a *Arrivals) Poll() (int, error) {
 	}
 	var cookies []uint64
 	for port := range a.ports {
-		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		for family := range a.families {
 			got, err := a.dump(family, port, states)
 			if err != nil {
 				return 0, err
@@ -142,8 +151,46 @@ func (a *Arrivals) Close() error {
 	return err
 }
 
+// findListeners sets families to those with a listener on a watched port,
+// or to both if there is none (the app may not listen yet, or listen in
+// another way): counting too much only makes the drain longer.
+func (a *Arrivals) findListeners() error {
+	a.families = map[uint8]bool{}
+	for port := range a.ports {
+		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			got, err := a.dumpMsgs(family, port, 1<<tcpStateListen, func(msg []byte) bool {
+				return len(msg) >= sizeofDiagMsg && binary.BigEndian.Uint16(msg[4:]) == port
+			})
+			if err != nil {
+				return err
+			}
+			if got > 0 {
+				a.families[family] = true
+			}
+		}
+	}
+	if len(a.families) == 0 {
+		a.families[unix.AF_INET], a.families[unix.AF_INET6] = true, true
+	}
+	return nil
+}
+
 // dump lists the cookies of the connections to local port of family.
 func (a *Arrivals) dump(family uint8, port uint16, states uint32) ([]uint64, error) {
+	var out []uint64
+	_, err := a.dumpMsgs(family, port, states, func(msg []byte) bool {
+		c, ok := a.connection(msg)
+		if ok {
+			out = append(out, c)
+		}
+		return ok
+	})
+	return out, err
+}
+
+// dumpMsgs asks for the TCP sockets of family on local port in states and
+// passes each inet_diag_msg to keep; it returns how many were kept.
+func (a *Arrivals) dumpMsgs(family uint8, port uint16, states uint32, keep func(msg []byte) bool) (int, error) {
 	req := make([]byte, unix.SizeofNlMsghdr+sizeofDiagReq)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
@@ -155,9 +202,9 @@ func (a *Arrivals) dump(family uint8, port uint16, states uint32) ([]uint64, err
 	// id.idiag_sport: the kernel skips sockets on other local ports.
 	binary.BigEndian.PutUint16(r[8:], port)
 	if err := unix.Sendto(a.dumpFD, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("watch new connections: sock_diag request: %w", err)
+		return 0, fmt.Errorf("watch new connections: sock_diag request: %w", err)
 	}
-	var out []uint64
+	kept := 0
 	buf := make([]byte, 64<<10)
 	for {
 		n, _, err := unix.Recvfrom(a.dumpFD, buf, 0)
@@ -165,29 +212,29 @@ func (a *Arrivals) dump(family uint8, port uint16, states uint32) ([]uint64, err
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			return nil, fmt.Errorf("watch new connections: sock_diag answer: %w", err)
+			return 0, fmt.Errorf("watch new connections: sock_diag answer: %w", err)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {
-			return nil, fmt.Errorf("watch new connections: sock_diag answer: %w", err)
+			return 0, fmt.Errorf("watch new connections: sock_diag answer: %w", err)
 		}
 		for _, m := range msgs {
 			switch m.Header.Type {
 			case unix.NLMSG_DONE:
-				return out, nil
+				return kept, nil
 			case unix.NLMSG_ERROR:
 				if len(m.Data) >= 4 {
 					if errno := int32(ne.Uint32(m.Data)); errno != 0 {
 						if unix.Errno(-errno) == unix.ENOENT && family == unix.AF_INET6 {
-							return out, nil // no IPv6 in this kernel
+							return kept, nil // no IPv6 in this kernel
 						}
-						return nil, fmt.Errorf("watch new connections: sock_diag: %w", unix.Errno(-errno))
+						return 0, fmt.Errorf("watch new connections: sock_diag: %w", unix.Errno(-errno))
 					}
 				}
-				return out, nil
+				return kept, nil
 			}
-			if c, ok := a.connection(m.Data); ok {
-				out = append(out, c)
+			if keep(m.Data) {
+				kept++
 			}
 		}
 	}
@@ -200,7 +247,7 @@ func (a *Arrivals) connection(msg []byte) (uint64, bool) {
 	if len(msg) < sizeofDiagMsg {
 		return 0, false
 	}
-	if f := msg[0]; f != unix.AF_INET && f != unix.AF_INET6 {
+	if !a.families[msg[0]] {
 		return 0, false
 	}
 	sport, dport := binary.BigEndian.Uint16(msg[4:]), binary.BigEndian.Uint16(msg[6:])
