@@ -157,6 +157,9 @@ type app struct {
 	forwarder *supervisor.Forwarder
 	stop      *stopRequest
 	started   chan struct{} // closed once the child runs
+	// draining is closed once the stop sequence has begun.
+	draining    chan struct{}
+	drainingNow func()
 
 	mu    sync.Mutex
 	pid   int
@@ -164,7 +167,8 @@ type app struct {
 }
 
 func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{})}
+	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{}), draining: make(chan struct{})}
+	a.drainingNow = sync.OnceFunc(func() { close(a.draining) })
 	a.reg = newRegistry(cfg.listen != "")
 	a.metrics = newRunMetrics(a.reg)
 	a.probeMetrics = probes.NewMetrics(a.reg)
@@ -257,10 +261,30 @@ func (a *app) run(sigs <-chan os.Signal) int {
 		actor(func(ctx context.Context) error {
 			select {
 			case <-a.started:
-				return prober.Run(ctx)
 			case <-ctx.Done():
 				return nil
 			}
+			if a.cfg.drain.DrainQuiet <= 0 {
+				return prober.Run(ctx)
+			}
+			// The adaptive drain counts new connections to the app's
+			// port: the probe's own would keep it from ever going
+			// quiet. While draining, readiness fails anyway.
+			probeCtx, stopProbing := context.WithCancel(ctx)
+			defer stopProbing()
+			go func() {
+				select {
+				case <-a.draining:
+					stopProbing()
+				case <-probeCtx.Done():
+				}
+			}()
+			err := prober.Run(probeCtx)
+			if ctx.Err() == nil && probeCtx.Err() != nil {
+				<-ctx.Done() // an actor that returns would end the run
+				return nil
+			}
+			return err
 		})
 	}
 	if len(a.cfg.exitWith) > 0 {
@@ -475,6 +499,7 @@ func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
 func (a *app) stopChild(ctx context.Context, child *supervisor.Child) bool {
 	seq := drain.NewSequence(a.cfg.drain, child, a.runner, a.logger, a.drainMetrics, func(step string) {
 		if step == drain.StepDraining {
+			a.drainingNow()
 			a.health.Set(checkShutdown, false, "draining")
 			a.enterPhase("draining", nil, "")
 		}
