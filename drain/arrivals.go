@@ -55,14 +55,14 @@ const (
 // left, and a short connection is seen only if it lingers in TIME_WAIT
 // (the server closed first, as an HTTP server with Connection: close does).
 type Arrivals struct {
-	ports  map[uint16]bool
+	ports map[uint16]bool
 	// families are those with a listener on a watched port: an IPv4
 	// socket on port P is no connection to an app listening on [::1]:P
 	// only, but maybe some process's outgoing connection.
 	families map[uint8]bool
-	dumpFD int
-	events *os.File // destruction reports; nil if the kernel refused them
-	done   chan struct{}
+	dumpFD   int
+	events   *os.File // destruction reports; nil if the kernel refused them
+	done     chan struct{}
 
 	mu    sync.Mutex
 	seen  map[uint64]bool // cookies of live connections already counted
