@@ -26,7 +26,7 @@ const firstBackoff = 50 * time.Millisecond
 // so checking often costs it next to nothing, and a dependency that comes up
 // in its first seconds is seen within about 100 ms: the pause is 50 ms at
 // first, 100 ms after 2 s, 200 ms after 4 s, and reaches a 1 s
-// --wait-interval after about 8.6 s (about 58 checks in all by then).
+// --wait-interval after about 8.6 s (about 60 checks in all by then).
 const refusedDoubling = 2 * time.Second
 
 // minAttemptTimeout is the least time one attempt gets, however short the
