@@ -171,6 +171,9 @@ type app struct {
 	forwarder *supervisor.Forwarder
 	stop      *stopRequest
 	started   chan struct{} // closed once the child runs
+	// draining is closed once the stop sequence has begun.
+	draining    chan struct{}
+	drainingNow func()
 
 	mu    sync.Mutex
 	pid   int
@@ -180,7 +183,8 @@ type app struct {
 // newApp returns the run of cfg. stderr is where lifecycled's own lines go
 // (queued, never blocking); logsDropped counts those dropped.
 func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer, logsDropped func() uint64) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{})}
+	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{}), draining: make(chan struct{})}
+	a.drainingNow = sync.OnceFunc(func() { close(a.draining) })
 	a.files = background.New(16)
 	a.reg = newRegistry(cfg.listen != "")
 	a.metrics = newRunMetrics(a.reg, logsDropped)
@@ -282,10 +286,30 @@ func (a *app) run(sigs <-chan os.Signal) int {
 		actor(func(ctx context.Context) error {
 			select {
 			case <-a.started:
-				return prober.Run(ctx)
 			case <-ctx.Done():
 				return nil
 			}
+			if a.cfg.drain.DrainQuiet <= 0 {
+				return prober.Run(ctx)
+			}
+			// The adaptive drain counts new connections to the app's
+			// port: the probe's own would keep it from ever going
+			// quiet. While draining, readiness fails anyway.
+			probeCtx, stopProbing := context.WithCancel(ctx)
+			defer stopProbing()
+			go func() {
+				select {
+				case <-a.draining:
+					stopProbing()
+				case <-probeCtx.Done():
+				}
+			}()
+			err := prober.Run(probeCtx)
+			if ctx.Err() == nil && probeCtx.Err() != nil {
+				<-ctx.Done() // an actor that returns would end the run
+				return nil
+			}
+			return err
 		})
 	}
 	if len(a.cfg.exitWith) > 0 {
@@ -521,6 +545,7 @@ func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
 func (a *app) stopChild(ctx context.Context, child *supervisor.Child) bool {
 	seq := drain.NewSequence(a.cfg.drain, child, a.runner, a.logger, a.drainMetrics, func(step string) {
 		if step == drain.StepDraining {
+			a.drainingNow()
 			a.health.Set(checkShutdown, false, "draining")
 			a.enterPhase("draining", nil, "")
 		}
