@@ -42,8 +42,17 @@ const connsLogEvery = 5 * time.Second
 // off.
 type Config struct {
 	// DrainDelay (--drain-delay) gives endpoints and iptables rules time
-	// to drop the pod before the app stops taking connections.
+	// to drop the pod before the app stops taking connections. With
+	// DrainQuiet it is the ceiling of the adaptive drain.
 	DrainDelay time.Duration
+	// DrainQuiet (--drain-quiet), if more than 0, makes the drain delay
+	// adaptive: it ends once no new connection to QuietPorts has arrived
+	// for DrainQuiet, and at least DrainMin after it began.
+	DrainQuiet time.Duration
+	// DrainMin (--drain-min) is the least the adaptive drain waits.
+	DrainMin time.Duration
+	// QuietPorts are the app's ports the adaptive drain watches.
+	QuietPorts []int
 	// DrainPort (--drain-connections) is the local port whose established
 	// connections are waited for; 0 turns this step off.
 	DrainPort int
@@ -161,15 +170,7 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 	}()
 
 	if s.cfg.DrainDelay > 0 && prepCtx.Err() == nil {
-		s.timed(StepDrainDelay, func() {
-			s.logger.Info("drain delay", zap.Duration("delay", s.cfg.DrainDelay))
-			t := time.NewTimer(s.cfg.DrainDelay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-prepCtx.Done():
-			}
-		})
+		s.timed(StepDrainDelay, func() { s.drainDelay(prepCtx) })
 	}
 	if s.cfg.DrainPort > 0 && prepCtx.Err() == nil {
 		s.timed(StepDrainConnections, func() { s.drainConnections(prepCtx) })
@@ -180,6 +181,68 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 			// Kubernetes, the container is stopped regardless.
 			s.runner.Run(prepCtx, *s.cfg.PreStop)
 		})
+	}
+}
+
+// drainDelay waits DrainDelay or, in adaptive mode, until new connections
+// have stopped arriving (see waitQuiet).
+func (s *Sequence) drainDelay(ctx context.Context) {
+	if s.cfg.DrainQuiet <= 0 {
+		s.logger.Info("drain delay", zap.Duration("delay", s.cfg.DrainDelay))
+		_ = sleep(ctx, s.cfg.DrainDelay)
+		return
+	}
+	start := time.Now()
+	w, err := WatchArrivals(s.cfg.QuietPorts)
+	if err != nil {
+		s.logger.Warn("cannot watch new connections, waiting the whole drain delay", zap.Error(err))
+		_ = sleep(ctx, s.cfg.DrainDelay)
+		return
+	}
+	defer w.Close()
+	if !w.Exact() {
+		s.logger.Warn("the kernel does not report closed sockets: a connection that opens and closes between two looks may be missed")
+	}
+	s.logger.Info("adaptive drain: waiting for new connections to stop", zap.Ints("ports", s.cfg.QuietPorts),
+		zap.Duration("quiet", s.cfg.DrainQuiet), zap.Duration("min", s.cfg.DrainMin), zap.Duration("max", s.cfg.DrainDelay))
+	s.waitQuiet(ctx, start, w.Poll)
+}
+
+// waitQuiet polls for new connections until none has arrived for
+// DrainQuiet and DrainMin has passed since start, at most DrainDelay. After
+// readiness fails, connections keep arriving until the last proxy has
+// dropped the pod: their end is what the fixed delay guesses. A poll that
+// fails counts as an arrival, so an unknown never shortens the drain.
+func (s *Sequence) waitQuiet(ctx context.Context, start time.Time, poll func() (int, error)) {
+	ceiling := time.NewTimer(s.cfg.DrainDelay - time.Since(start))
+	defer ceiling.Stop()
+	tick := time.NewTicker(s.cfg.PollConns)
+	defer tick.Stop()
+	last, arrivals := start, 0
+	var lastErr error
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ceiling.C:
+			s.logger.Info("adaptive drain: drain delay reached, new connections still arriving",
+				zap.Int("arrivals", arrivals), zap.Duration("lastArrivalAfter", last.Sub(start)))
+			return
+		case now := <-tick.C:
+			n, err := poll()
+			if err != nil && lastErr == nil {
+				s.logger.Warn("adaptive drain: cannot count new connections; counting that as traffic", zap.Error(err))
+			}
+			lastErr = err
+			if n > 0 || err != nil {
+				last, arrivals = now, arrivals+n
+			}
+			if now.Sub(start) >= s.cfg.DrainMin && now.Sub(last) >= s.cfg.DrainQuiet {
+				s.logger.Info("adaptive drain: no new connection for the quiet period",
+					zap.Int("arrivals", arrivals), zap.Duration("lastArrivalAfter", last.Sub(start)), zap.Duration("took", now.Sub(start)))
+				return
+			}
+		}
 	}
 }
 
@@ -265,4 +328,16 @@ func (s *Sequence) timed(step string, f func()) {
 	start := time.Now()
 	f()
 	s.metrics.setStep(step, time.Since(start))
+}
+
+// sleep waits d, or less if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

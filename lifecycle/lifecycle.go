@@ -136,11 +136,13 @@ type Lifecycle struct {
 	runner       *hooks.Runner
 	// files writes the tombstone and the termination message off the path
 	// of supervision, in order (package background); Run starts it.
-	files     *background.Queue
-	reaper    *supervisor.Reaper
-	forwarder *supervisor.Forwarder
-	stop      *stopRequest
-	started   chan struct{} // closed once the child runs
+	files       *background.Queue
+	reaper      *supervisor.Reaper
+	forwarder   *supervisor.Forwarder
+	stop        *stopRequest
+	started     chan struct{} // closed once the child runs
+	draining    chan struct{} // closed once the stop sequence has begun
+	drainingNow func()
 
 	// start starts the child; tests replace it with a fake.
 	start func(supervisor.Spec) (child, error)
@@ -157,8 +159,9 @@ type Lifecycle struct {
 func New(cfg Config, deps Deps) *Lifecycle {
 	l := &Lifecycle{
 		cfg: cfg, logger: deps.Logger, stderr: deps.Stderr, reg: deps.Registry, reaper: deps.Reaper,
-		stop: newStopRequest(), started: make(chan struct{}), now: time.Now,
+		stop: newStopRequest(), started: make(chan struct{}), draining: make(chan struct{}), now: time.Now,
 	}
+	l.drainingNow = sync.OnceFunc(func() { close(l.draining) })
 	l.metrics = newMetrics(deps.Registry)
 	l.probeMetrics = probes.NewMetrics(deps.Registry)
 	l.drainMetrics = drain.NewMetrics(deps.Registry)
@@ -204,7 +207,8 @@ func (l *Lifecycle) Signal(sig syscall.Signal) {
 }
 
 // ProbeReadiness is the readiness probe's actor: it probes from the
-// child's start until ctx is done. Without --ready it only waits for ctx.
+// child's start until ctx is done, or, with the adaptive drain, until the
+// stop sequence begins. Without --ready it only waits for ctx.
 func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
 	if l.cfg.Ready == nil {
 		<-ctx.Done()
@@ -214,10 +218,30 @@ func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
 		func(ready bool, reason string) { l.health.Set(checkProbe, ready, reason) })
 	select {
 	case <-l.started:
-		return prober.Run(ctx)
 	case <-ctx.Done():
 		return nil
 	}
+	if l.cfg.Stop.DrainQuiet <= 0 {
+		return prober.Run(ctx)
+	}
+	// The adaptive drain counts new connections to the app's port: the
+	// probe's own would keep it from ever going quiet. While draining,
+	// readiness fails anyway.
+	probeCtx, stopProbing := context.WithCancel(ctx)
+	defer stopProbing()
+	go func() {
+		select {
+		case <-l.draining:
+			stopProbing()
+		case <-probeCtx.Done():
+		}
+	}()
+	err := prober.Run(probeCtx)
+	if ctx.Err() == nil && probeCtx.Err() != nil {
+		<-ctx.Done() // an actor that returns would end the run
+		return nil
+	}
+	return err
 }
 
 // WatchExitWith is the --exit-with actor: once every named container has
@@ -455,6 +479,7 @@ func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 func (l *Lifecycle) stopChild(ctx context.Context, c child) bool {
 	seq := drain.NewSequence(l.cfg.Stop, c, l.runner, l.logger, l.drainMetrics, func(step string) {
 		if step == drain.StepDraining {
+			l.drainingNow()
 			l.health.Set(checkShutdown, false, "draining")
 			l.enterPhase(tombstone.PhaseDraining, nil, "")
 		}

@@ -125,6 +125,11 @@ func (e *explainWriter) shutdown(c *runConfig) {
 		case drain.StepDrainDelay:
 			r.what = fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", s.Max)
 			r.arrow = "drain " + fmtSeconds(s.Max)
+			if c.drain.DrainQuiet > 0 {
+				r.what = fmt.Sprintf("adaptive drain: until no new connection to port %s for %s, at least %s, at most %s (--drain-delay); "+
+					"lifecycled's own readiness probe pauses", joinInts(c.drain.QuietPorts), c.drain.DrainQuiet, c.drain.DrainMin, s.Max)
+				r.arrow = "drain <=" + fmtSeconds(s.Max)
+			}
 		case drain.StepDrainConnections:
 			r.what = fmt.Sprintf("wait for connections to port %d to end (at most %s)", c.drain.DrainPort, s.Max)
 			r.arrow = "connections <=" + fmtSeconds(s.Max)
@@ -201,4 +206,13 @@ func mapString(m supervisor.SignalMap) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// joinInts writes ports as "8080" or "8080, 8443".
+func joinInts(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	return strings.Join(parts, ", ")
 }
