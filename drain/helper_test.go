@@ -1,7 +1,6 @@
 package drain
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/lifecycled/lifecycled/internal/proctest"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -33,14 +33,7 @@ func TestMain(m *testing.M) {
 	// Race-enabled binaries sleep a second at exit; helper children would
 	// make every sequence test a second slower and blur its timings.
 	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	// Every process the tests start goes through one reaper, as in
-	// lifecycled: it is the process's only waiter.
-	testReaper = supervisor.NewReaper(zap.NewNop(), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { _ = testReaper.Run(ctx) }()
-	code := m.Run()
-	cancel()
-	os.Exit(code)
+	proctest.Main(m, &testReaper)
 }
 
 // testReaper starts and reaps every child of the test binary.

@@ -1,9 +1,11 @@
 // Package proctest holds the helpers the tests of several packages share
-// to watch real processes: whether one is gone, and a bound on how long a
-// call may take before the test fails rather than hangs.
+// to run and watch real processes: one reaper for the test binary, whether
+// a process is gone, and a bound on how long a call may take before the
+// test fails rather than hangs.
 package proctest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,8 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
+
+// Main is a TestMain for packages whose tests start processes: every one
+// goes through one reaper, set in *reaper, as in lifecycled, where it is
+// the process's only waiter. It runs the tests and exits with their code.
+func Main(m *testing.M, reaper **supervisor.Reaper) {
+	*reaper = supervisor.NewReaper(zap.NewNop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = (*reaper).Run(ctx) }()
+	code := m.Run()
+	cancel()
+	os.Exit(code)
+}
 
 // Gone reports whether pid has exited: it no longer exists, or it is a
 // zombie (or dead) waiting for a parent to reap it, which in a test
