@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -353,8 +354,10 @@ func addrReason(err error) string {
 	return err.Error()
 }
 
+// sprintfLine formats one line for stderr: no line break inside, and no
+// password of a URL it names.
 func sprintfLine(format string, args ...any) string {
-	s := fmt.Sprintf(format, args...)
+	s := redact.URLs(fmt.Sprintf(format, args...))
 	s = strings.ReplaceAll(s, "\n", " ")
 	return s + "\n"
 }

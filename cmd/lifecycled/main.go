@@ -23,6 +23,7 @@ import (
 	// First of lifecycled's own packages to be initialised: it catches
 	// signals before the heavy dependencies' init functions run.
 	"github.com/lifecycled/lifecycled/internal/earlysignal"
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -68,7 +69,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 
 // usageError prints the one-line error of a bad invocation and returns 2.
 func usageError(stderr io.Writer, format string, a ...any) int {
-	fmt.Fprintf(stderr, "lifecycled: "+format+" (see lifecycled --help)\n", a...)
+	_, _ = io.WriteString(stderr, redact.URLs(fmt.Sprintf("lifecycled: "+format+" (see lifecycled --help)\n", a...)))
 	return exitUsage
 }
 
