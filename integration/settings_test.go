@@ -162,3 +162,25 @@ func TestSettingsZeroMeansZero(t *testing.T) {
 		})
 	}
 }
+
+// TestSettingsEnvNotPassedOn: lifecycled's own variables are read, then
+// kept from every process it starts (the child, hooks): a nested
+// lifecycled does not take the outer one's LIFECYCLED_LISTEN ("address
+// already in use") and the app's environment is otherwise untouched.
+func TestSettingsEnvNotPassedOn(t *testing.T) {
+	ctx := testContext(t, 30*time.Second)
+	dir := t.TempDir()
+	addr := listenAddr(t)
+	p := start(t, options{dir: dir, env: []string{"LIFECYCLED_LISTEN=" + addr, "LIFECYCLED_NAME=outer", "APP_SETTING=kept"}},
+		"--post-start", "env > hook.env",
+		"--", lifecycledBin(t), "--", "sh", "-c", "env > child.env; test -s hook.env || sleep 1")
+	require.NotNil(t, p)
+	r := p.wait(ctx)
+	assert.Equal(t, 0, r.code, "the nested lifecycled started: %s", r.stderr)
+	for _, f := range []string{"child.env", "hook.env"} {
+		env, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		assert.NotContains(t, string(env), "LIFECYCLED_", f)
+		assert.Contains(t, string(env), "APP_SETTING=kept", f)
+	}
+}

@@ -66,6 +66,7 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	unsetOwnEnv()
 	// From here on nothing writes to stderr in line: a stderr nobody
 	// reads must not block the stop (package background).
 	logs := background.New(logQueueLines)
