@@ -184,3 +184,53 @@ func TestSettingsEnvNotPassedOn(t *testing.T) {
 		assert.Contains(t, string(env), "APP_SETTING=kept", f)
 	}
 }
+
+// TestSettingsBadNamesAndCommands: an empty COMMAND is a usage error naming
+// it, a COMMAND that is a directory fails to start with 126 naming it (not
+// an error about --name, which was never given), and --name takes no
+// control character or path separator.
+func TestSettingsBadNamesAndCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		cause string
+	}{
+		{"empty command", []string{"--", ""}, 2, `empty COMMAND ("")`},
+		{"root directory", []string{"--", "/"}, 126, "/"},
+		{"newline in name", []string{"--name", "a\nb", "--", "true"}, 2, `--name "a\nb": must not hold control characters`},
+		{"tab in name", []string{"--name", "a\tb", "--", "true"}, 2, "control characters"},
+		{"slash in name", []string{"--name", "../x", "--", "true"}, 2, "without '/'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t, 20*time.Second)
+			r := run(t, ctx, tc.args...)
+			assert.Equal(t, tc.code, r.code, "stderr: %s", r.stderr)
+			line := assertOneCause(t, r.stderr, tc.cause)
+			if tc.args[0] == "--" {
+				assert.NotContains(t, line, "--name")
+			}
+		})
+	}
+}
+
+// TestSettingsChildStartedLineCapped: a command line of 20,000 arguments
+// is logged as one short line: the first arguments and how many there are.
+func TestSettingsChildStartedLineCapped(t *testing.T) {
+	ctx := testContext(t, 20*time.Second)
+	args := []string{"--", "sh", "-c", "exit 0", "sh"}
+	for i := 0; i < 20000; i++ {
+		args = append(args, strings.Repeat("x", 20))
+	}
+	r := run(t, ctx, args...)
+	require.Equal(t, 0, r.code, "stderr: %.2000s", r.stderr)
+	recs := logRecords(r.stderr, "child started")
+	require.Len(t, recs, 1, "stderr: %.2000s", r.stderr)
+	for _, l := range lines(r.stderr) {
+		if strings.Contains(l, "child started") {
+			assert.Less(t, len(l), 4096, "the line is short")
+			assert.Contains(t, l, `"argc":20004`)
+			assert.Contains(t, l, "more)")
+		}
+	}
+}

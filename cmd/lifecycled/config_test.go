@@ -230,3 +230,55 @@ func TestExplainBudget(t *testing.T) {
 }
 
 func signalName(c *runConfig) string { return supervisor.SignalName(c.stopSignal) }
+
+func TestCheckName(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ok   bool
+	}{
+		{"web", true}, {"web-1.v2", true}, {"ünïcode", true},
+		{"", false}, {".", false}, {"..", false}, {"a/b", false}, {"a\nb", false}, {"a\tb", false},
+		{"a\x00b", false}, {"a\x7fb", false}, {strings.Repeat("x", maxName), true}, {strings.Repeat("x", maxName+1), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkName("--name", tt.name)
+			assert.Equal(t, tt.ok, err == nil, "%v", err)
+			if err != nil {
+				assert.NotContains(t, err.Error(), "\n")
+			}
+		})
+	}
+}
+
+func TestCommandName(t *testing.T) {
+	for _, tt := range []struct{ name, command, want, err string }{
+		{"", "/usr/bin/app", "app", ""},
+		{"web", "/usr/bin/app", "web", ""},
+		{"", "/", "lifecycled", ""},
+		{"", "/srv/..", "lifecycled", ""},
+		{"", "/bin/a\nb", "", `COMMAND "/bin/a\nb"`},
+		{"a/b", "app", "", "--name"},
+	} {
+		got, err := commandName(tt.name, tt.command)
+		if tt.err != "" {
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.err)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got)
+	}
+}
+
+func TestLogArgv(t *testing.T) {
+	assert.Equal(t, []string{"sh", "-c", "x"}, logArgv([]string{"sh", "-c", "x"}))
+	long := logArgv([]string{"app", strings.Repeat("a", 1000)})
+	assert.Equal(t, strings.Repeat("a", 256)+"... (1000 bytes)", long[1])
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = "arg"
+	}
+	got := logArgv(many)
+	assert.Len(t, got, 33)
+	assert.Equal(t, "... (968 more)", got[32])
+}

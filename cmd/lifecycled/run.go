@@ -414,7 +414,7 @@ func (a *app) lifecycle() int {
 	a.mu.Lock()
 	a.pid = child.Pid()
 	a.mu.Unlock()
-	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
+	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", logArgv(a.cfg.command)), zap.Int("argc", len(a.cfg.command)))
 	a.forwarder.Attach(child)
 	a.health.Set(checkChild, true, "")
 	a.health.SetLive(true)
@@ -667,7 +667,7 @@ func (a *app) healthHandler() http.Handler {
 	mux.Handle("/readyz", h)
 	mux.Handle("/livez", h)
 	mux.Handle("/startupz", h)
-	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
 	return mux
 }
 
