@@ -234,3 +234,56 @@ func TestSettingsChildStartedLineCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsHelp: help, -h, --help print the usage on stdout and exit 0
+// (help was run as a command: 127); wait and probe have help in the same
+// style, read LIFECYCLED_* like run, and a misspelled flag names the
+// closest one.
+func TestSettingsHelp(t *testing.T) {
+	bin := lifecycledBin(t)
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}, {"run", "--help"}, {"help", "wait"}, {"wait", "--help"}, {"probe", "-h"}, {"help", "probe"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = testEnv(nil)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			require.NoError(t, err, "stderr: %s", stderr.String())
+			assert.Empty(t, stderr.String())
+			assert.Contains(t, string(out), "Usage:\n  lifecycled ")
+			assert.Regexp(t, `(?m)^  --timeout DURATION\n        .*\[LIFECYCLED_|^  --grace-period DURATION\n        .*\[LIFECYCLED_GRACE_PERIOD, gracePeriod\]`, string(out))
+		})
+	}
+
+	run := func(env []string, args ...string) (int, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = testEnv(env)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil {
+			require.ErrorAs(t, err, &ee)
+			return ee.ExitCode(), string(out)
+		}
+		return 0, string(out)
+	}
+	t.Run("wait reads the environment", func(t *testing.T) {
+		code, out := run([]string{"LIFECYCLED_WAIT_TIMEOUT=300ms", "LIFECYCLED_LOG_LEVEL=error"}, "wait", "tcp://127.0.0.1:1")
+		assert.Equal(t, 124, code, out)
+		code, out = run([]string{"LIFECYCLED_WAIT_INTERVAL=soon"}, "wait", "tcp://127.0.0.1:1")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, `LIFECYCLED_WAIT_INTERVAL="soon"`)
+	})
+	t.Run("probe reads the environment", func(t *testing.T) {
+		code, out := run([]string{"LIFECYCLED_READY_TIMEOUT=x"}, "probe", "tcp://127.0.0.1:1")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, `LIFECYCLED_READY_TIMEOUT="x"`)
+	})
+	t.Run("did you mean", func(t *testing.T) {
+		code, out := run(nil, "--drain-dealy", "5s", "--", "true")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, "unknown flag --drain-dealy (did you mean --drain-delay?)")
+		code, out = run(nil, "wait", "--timout", "1s", "tcp://127.0.0.1:1")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, "did you mean --timeout?")
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +282,32 @@ func TestLogArgv(t *testing.T) {
 	got := logArgv(many)
 	assert.Len(t, got, 33)
 	assert.Equal(t, "... (968 more)", got[32])
+}
+
+func TestVersionFrom(t *testing.T) {
+	bi := func(ver string, settings ...string) *debug.BuildInfo {
+		b := &debug.BuildInfo{Main: debug.Module{Version: ver}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			b.Settings = append(b.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return b
+	}
+	for _, tt := range []struct {
+		name             string
+		ver, rev         string
+		bi               *debug.BuildInfo
+		wantVer, wantRev string
+	}{
+		{"go install @version", "dev", "", bi("v1.2.3"), "v1.2.3", ""},
+		{"plain build in a checkout", "dev", "", bi("v0.0.0-20261130-abc", "vcs.revision", "abc", "vcs.modified", "true"), "v0.0.0-20261130-abc", "abc-dirty"},
+		{"no VCS", "dev", "", bi("(devel)"), "dev", ""},
+		{"ldflags win", "v9", "cafe", bi("v1.2.3", "vcs.revision", "abc"), "v9", "cafe"},
+		{"no build info", "dev", "", nil, "dev", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, r := versionFrom(tt.ver, tt.rev, tt.bi)
+			assert.Equal(t, tt.wantVer, v)
+			assert.Equal(t, tt.wantRev, r)
+		})
+	}
 }

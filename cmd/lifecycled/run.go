@@ -217,7 +217,10 @@ func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer, logsDropped fu
 	return a
 }
 
-func userAgent() string { return "lifecycled/" + version }
+func userAgent() string {
+	v, _ := buildVersion()
+	return "lifecycled/" + v
+}
 
 // probeOptions are the options of every check: exec probes run through the
 // reaper, lifecycled's one waiter.
