@@ -17,8 +17,8 @@ func TestURLs(t *testing.T) {
 		{`Get "http://bob:S3cret@127.0.0.1:8080/down": EOF`, `Get "http://bob:xxxxx@127.0.0.1:8080/down": EOF`},
 		{"status 500 from http://bob:S3cret@host/down and https://a:b@c:1?q", "status 500 from http://bob:xxxxx@host/down and https://a:xxxxx@c:1?q"},
 		{"http://bob:p@ss@host/", "http://bob:xxxxx@host/"}, // url.Parse takes the last '@'
-		{"http://bob@host/", "http://bob@host/"},           // no password
-		{"http://host:8080/a@b", "http://host:8080/a@b"},   // '@' in the path
+		{"http://bob@host/", "http://bob@host/"},            // no password
+		{"http://host:8080/a@b", "http://host:8080/a@b"},    // '@' in the path
 		{"no url here: a:b@c", "no url here: a:b@c"},
 		{"exec:curl http://u:pw@x", "exec:curl http://u:xxxxx@x"},
 		{"http://u:pw@host", "http://u:xxxxx@host"}, // to the end of the text
