@@ -3,8 +3,8 @@ package integration
 import (
 	"bufio"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
