@@ -5,14 +5,14 @@ import (
 	"context"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 // lockHolderArg makes the test binary a tombstone writer: a real process
@@ -49,9 +49,12 @@ func init() {
 	os.Exit(0)
 }
 
-// lockHolder is a started lock holder process.
+// lockHolder is a started lock holder process. It starts through the
+// package's one reaper (testReaper), which reaps every child of the test
+// binary: an exec.Cmd's own Wait would race it ("waitid: no child
+// processes").
 type lockHolder struct {
-	cmd   *exec.Cmd
+	child *supervisor.Child
 	stdin *os.File
 }
 
@@ -59,19 +62,21 @@ type lockHolder struct {
 // writes phase, and returns once it holds the lock.
 func startLockHolder(t *testing.T, dir, name, phase string) *lockHolder {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], lockHolderArg, dir, name, phase)
 	inR, inW, err := os.Pipe()
 	require.NoError(t, err)
 	outR, outW, err := os.Pipe()
 	require.NoError(t, err)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, os.Stderr
-	require.NoError(t, cmd.Start())
+	child, err := testReaper.Start(supervisor.Spec{
+		Argv:  []string{os.Args[0], lockHolderArg, dir, name, phase},
+		Stdin: inR, Stdout: outW, Stderr: os.Stderr,
+	})
+	require.NoError(t, err)
 	_ = inR.Close()
 	_ = outW.Close()
-	h := &lockHolder{cmd: cmd, stdin: inW}
+	h := &lockHolder{child: child, stdin: inW}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		_ = child.Kill()
+		<-child.Done()
 		_ = inW.Close()
 		_ = outR.Close()
 	})
@@ -85,8 +90,8 @@ func startLockHolder(t *testing.T, dir, name, phase string) *lockHolder {
 // when kill returns.
 func (h *lockHolder) kill(t *testing.T) {
 	t.Helper()
-	require.NoError(t, h.cmd.Process.Signal(syscall.SIGKILL))
-	_ = h.cmd.Wait()
+	require.NoError(t, h.child.Kill())
+	<-h.child.Done()
 }
 
 // exit makes the holder write exited and exit 0.
@@ -94,7 +99,8 @@ func (h *lockHolder) exit(t *testing.T) {
 	t.Helper()
 	_, err := h.stdin.WriteString("exit\n")
 	require.NoError(t, err)
-	require.NoError(t, h.cmd.Wait())
+	<-h.child.Done()
+	require.Equal(t, 0, supervisor.ExitCode(h.child.Status()))
 }
 
 // watchResult is what WatchExited returned.
