@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/lifecycled/lifecycled/internal/background"
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // defaultLogMaxBytes is the size at which the hook log is rotated when
@@ -88,7 +89,7 @@ func OpenLog(dir, name string, maxBytes int64, logger *zap.Logger) *Log {
 	return &Log{
 		file:   f,
 		queue:  q,
-		logger: zap.New(core, zap.ErrorOutput(zapcore.AddSync(io.Discard))),
+		logger: zap.New(redact.Core(core), zap.ErrorOutput(zapcore.AddSync(io.Discard))),
 	}
 }
 

@@ -18,7 +18,7 @@ func (l *Lifecycle) Endpoints() http.Handler {
 	mux.Handle("/readyz", h)
 	mux.Handle("/livez", h)
 	mux.Handle("/startupz", h)
-	mux.Handle("/metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(l.logger), Timeout: 5 * time.Second}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(l.logger), Timeout: 5 * time.Second}))
 	return mux
 }
 

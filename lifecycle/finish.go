@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
@@ -113,6 +114,9 @@ const maxTerminationMessage = 4096
 // The file is written in place rather than renamed over: Kubernetes
 // bind-mounts /dev/termination-log, and a rename onto a mount point fails.
 func writeTerminationLog(path, message string) error {
+	// The message ends up in the pod's status, which anyone who can read
+	// pods sees: no password of a URL it names.
+	message = redact.URLs(message)
 	if len(message) > maxTerminationMessage {
 		const note = " [truncated]"
 		cut := maxTerminationMessage - len(note)

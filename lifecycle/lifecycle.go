@@ -337,7 +337,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	l.mu.Lock()
 	l.pid = c.Pid()
 	l.mu.Unlock()
-	l.logger.Info("child started", zap.Int("pid", c.Pid()), zap.Strings("command", l.cfg.Command))
+	l.logger.Info("child started", zap.Int("pid", c.Pid()), zap.Strings("command", logArgv(l.cfg.Command)), zap.Int("argc", len(l.cfg.Command)))
 	l.health.Set(checkChild, true, "")
 	l.health.SetLive(true)
 	close(l.started)
@@ -519,4 +519,25 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 func (l *Lifecycle) fail(format string, args ...any) {
 	s := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
 	_, _ = io.WriteString(l.stderr, s+"\n")
+}
+
+// logArgv is the child's argv as the "child started" line shows it: the
+// first arguments, each cut short, so that a command line of megabytes
+// (xargs, a generated config passed inline) makes one readable line.
+func logArgv(argv []string) []string {
+	const maxArgs, maxArg, maxTotal = 32, 256, 2048
+	out := make([]string, 0, min(len(argv), maxArgs+1))
+	total := 0
+	for i, a := range argv {
+		if i == maxArgs || total >= maxTotal {
+			out = append(out, fmt.Sprintf("... (%d more)", len(argv)-i))
+			break
+		}
+		if len(a) > maxArg {
+			a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", len(a))
+		}
+		total += len(a)
+		out = append(out, a)
+	}
+	return out
 }

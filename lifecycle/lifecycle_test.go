@@ -517,3 +517,16 @@ func valueOf(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return d.GetCounter().GetValue()
 }
+
+func TestLogArgv(t *testing.T) {
+	assert.Equal(t, []string{"sh", "-c", "x"}, logArgv([]string{"sh", "-c", "x"}))
+	long := logArgv([]string{"app", strings.Repeat("a", 1000)})
+	assert.Equal(t, strings.Repeat("a", 256)+"... (1000 bytes)", long[1])
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = "arg"
+	}
+	got := logArgv(many)
+	assert.Len(t, got, 33)
+	assert.Equal(t, "... (968 more)", got[32])
+}

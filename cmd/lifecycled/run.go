@@ -50,6 +50,7 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	unsetOwnEnv()
 	// From here on nothing writes to stderr in line: a stderr nobody
 	// reads must not block the stop (package background).
 	logs := background.New(logQueueLines)
@@ -83,7 +84,10 @@ func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.
 	return cfg, 0, true
 }
 
-func userAgent() string { return "lifecycled/" + version }
+func userAgent() string {
+	v, _ := buildVersion()
+	return "lifecycled/" + v
+}
 
 // lifecycleConfig is what the lifecycle needs of the settings.
 func (c *runConfig) lifecycleConfig() lifecycle.Config {
