@@ -29,6 +29,7 @@ import (
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
@@ -515,9 +516,9 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 }
 
 // fail prints one line on stderr naming the cause of a failure that is not
-// the child's.
+// the child's, with no password of a URL it names.
 func (l *Lifecycle) fail(format string, args ...any) {
-	s := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
+	s := strings.ReplaceAll(redact.URLs(fmt.Sprintf(format, args...)), "\n", " ")
 	_, _ = io.WriteString(l.stderr, s+"\n")
 }
 

@@ -530,3 +530,12 @@ func TestLogArgv(t *testing.T) {
 	assert.Len(t, got, 33)
 	assert.Equal(t, "... (968 more)", got[32])
 }
+
+// The one line on stderr names the cause without the password of a URL in
+// it (a --wait target, a hook URL), as every other output does.
+func TestFailRedactsPasswords(t *testing.T) {
+	h := newHarness(t, Config{}, nil, nil)
+	h.l.fail("lifecycled: postStart hook failed: httpGet %s: status 500", "http://bob:S3cretPW@127.0.0.1:9/x")
+	assert.NotContains(t, h.stderr.String(), "S3cretPW")
+	assert.Contains(t, h.stderr.String(), "http://bob:xxxxx@127.0.0.1:9/x")
+}
