@@ -3,6 +3,8 @@ package drain
 import (
 	"fmt"
 	"os"
+
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // maxTerminationMessage is the most the kubelet reads from a container's
@@ -16,6 +18,9 @@ const maxTerminationMessage = 4096
 // The file is written in place rather than renamed over: Kubernetes
 // bind-mounts /dev/termination-log, and a rename onto a mount point fails.
 func WriteTerminationLog(path, message string) error {
+	// The message ends up in the pod's status, which anyone who can read
+	// pods sees: no password of a URL it names.
+	message = redact.URLs(message)
 	if len(message) > maxTerminationMessage {
 		const note = " [truncated]"
 		message = cutUTF8(message, maxTerminationMessage-len(note)) + note

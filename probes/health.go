@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // Health is the state behind /readyz, /livez and /startupz. It is safe for
@@ -49,7 +51,9 @@ func (h *Health) Set(name string, ok bool, reason string) {
 	if _, seen := h.checks[name]; !seen {
 		h.order = append(h.order, name)
 	}
-	h.checks[name] = checkResult{ok: ok, reason: reason}
+	// /readyz?verbose is served to anyone who reaches --listen: a reason
+	// naming a URL (a redirect's target) shows no password.
+	h.checks[name] = checkResult{ok: ok, reason: redact.URLs(reason)}
 	was := h.ready
 	h.ready = h.computeReady()
 	now := h.ready

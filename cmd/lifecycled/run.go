@@ -66,6 +66,7 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	unsetOwnEnv()
 	// From here on nothing writes to stderr in line: a stderr nobody
 	// reads must not block the stop (package background).
 	logs := background.New(logQueueLines)
@@ -216,7 +217,10 @@ func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer, logsDropped fu
 	return a
 }
 
-func userAgent() string { return "lifecycled/" + version }
+func userAgent() string {
+	v, _ := buildVersion()
+	return "lifecycled/" + v
+}
 
 // probeOptions are the options of every check: exec probes run through the
 // reaper, lifecycled's one waiter.
@@ -413,7 +417,7 @@ func (a *app) lifecycle() int {
 	a.mu.Lock()
 	a.pid = child.Pid()
 	a.mu.Unlock()
-	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
+	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", logArgv(a.cfg.command)), zap.Int("argc", len(a.cfg.command)))
 	a.forwarder.Attach(child)
 	a.health.Set(checkChild, true, "")
 	a.health.SetLive(true)
@@ -666,7 +670,7 @@ func (a *app) healthHandler() http.Handler {
 	mux.Handle("/readyz", h)
 	mux.Handle("/livez", h)
 	mux.Handle("/startupz", h)
-	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
 	return mux
 }
 
