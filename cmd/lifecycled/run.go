@@ -362,12 +362,10 @@ func (a *app) lifecycle() int {
 		a.logger.Warn("cannot forward a signal received before the start", zap.Error(err))
 	}
 	a.health.Set(checkChild, true, "")
-	a.health.SetLive(true)
 	close(a.started)
 
 	if failure := a.postStart(ctx, child); failure != "" {
 		a.stopChild(ctx, child)
-		a.health.SetLive(false)
 		a.finish(child, exitPostStart, "", failure)
 		return exitPostStart
 	}
@@ -397,7 +395,6 @@ func (a *app) lifecycle() int {
 		a.logger.Debug("cannot take the terminal back", zap.Error(err))
 	}
 	a.health.Set(checkChild, false, "exited")
-	a.health.SetLive(false)
 	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.Status()))
 	a.finish(child, code, how, "")
 	return code
@@ -588,9 +585,10 @@ func (a *app) postOnExit() {
 func (a *app) healthHandler() http.Handler {
 	mux := http.NewServeMux()
 	h := a.health.Handler()
-	mux.Handle("/readyz", h)
-	mux.Handle("/livez", h)
-	mux.Handle("/startupz", h)
+	for _, ep := range probes.Endpoints {
+		mux.Handle(ep, h)
+		mux.Handle(ep+"/", h) // ENDPOINT/CHECK
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
 	return mux
 }
