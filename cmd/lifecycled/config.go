@@ -30,6 +30,7 @@ type runConfig struct {
 	waits []probes.Target
 	wait  probes.WaitConfig
 	ready *probes.ProbeSpec
+	live  *probes.ProbeSpec
 
 	listen, adminListen string
 
@@ -115,6 +116,26 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 		c.ready = &probes.ProbeSpec{
 			Target: t, InitialDelay: o.ReadyInitialDelay, Period: o.ReadyPeriod, Timeout: o.ReadyTimeout,
 			SuccessThreshold: o.ReadySuccessThreshold, FailureThreshold: o.ReadyFailureThreshold,
+		}
+	}
+
+	if o.Live != "" {
+		t, err := probes.ParseTarget(o.Live, true)
+		if err != nil {
+			return nil, fmt.Errorf("--live: %w", err)
+		}
+		if o.LivePeriod <= 0 || o.LiveTimeout <= 0 {
+			return nil, errors.New("--live-period and --live-timeout must be more than 0")
+		}
+		if o.LiveSuccessThreshold != 1 {
+			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", o.LiveSuccessThreshold)
+		}
+		if o.LiveFailureThreshold < 1 {
+			return nil, errors.New("--live-failure-threshold must be at least 1")
+		}
+		c.live = &probes.ProbeSpec{
+			Target: t, InitialDelay: o.LiveInitialDelay, Period: o.LivePeriod, Timeout: o.LiveTimeout,
+			SuccessThreshold: 1, FailureThreshold: o.LiveFailureThreshold, Liveness: true,
 		}
 	}
 

@@ -30,6 +30,7 @@ type fileConfig struct {
 	WaitTimeout                   *fileDuration `yaml:"waitTimeout"`
 	WaitInterval                  *fileDuration `yaml:"waitInterval"`
 	ReadinessProbe                *k8sProbe     `yaml:"readinessProbe"`
+	LivenessProbe                 *k8sProbe     `yaml:"livenessProbe"`
 	Lifecycle                     *k8sLifecycle `yaml:"lifecycle"`
 	HookTimeout                   *fileDuration `yaml:"hookTimeout"`
 	TerminationGracePeriodSeconds *int64        `yaml:"terminationGracePeriodSeconds"`
@@ -336,9 +337,27 @@ func (fc *fileConfig) apply(o *runOptions, set map[string]bool) error {
 		}
 	}
 	if p := fc.ReadinessProbe; p != nil {
-		return p.apply(o, set)
+		err := p.apply("readinessProbe", set, probeOptions{"ready", &o.Ready, &o.ReadyInitialDelay, &o.ReadyPeriod,
+			&o.ReadyTimeout, &o.ReadySuccessThreshold, &o.ReadyFailureThreshold})
+		if err != nil {
+			return err
+		}
+	}
+	if p := fc.LivenessProbe; p != nil {
+		return p.apply("livenessProbe", set, probeOptions{"live", &o.Live, &o.LiveInitialDelay, &o.LivePeriod,
+			&o.LiveTimeout, &o.LiveSuccessThreshold, &o.LiveFailureThreshold})
 	}
 	return nil
+}
+
+// probeOptions are the options a Probe sets: the flags PREFIX,
+// PREFIX-initial-delay, PREFIX-period, PREFIX-timeout,
+// PREFIX-success-threshold and PREFIX-failure-threshold.
+type probeOptions struct {
+	prefix                        string
+	target                        *string
+	initialDelay, period, timeout *time.Duration
+	success, failure              *int
 }
 
 // apply sets the hook flags (flag, flag-http, flag-sleep) from a
@@ -417,23 +436,23 @@ func (g *k8sHTTPGet) url(field string) (string, error) {
 	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(g.Port.n)) + path, nil
 }
 
-// apply sets the --ready flags from a Probe, field by field, each unless
-// given by flag or environment. Kubernetes' zero values mean its defaults,
-// which are lifecycled's defaults too.
-func (p *k8sProbe) apply(o *runOptions, set map[string]bool) error {
+// apply sets the --ready or --live flags (dst) from the Probe at field,
+// field by field, each unless given by flag or environment. Kubernetes' zero
+// values mean its defaults, which are lifecycled's defaults too.
+func (p *k8sProbe) apply(field string, set map[string]bool, dst probeOptions) error {
 	n := 0
 	var target string
 	if p.Exec != nil {
 		n++
 		if len(p.Exec.Command) == 0 {
-			return errors.New("readinessProbe.exec.command: empty")
+			return fmt.Errorf("%s.exec.command: empty", field)
 		}
 		b, _ := json.Marshal(p.Exec.Command)
 		target = "exec:" + string(b)
 	}
 	if p.HTTPGet != nil {
 		n++
-		u, err := p.HTTPGet.url("readinessProbe.httpGet")
+		u, err := p.HTTPGet.url(field + ".httpGet")
 		if err != nil {
 			return err
 		}
@@ -442,7 +461,7 @@ func (p *k8sProbe) apply(o *runOptions, set map[string]bool) error {
 	if p.TCPSocket != nil {
 		n++
 		if p.TCPSocket.Port.n == 0 {
-			return errors.New("readinessProbe.tcpSocket.port: required")
+			return fmt.Errorf("%s.tcpSocket.port: required", field)
 		}
 		host := p.TCPSocket.Host
 		if host == "" {
@@ -453,7 +472,7 @@ func (p *k8sProbe) apply(o *runOptions, set map[string]bool) error {
 	if p.GRPC != nil {
 		n++
 		if p.GRPC.Port < 1 || p.GRPC.Port > 65535 {
-			return fmt.Errorf("readinessProbe.grpc.port %d: want 1-65535", p.GRPC.Port)
+			return fmt.Errorf("%s.grpc.port %d: want 1-65535", field, p.GRPC.Port)
 		}
 		target = "grpc://127.0.0.1:" + strconv.Itoa(int(p.GRPC.Port))
 		if p.GRPC.Service != nil && *p.GRPC.Service != "" {
@@ -461,37 +480,37 @@ func (p *k8sProbe) apply(o *runOptions, set map[string]bool) error {
 		}
 	}
 	if n != 1 {
-		return errors.New("readinessProbe: give exactly one of exec, httpGet, tcpSocket, grpc")
+		return fmt.Errorf("%s: give exactly one of exec, httpGet, tcpSocket, grpc", field)
 	}
-	if !set["ready"] {
-		o.Ready = target
+	if !set[dst.prefix] {
+		*dst.target = target
 	}
-	secs := func(flag, field string, dst *time.Duration, v *int32, min int32) error {
-		if v == nil || set[flag] || *v == 0 {
+	secs := func(flag, name string, to *time.Duration, v *int32, min int32) error {
+		if v == nil || set[dst.prefix+"-"+flag] || *v == 0 {
 			return nil
 		}
 		if *v < min {
-			return fmt.Errorf("readinessProbe.%s: must be at least %d", field, min)
+			return fmt.Errorf("%s.%s: must be at least %d", field, name, min)
 		}
-		*dst = time.Duration(*v) * time.Second
+		*to = time.Duration(*v) * time.Second
 		return nil
 	}
-	count := func(flag, field string, dst *int, v *int32) error {
-		if v == nil || set[flag] || *v == 0 {
+	count := func(flag, name string, to *int, v *int32) error {
+		if v == nil || set[dst.prefix+"-"+flag] || *v == 0 {
 			return nil
 		}
 		if *v < 1 {
-			return fmt.Errorf("readinessProbe.%s: must be at least 1", field)
+			return fmt.Errorf("%s.%s: must be at least 1", field, name)
 		}
-		*dst = int(*v)
+		*to = int(*v)
 		return nil
 	}
 	for _, err := range []error{
-		secs("ready-initial-delay", "initialDelaySeconds", &o.ReadyInitialDelay, p.InitialDelaySeconds, 0),
-		secs("ready-period", "periodSeconds", &o.ReadyPeriod, p.PeriodSeconds, 1),
-		secs("ready-timeout", "timeoutSeconds", &o.ReadyTimeout, p.TimeoutSeconds, 1),
-		count("ready-success-threshold", "successThreshold", &o.ReadySuccessThreshold, p.SuccessThreshold),
-		count("ready-failure-threshold", "failureThreshold", &o.ReadyFailureThreshold, p.FailureThreshold),
+		secs("initial-delay", "initialDelaySeconds", dst.initialDelay, p.InitialDelaySeconds, 0),
+		secs("period", "periodSeconds", dst.period, p.PeriodSeconds, 1),
+		secs("timeout", "timeoutSeconds", dst.timeout, p.TimeoutSeconds, 1),
+		count("success-threshold", "successThreshold", dst.success, p.SuccessThreshold),
+		count("failure-threshold", "failureThreshold", dst.failure, p.FailureThreshold),
 	} {
 		if err != nil {
 			return err

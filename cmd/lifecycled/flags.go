@@ -35,6 +35,13 @@ type runOptions struct {
 	ReadySuccessThreshold int
 	ReadyFailureThreshold int
 
+	Live                 string
+	LivePeriod           time.Duration
+	LiveTimeout          time.Duration
+	LiveInitialDelay     time.Duration
+	LiveSuccessThreshold int
+	LiveFailureThreshold int
+
 	Listen      string
 	AdminListen string
 
@@ -99,6 +106,10 @@ func defaultRunOptions() runOptions {
 		ReadyTimeout:          time.Second,
 		ReadySuccessThreshold: 1,
 		ReadyFailureThreshold: 3,
+		LivePeriod:            time.Second,
+		LiveTimeout:           time.Second,
+		LiveSuccessThreshold:  1,
+		LiveFailureThreshold:  3,
 		HookTimeout:           30 * time.Second,
 		DrainTimeout:          30 * time.Second,
 	}
@@ -132,6 +143,13 @@ func newRunFlagSet(o *runOptions) *flag.FlagSet {
 	dur(&o.ReadyInitialDelay, "ready-initial-delay", "delay before the first readiness probe")
 	fs.IntVar(&o.ReadySuccessThreshold, "ready-success-threshold", o.ReadySuccessThreshold, "consecutive successes to become ready")
 	fs.IntVar(&o.ReadyFailureThreshold, "ready-failure-threshold", o.ReadyFailureThreshold, "consecutive failures to become unready")
+
+	fs.StringVar(&o.Live, "live", o.Live, "liveness probe `TARGET` of the child: /livez fails once it fails its threshold")
+	dur(&o.LivePeriod, "live-period", "liveness probe period")
+	dur(&o.LiveTimeout, "live-timeout", "liveness probe timeout")
+	dur(&o.LiveInitialDelay, "live-initial-delay", "delay before the first liveness probe (counted from the end of postStart)")
+	fs.IntVar(&o.LiveSuccessThreshold, "live-success-threshold", o.LiveSuccessThreshold, "consecutive successes to pass again (must be 1, as in Kubernetes)")
+	fs.IntVar(&o.LiveFailureThreshold, "live-failure-threshold", o.LiveFailureThreshold, "consecutive failures to fail /livez")
 
 	fs.StringVar(&o.Listen, "listen", o.Listen, "serve /readyz /livez /startupz /metrics on `ADDR` (e.g. :9090)")
 	fs.StringVar(&o.AdminListen, "admin-listen", o.AdminListen, "serve POST /drain and /quitquitquit on loopback `ADDR`")

@@ -162,6 +162,7 @@ type app struct {
 	forwarder *supervisor.Forwarder
 	stop      *stopRequest
 	started   chan struct{} // closed once the child runs
+	startedUp chan struct{} // closed once the child runs and postStart succeeded
 
 	mu    sync.Mutex
 	pid   int
@@ -169,7 +170,7 @@ type app struct {
 }
 
 func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{})}
+	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{})}
 	a.reg = newRegistry(cfg.listen != "")
 	a.metrics = newRunMetrics(a.reg)
 	a.probeMetrics = probes.NewMetrics(a.reg)
@@ -267,6 +268,9 @@ func (a *app) run(sigs <-chan os.Signal) int {
 				return nil
 			}
 		})
+	}
+	if a.cfg.live != nil {
+		actor(a.runLiveProbe)
 	}
 	if len(a.cfg.exitWith) > 0 {
 		actor(a.watchExitWith)
@@ -470,6 +474,7 @@ func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
 	}
 	a.health.Set(checkPostStart, true, "")
 	a.health.SetStarted(true)
+	close(a.startedUp)
 	return ""
 }
 
