@@ -23,20 +23,22 @@ const (
 	StepKill             = "kill"              // the grace period ran out; SIGKILL was sent
 )
 
-// Defaults for zero Config fields.
+// Defaults for zero Config fields that are not settings. The settings'
+// defaults (--grace-period, --drain-timeout) live with the flags, in one
+// place; here a zero duration means zero: no grace period, no wait.
 const (
-	DefaultDrainTimeout = 30 * time.Second
-	DefaultGracePeriod  = 10 * time.Second
-	DefaultPollConns    = 100 * time.Millisecond
-	DefaultProcRoot     = "/proc"
+	DefaultPollConns = 100 * time.Millisecond
+	DefaultProcRoot  = "/proc"
 )
 
 // connsLogEvery spaces out the "still waiting for connections" lines.
 const connsLogEvery = 5 * time.Second
 
-// Config is the stop sequence's configuration. Zero durations, signal and
-// paths take the defaults above, except DrainDelay, whose zero means no
-// delay, and DrainPort, whose zero turns the connection drain off.
+// Config is the stop sequence's configuration. A zero duration means no
+// wait (GracePeriod 0: SIGKILL right after the stop signal, as a Kubernetes
+// grace period of 0); a zero signal is SIGTERM, zero PollConns and ProcRoot
+// take the defaults above, and a zero DrainPort turns the connection drain
+// off.
 type Config struct {
 	// DrainDelay (--drain-delay) gives endpoints and iptables rules time
 	// to drop the pod before the app stops taking connections.
@@ -76,17 +78,11 @@ type Sequence struct {
 // quickly: main uses StepDraining to fail readiness and write the
 // tombstone.
 func NewSequence(cfg Config, proc Process, runner *Runner, logger *zap.Logger, m *Metrics, onPhase func(step string)) *Sequence {
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DefaultDrainTimeout
-	}
 	if cfg.PollConns <= 0 {
 		cfg.PollConns = DefaultPollConns
 	}
 	if cfg.StopSignal == 0 {
 		cfg.StopSignal = syscall.SIGTERM
-	}
-	if cfg.GracePeriod <= 0 {
-		cfg.GracePeriod = DefaultGracePeriod
 	}
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = DefaultProcRoot

@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,25 +16,34 @@ import (
 
 // waitMain is `lifecycled wait TARGET...`, an init container's job: exit 0
 // once every target is up, 124 on --timeout, 2 on a bad target.
-func waitMain(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("lifecycled wait", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	timeout, interval := time.Duration(0), time.Second
-	logFormat, logLevel := "json", "info"
-	fs.Var(durationFlag{&timeout}, "timeout", "give up after this long and exit 124 (0: never)")
-	fs.Var(durationFlag{&interval}, "interval", "longest pause between two checks of a target")
-	fs.StringVar(&logFormat, "log-format", logFormat, "json or console")
-	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			fs.SetOutput(os.Stdout)
-			_, _ = io.WriteString(os.Stdout, "Usage: lifecycled wait [--timeout DUR] [--interval DUR] TARGET...\n")
-			fs.PrintDefaults()
-			return exitOK
-		}
+func waitMain(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var timeout, interval time.Duration
+	var logFormat, logLevel string
+	decls := []setting{
+		withEnv(duration(&timeout, "timeout", 0, "give up after this long and exit 124 (0: never)"), "--wait-timeout"),
+		withEnv(duration(&interval, "interval", time.Second, "longest pause between two checks of a target"), "--wait-interval"),
+		str(&logFormat, "log-format", "FORMAT", "json", "log format on stderr: json or console"),
+		str(&logLevel, "log-level", "LEVEL", "info", "log level: debug, info, warn, error"),
+	}
+	rest, err := parseSubcommand(decls, args, getenv)
+	if isHelp(err) {
+		fmt.Fprint(stdout, `lifecycled wait blocks until every TARGET is up: an init container's job.
+
+Usage:
+  lifecycled wait [FLAGS] TARGET...
+
+Each TARGET is retried with exponential backoff from 50ms up to --interval.
+Exit codes: 0 all up; 124 --timeout reached; 2 usage error; 128+N on signal N.
+
+Flags (each also as the environment variable named, as for lifecycled run):
+`)
+		printFlags(stdout, decls)
+		return exitOK
+	}
+	if err != nil {
 		return usageError(stderr, "wait: %v", err)
 	}
-	targets, code := parseTargets(fs.Args(), stderr, "wait")
+	targets, code := parseTargets(rest, stderr, "wait")
 	if targets == nil {
 		return code
 	}
@@ -78,24 +88,32 @@ func waitMain(args []string, stderr io.Writer) int {
 
 // probeMain is `lifecycled probe TARGET`: one check, for a kubelet exec
 // probe in an image with no shell. Exit 0 up, 1 down, 2 bad usage.
-func probeMain(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("lifecycled probe", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	timeout := time.Second
-	fs.Var(durationFlag{&timeout}, "timeout", "longest time the check may take")
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			fs.SetOutput(os.Stdout)
-			_, _ = io.WriteString(os.Stdout, "Usage: lifecycled probe [--timeout DUR] TARGET\n")
-			fs.PrintDefaults()
-			return exitOK
-		}
+func probeMain(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var timeout time.Duration
+	decls := []setting{
+		withEnv(duration(&timeout, "timeout", time.Second, "longest time the check may take"), "--ready-timeout"),
+	}
+	rest, err := parseSubcommand(decls, args, getenv)
+	if isHelp(err) {
+		fmt.Fprint(stdout, `lifecycled probe checks TARGET once: a kubelet exec probe in an image with no shell.
+
+Usage:
+  lifecycled probe [FLAGS] TARGET
+
+Exit codes: 0 up; 1 down; 2 usage error.
+
+Flags (each also as the environment variable named, as for lifecycled run):
+`)
+		printFlags(stdout, decls)
+		return exitOK
+	}
+	if err != nil {
 		return usageError(stderr, "probe: %v", err)
 	}
-	if fs.NArg() != 1 {
+	if len(rest) != 1 {
 		return usageError(stderr, "probe takes exactly one TARGET")
 	}
-	targets, code := parseTargets(fs.Args(), stderr, "probe")
+	targets, code := parseTargets(rest, stderr, "probe")
 	if targets == nil {
 		return code
 	}
@@ -109,6 +127,23 @@ func probeMain(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return exitOK
+}
+
+// parseSubcommand reads the flags of wait or probe, then the environment,
+// and returns the arguments after the flags.
+func parseSubcommand(decls []setting, args []string, getenv func(string) string) ([]string, error) {
+	given, rest, err := parseFlags(decls, args)
+	if err != nil {
+		return nil, err
+	}
+	return rest, applyEnv(decls, getenv, given)
+}
+
+// withEnv gives a subcommand's setting the environment variable of the run
+// flag it stands for, so that one LIFECYCLED_ variable means one thing.
+func withEnv(s setting, runFlag string) setting {
+	s.env = envName(strings.TrimPrefix(runFlag, "--"))
+	return s
 }
 
 // parseTargets parses the positional targets of wait and probe; on error it

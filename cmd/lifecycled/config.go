@@ -25,7 +25,9 @@ type runConfig struct {
 	signalMap   supervisor.SignalMap
 	exitCodeMap supervisor.ExitCodeMap
 	stopSignal  syscall.Signal
-	gracePeriod time.Duration
+	// stopSignalFrom says which setting chose stopSignal, for explain.
+	stopSignalFrom string
+	gracePeriod    time.Duration
 
 	waits []probes.Target
 	wait  probes.WaitConfig
@@ -42,9 +44,9 @@ type runConfig struct {
 	exitWith, onExitPost                     []string
 }
 
-// newRunConfig validates o into a runConfig. Every error is one line naming
+// newRunConfig validates s into a runConfig. Every error is one line naming
 // the flag and the bad value; main turns it into exit code 2.
-func newRunConfig(o runOptions) (*runConfig, error) {
+func newRunConfig(o *settings) (*runConfig, error) {
 	if len(o.Command) == 0 {
 		return nil, errors.New("no COMMAND given: lifecycled [FLAGS] -- COMMAND [ARG...]")
 	}
@@ -71,8 +73,8 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 	if c.exitCodeMap, err = supervisor.ParseExitCodeMap(o.ExitCodeMap); err != nil {
 		return nil, fmt.Errorf("--exit-code-map: %w", err)
 	}
-	if c.stopSignal, err = supervisor.ParseSignal(o.StopSignal); err != nil {
-		return nil, fmt.Errorf("--stop-signal: %w", err)
+	if c.stopSignal, c.stopSignalFrom, err = stopSignal(o.StopSignal, c.signalMap); err != nil {
+		return nil, err
 	}
 	c.name = o.Name
 	if c.name == "" {
@@ -102,50 +104,27 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 		return nil, fmt.Errorf("--wait-interval %s: must be more than 0", o.WaitInterval)
 	}
 
-	if o.Ready != "" {
-		t, err := probes.ParseTarget(o.Ready, true)
-		if err != nil {
-			return nil, fmt.Errorf("--ready: %w", err)
-		}
-		if o.ReadyPeriod <= 0 || o.ReadyTimeout <= 0 {
-			return nil, errors.New("--ready-period and --ready-timeout must be more than 0")
-		}
-		if o.ReadySuccessThreshold < 1 || o.ReadyFailureThreshold < 1 {
-			return nil, errors.New("--ready-success-threshold and --ready-failure-threshold must be at least 1")
-		}
-		c.ready = &probes.ProbeSpec{
-			Target: t, InitialDelay: o.ReadyInitialDelay, Period: o.ReadyPeriod, Timeout: o.ReadyTimeout,
-			SuccessThreshold: o.ReadySuccessThreshold, FailureThreshold: o.ReadyFailureThreshold,
-		}
+	if c.ready, err = o.Ready.spec("--ready"); err != nil {
+		return nil, err
 	}
 
-	if o.Live != "" {
-		t, err := probes.ParseTarget(o.Live, true)
-		if err != nil {
-			return nil, fmt.Errorf("--live: %w", err)
+	if c.live, err = o.Live.spec("--live"); err != nil {
+		return nil, err
+	}
+	if c.live != nil {
+		if c.live.SuccessThreshold != 1 {
+			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", c.live.SuccessThreshold)
 		}
-		if o.LivePeriod <= 0 || o.LiveTimeout <= 0 {
-			return nil, errors.New("--live-period and --live-timeout must be more than 0")
-		}
-		if o.LiveSuccessThreshold != 1 {
-			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", o.LiveSuccessThreshold)
-		}
-		if o.LiveFailureThreshold < 1 {
-			return nil, errors.New("--live-failure-threshold must be at least 1")
-		}
-		c.live = &probes.ProbeSpec{
-			Target: t, InitialDelay: o.LiveInitialDelay, Period: o.LivePeriod, Timeout: o.LiveTimeout,
-			SuccessThreshold: 1, FailureThreshold: o.LiveFailureThreshold, Liveness: true,
-		}
+		c.live.Liveness = true
 	}
 
 	if o.HookTimeout <= 0 {
 		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", o.HookTimeout)
 	}
-	if c.postStart, err = newHook(drain.HookPostStart, "--post-start", o.PostStart, o.PostStartHTTP, o.PostStartSleep, o.HookTimeout); err != nil {
+	if c.postStart, err = newHook(drain.HookPostStart, "--post-start", o.PostStart, o.HookTimeout); err != nil {
 		return nil, err
 	}
-	if c.preStop, err = newHook(drain.HookPreStop, "--pre-stop", o.PreStop, o.PreStopHTTP, o.PreStopSleep, o.HookTimeout); err != nil {
+	if c.preStop, err = newHook(drain.HookPreStop, "--pre-stop", o.PreStop, o.HookTimeout); err != nil {
 		return nil, err
 	}
 	if o.DrainConnections < 0 || o.DrainConnections > 65535 {
@@ -171,18 +150,118 @@ func newRunConfig(o runOptions) (*runConfig, error) {
 		}
 	}
 	for _, u := range o.OnExitPost {
-		if _, err := probes.ParseTarget(u, false); err != nil || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+		if !isHTTPURL(u) {
 			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", u)
 		}
 	}
 	return c, nil
 }
 
-// newHook builds a hook from its command, HTTP and sleep flags; at most one
-// may be set.
-func newHook(name, flagName, cmd, url string, sleep, timeout time.Duration) (*drain.Hook, error) {
+// stopSignal decides the signal the stop sequence sends. SIGTERM and
+// SIGINT are never forwarded: they start the stop sequence, which sends one
+// signal. So a map of TERM or INT says what that signal is (nginx's
+// TERM:QUIT), as --stop-signal does; if both are given they must agree,
+// since either way one of them would be ignored.
+func stopSignal(flag string, m supervisor.SignalMap) (syscall.Signal, string, error) {
+	short := func(sig syscall.Signal) string { return strings.TrimPrefix(supervisor.SignalName(sig), "SIG") }
+	for from, to := range m {
+		if !forwarded(from) {
+			return 0, "", fmt.Errorf("--signal-map %s:%s: SIG%s is never forwarded (%s)", short(from), short(to), short(from), notForwarded(from))
+		}
+	}
+	var sig syscall.Signal
+	from := "default"
+	if flag != "" {
+		s, err := supervisor.ParseSignal(flag)
+		if err != nil {
+			return 0, "", fmt.Errorf("--stop-signal: %w", err)
+		}
+		sig, from = s, "--stop-signal "+short(s)
+	}
+	for _, by := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		to, ok := m[by]
+		if !ok {
+			continue
+		}
+		entry := "--signal-map " + short(by) + ":" + short(to)
+		if sig != 0 && to != sig {
+			return 0, "", fmt.Errorf("%s and %s disagree: the stop sequence sends one signal, give it once", entry, from)
+		}
+		sig, from = to, entry
+	}
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if why := cannotStop(sig); why != "" {
+		return 0, "", fmt.Errorf("%s: %s cannot be the stop signal: %s", from, supervisor.SignalName(sig), why)
+	}
+	return sig, from, nil
+}
+
+// forwarded reports whether lifecycled receives sig and passes it on (or,
+// for TERM and INT, acts on it), so that a map from it can take effect.
+func forwarded(sig syscall.Signal) bool {
+	for _, s := range supervisor.ForwardedSignals() {
+		if s == sig {
+			return true
+		}
+	}
+	return false
+}
+
+func notForwarded(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGKILL, syscall.SIGSTOP:
+		return "no process can catch it"
+	case syscall.SIGCHLD:
+		return "it tells lifecycled a child exited"
+	}
+	return "the Go runtime or a crash owns it; see the README's PID 1 duties"
+}
+
+// cannotStop says why sig would never end a process that is asked to stop,
+// or "". SIGKILL is allowed: it ends the child at once, as a grace period of
+// 0 does. Signals ignored by default are allowed where apps use them to
+// stop (httpd's WINCH), but not those that mean something else to every
+// process: job control and child status.
+func cannotStop(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+		return "it pauses a process (job control), it does not end it"
+	case syscall.SIGCONT:
+		return "it resumes a paused process, it does not end it"
+	case syscall.SIGCHLD, syscall.SIGURG:
+		return "processes ignore it by default; it reports an event, it does not ask to stop"
+	}
+	return ""
+}
+
+// spec is the probe to run, nil if no target was given.
+func (p probeSettings) spec(flag string) (*probes.ProbeSpec, error) {
+	if !p.Target.set {
+		return nil, nil
+	}
+	if p.Period <= 0 || p.Timeout <= 0 {
+		return nil, fmt.Errorf("%s-period and %s-timeout must be more than 0", flag, flag)
+	}
+	if p.SuccessThreshold < 1 || p.FailureThreshold < 1 {
+		return nil, fmt.Errorf("%s-success-threshold and %s-failure-threshold must be at least 1", flag, flag)
+	}
+	return &probes.ProbeSpec{
+		Target: p.Target.Target, InitialDelay: p.InitialDelay, Period: p.Period, Timeout: p.Timeout,
+		SuccessThreshold: p.SuccessThreshold, FailureThreshold: p.FailureThreshold,
+	}, nil
+}
+
+func isHTTPURL(u string) bool {
+	_, err := probes.ParseTarget(u, false)
+	return err == nil && (strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://"))
+}
+
+// newHook builds a hook from its handlers; at most one may be set.
+func newHook(name, flagName string, h hookSettings, timeout time.Duration) (*drain.Hook, error) {
 	n := 0
-	for _, set := range []bool{cmd != "", url != "", sleep > 0} {
+	for _, set := range []bool{h.Exec.Argv != nil, h.HTTP != "", h.Sleep > 0} {
 		if set {
 			n++
 		}
@@ -190,19 +269,15 @@ func newHook(name, flagName, cmd, url string, sleep, timeout time.Duration) (*dr
 	switch {
 	case n > 1:
 		return nil, fmt.Errorf("%s, %s-http and %s-sleep: give one handler, not several", flagName, flagName, flagName)
-	case sleep > 0:
-		return &drain.Hook{Name: name, Sleep: sleep, Timeout: timeout}, nil
-	case cmd != "":
-		argv, shell, err := supervisor.ParseCommand(cmd)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", flagName, err)
+	case h.Sleep > 0:
+		return &drain.Hook{Name: name, Sleep: h.Sleep, Timeout: timeout}, nil
+	case h.Exec.Argv != nil:
+		return &drain.Hook{Name: name, Exec: h.Exec.Argv, Shell: h.Exec.Shell, Timeout: timeout}, nil
+	case h.HTTP != "":
+		if !isHTTPURL(h.HTTP) {
+			return nil, fmt.Errorf("%s-http %q: want an http:// or https:// URL", flagName, h.HTTP)
 		}
-		return &drain.Hook{Name: name, Exec: argv, Shell: shell, Timeout: timeout}, nil
-	case url != "":
-		if _, err := probes.ParseTarget(url, false); err != nil || !(strings.HasPrefix(url, "http://") || strings.HasPrefix(url, "https://")) {
-			return nil, fmt.Errorf("%s-http %q: want an http:// or https:// URL", flagName, url)
-		}
-		return &drain.Hook{Name: name, HTTPURL: url, Timeout: timeout}, nil
+		return &drain.Hook{Name: name, HTTPURL: h.HTTP, Timeout: timeout}, nil
 	}
 	return nil, nil
 }

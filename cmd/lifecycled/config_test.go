@@ -68,6 +68,11 @@ func TestUsageErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(badDur, []byte("gracePeriod: soon\n"), 0o644))
 	badYAML := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(badYAML, []byte("name: [unclosed\n"), 0o644))
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+		return p
+	}
 	namedPort := filepath.Join(dir, "port.yaml")
 	require.NoError(t, os.WriteFile(namedPort, []byte("readinessProbe:\n  httpGet: {port: http, path: /}\n"), 0o644))
 
@@ -96,10 +101,20 @@ func TestUsageErrors(t *testing.T) {
 		{"exit-with without dir", []string{"--exit-with", "main", "--", "x"}, nil, "--tombstone-dir"},
 		{"bad name", []string{"--name", "a/b", "--", "x"}, nil, "--name"},
 		{"config missing", []string{"--config", filepath.Join(dir, "nope.yaml"), "--", "x"}, nil, "nope.yaml"},
-		{"config unknown field", []string{"--config", unknown, "--", "x"}, nil, "line 3: field dealy is not a known field"},
+		{"config unknown field", []string{"--config", unknown, "--", "x"}, nil, "line 3: field drain.dealy is not a known field"},
 		{"config bad duration", []string{"--config", badDur, "--", "x"}, nil, "line 1"},
 		{"config bad yaml", []string{"--config", badYAML, "--", "x"}, nil, "bad.yaml"},
 		{"config named port", []string{"--config", namedPort, "--", "x"}, nil, "named ports"},
+		// The file's errors name the field, never a Go type (issue 9).
+		{"config list at top", []string{"--config", file("seq.yaml", "- name: x\n"), "--", "x"}, nil, "line 1: want a mapping of settings"},
+		{"config list for duration", []string{"--config", file("durlist.yaml", "gracePeriod: [1, 2]\n"), "--", "x"}, nil, "line 1: gracePeriod: want a single value, not a list"},
+		{"config value for list", []string{"--config", file("listval.yaml", "waitFor: tcp://a:1\n"), "--", "x"}, nil, "line 1: waitFor: want a list, not a value"},
+		{"config mapping for name", []string{"--config", file("map.yaml", "name: {a: b}\n"), "--", "x"}, nil, "line 1: name: want a single value, not a mapping"},
+		{"config bad count", []string{"--config", file("count.yaml", "drain:\n  connections: many\n"), "--", "x"}, nil, `line 2: drain.connections: "many": want a whole number`},
+		{"config probe seconds", []string{"--config", file("secs.yaml", "readinessProbe:\n  tcpSocket: {port: 1}\n  periodSeconds: 1.5\n"), "--", "x"}, nil, "line 3: readinessProbe.periodSeconds"},
+		{"config handler field", []string{"--config", file("hf.yaml", "lifecycle:\n  preStop:\n    exec: {cmd: [x]}\n"), "--", "x"}, nil, "line 3: field lifecycle.preStop.exec.cmd is not a known field"},
+		{"config two handlers", []string{"--config", file("two.yaml", "lifecycle:\n  preStop:\n    exec: {command: [x]}\n    sleep: {seconds: 1}\n"), "--", "x"}, nil, "line 3: lifecycle.preStop: give exactly one of exec, httpGet, sleep"},
+		{"unknown flag suggests", []string{"--drain-dealy", "5s", "--", "x"}, nil, "unknown flag --drain-dealy (did you mean --drain-delay?)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +126,7 @@ func TestUsageErrors(t *testing.T) {
 			assert.Equal(t, 1, strings.Count(msg, "\n"), "one line: %q", msg)
 			assert.Contains(t, msg, tt.want)
 			assert.True(t, strings.HasPrefix(msg, "lifecycled: "), msg)
+			assert.NotRegexp(t, `!!|main\.|\*?\bint(32|64)?\b|time\.Duration|bad duration ""`, msg, "no Go types or empty values")
 			assert.Empty(t, stdout.String())
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lifecycled/lifecycled/drain"
@@ -19,7 +20,7 @@ import (
 // timeline against --termination-grace-period. Exit 0 when it fits (or
 // nothing was given to check against), 1 when it does not, 2 on bad flags.
 func explainMain(args []string, stdout, stderr io.Writer) int {
-	opts, set, err := parseRunOptions(args, os.Getenv)
+	s, err := loadSettings(args, os.Getenv, os.ReadFile)
 	if isHelp(err) {
 		printRunUsage(stdout)
 		return exitOK
@@ -27,15 +28,10 @@ func explainMain(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "explain: %v", err)
 	}
-	if opts.Config != "" {
-		if err := applyConfigFile(&opts, opts.Config, set); err != nil {
-			return usageError(stderr, "explain: %v", err)
-		}
+	if len(s.Command) == 0 {
+		s.Command = []string{"COMMAND"} // explain needs no command to run
 	}
-	if len(opts.Command) == 0 {
-		opts.Command = []string{"COMMAND"} // explain needs no command to run
-	}
-	cfg, err := newRunConfig(opts)
+	cfg, err := newRunConfig(s)
 	if err != nil {
 		return usageError(stderr, "explain: %v", err)
 	}
@@ -75,6 +71,11 @@ func (e *explainWriter) startup(c *runConfig) {
 		mode = "the child alone"
 	}
 	step("start the command in its own process group; signals go to %s", mode)
+	e.line("     SIGTERM and SIGINT are not forwarded: they start the stop sequence, which sends %s (%s)",
+		supervisor.SignalName(c.stopSignal), c.stopSignalFrom)
+	if m := mapString(c.signalMap); m != "" {
+		e.line("     other signals are forwarded as they come, except %s", m)
+	}
 	if c.postStart != nil {
 		step("postStart %s (at most %s); readiness and startup wait for it; failure stops the child, exit 125",
 			hookString(c.postStart), c.postStart.MaxDuration())
@@ -187,4 +188,18 @@ func hookString(h *drain.Hook) string {
 		return "exec sh -c " + strconv.Quote(h.Command())
 	}
 	return h.Handler() + " " + h.Command()
+}
+
+// mapString lists the rewrites of forwarded signals, TERM and INT left out
+// (they choose the stop signal).
+func mapString(m supervisor.SignalMap) string {
+	var out []string
+	for from, to := range m {
+		if from == syscall.SIGTERM || from == syscall.SIGINT {
+			continue
+		}
+		out = append(out, supervisor.SignalName(from)+" -> "+supervisor.SignalName(to))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }

@@ -1,57 +1,49 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
-// runOptions holds every flag of `lifecycled run`, as given; validation into
-// typed values happens in newRunConfig.
-type runOptions struct {
+// settings is every setting of `lifecycled run` as given, before
+// validation (newRunConfig). Each field is declared once, in declare, with
+// its flag name (and so its LIFECYCLED_ variable), default, help and place
+// in the config file: flags, environment and file all fill it through that
+// one declaration, in the contract's precedence flag > env > file > default.
+type settings struct {
 	Config    string
 	LogFormat string
 	LogLevel  string
 	Name      string
 
 	SingleChild bool
-	SignalMap   stringList
+	SignalMap   []string
 	StopSignal  string
-	ExitCodeMap stringList
+	ExitCodeMap []string
 	GracePeriod time.Duration
 
-	Wait         stringList
+	Wait         []string
 	WaitInterval time.Duration
 	WaitTimeout  time.Duration
 
-	Ready                 string
-	ReadyPeriod           time.Duration
-	ReadyTimeout          time.Duration
-	ReadyInitialDelay     time.Duration
-	ReadySuccessThreshold int
-	ReadyFailureThreshold int
-
-	Live                 string
-	LivePeriod           time.Duration
-	LiveTimeout          time.Duration
-	LiveInitialDelay     time.Duration
-	LiveSuccessThreshold int
-	LiveFailureThreshold int
+	Ready probeSettings
+	Live  probeSettings
 
 	Listen      string
 	AdminListen string
 
-	PostStart      string
-	PostStartHTTP  string
-	PreStop        string
-	PreStopHTTP    string
-	PostStartSleep time.Duration
-	PreStopSleep   time.Duration
-	HookTimeout    time.Duration
+	PostStart   hookSettings
+	PreStop     hookSettings
+	HookTimeout time.Duration
 
 	DrainDelay             time.Duration
 	DrainConnections       int
@@ -61,118 +53,325 @@ type runOptions struct {
 	HookLogDir     string
 	TerminationLog string
 	TombstoneDir   string
-	ExitWith       stringList
-	OnExitPost     stringList
+	ExitWith       []string
+	OnExitPost     []string
 
 	Command []string
 }
 
-// stringList is a repeatable flag; from the environment it takes
-// comma-separated values.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
+// probeSettings are a kubelet probe's: its target and parameters
+// (--ready and --ready-*, readinessProbe in the file).
+type probeSettings struct {
+	Target           target
+	Period           time.Duration
+	Timeout          time.Duration
+	InitialDelay     time.Duration
+	SuccessThreshold int
+	FailureThreshold int
 }
 
-// durationFlag accepts Go durations and bare seconds, like parseDuration.
-type durationFlag struct{ d *time.Duration }
+// hookSettings are one lifecycle hook's handlers; at most one may be set
+// (--post-start, --post-start-http, --post-start-sleep; lifecycle.postStart
+// in the file).
+type hookSettings struct {
+	Exec  command
+	HTTP  string
+	Sleep time.Duration
+}
 
-func (f durationFlag) String() string {
-	if f.d == nil {
-		return ""
+// target is a parsed TARGET; the zero value is "not given".
+type target struct {
+	probes.Target
+	set bool
+}
+
+// command is a hook command: the argv, and the text it was given as.
+type command struct {
+	Raw   string
+	Argv  []string
+	Shell bool
+}
+
+// setting declares one setting. Its default is what its value holds once
+// declared; flag, environment and file write through value, so they
+// cannot disagree on what a text means.
+type setting struct {
+	name  string // flag name, and the environment variable envName(name); "" for a file-only key
+	env   string // the environment variable, when it is not envName(name)
+	arg   string // the argument's name in --help ("" for a bool)
+	help  string
+	value value
+	def   string // the default, as --help shows it
+
+	// yaml is the setting's key in the config file, dotted when nested
+	// ("drain.delay"); the first is the one --help names, others are
+	// aliases.
+	yaml []string
+	// decode reads the file's value; nil reads a scalar (or a list of
+	// scalars) through value, as the environment does.
+	decode func(n *node) error
+	// owns lists the keys of the mapping at yaml that decode reads (a
+	// Kubernetes handler), so that they are not unknown fields.
+	owns []string
+	// yields lists the other flags whose being set by flag or environment
+	// makes the file's value give way, as its own flag does.
+	yields []string
+}
+
+// value is a setting's typed storage; Set parses a flag's or an
+// environment variable's text, String prints it back as a flag's text.
+type value interface {
+	Set(string) error
+	String() string
+}
+
+// declare sets s to the defaults and returns every setting bound to s. The
+// order is the order of --help. Adding a setting is adding a field above
+// and one entry here.
+func (s *settings) declare() []setting {
+	ds := []setting{
+		str(&s.Config, "config", "FILE", "", "read settings from this YAML `FILE` (Kubernetes field names)"),
+		str(&s.LogFormat, "log-format", "FORMAT", "json", "log format on stderr: json or console", "logFormat"),
+		str(&s.LogLevel, "log-level", "LEVEL", "info", "log level: debug, info, warn, error", "logLevel"),
+		str(&s.Name, "name", "NAME", "", "name used for the tombstone and hook log (default: COMMAND's base name)", "name"),
+
+		boolean(&s.SingleChild, "single-child", "forward signals to the child alone, not its process group", "singleChild"),
+		list(&s.SignalMap, "signal-map", "FROM:TO",
+			"rewrite a forwarded signal, `FROM:TO` (repeatable), e.g. WINCH:USR1; TERM:X or INT:X makes X the stop signal", "signalMap"),
+		withDefault(str(&s.StopSignal, "stop-signal", "SIGNAL", "",
+			"`SIGNAL` the stop sequence sends to the child (TERM, or what --signal-map maps TERM/INT to; must agree with it)",
+			"stopSignal", "lifecycle.stopSignal"), "TERM"),
+		list(&s.ExitCodeMap, "exit-code-map", "FROM:TO", "rewrite the child's exit code, `FROM:TO` (repeatable), e.g. 143:0", "exitCodeMap"),
+		duration(&s.GracePeriod, "grace-period", 10*time.Second, "time between the stop signal and SIGKILL (0: SIGKILL right after the stop signal)", "gracePeriod"),
+
+		list(&s.Wait, "wait", "TARGET", "wait for `TARGET` to be up before starting COMMAND (repeatable)", "waitFor"),
+		duration(&s.WaitInterval, "wait-interval", time.Second, "longest pause between two checks of a --wait target", "waitInterval"),
+		duration(&s.WaitTimeout, "wait-timeout", 0, "give up waiting after this long and exit 124 (0: never)", "waitTimeout"),
 	}
-	return f.d.String()
+	ds = append(ds, probeSettingsDecl(&s.Ready, "ready", "readinessProbe", "readiness")...)
+	ds = append(ds, probeSettingsDecl(&s.Live, "live", "livenessProbe", "liveness")...)
+	ds = append(ds,
+		str(&s.Listen, "listen", "ADDR", "", "serve /readyz /livez /startupz /metrics on `ADDR` (e.g. :9090)", "listen"),
+		str(&s.AdminListen, "admin-listen", "ADDR", "", "serve POST /drain and /quitquitquit on loopback `ADDR`", "adminListen"),
+	)
+	ds = append(ds, hookSettingsDecl(&s.PostStart, "post-start", "lifecycle.postStart", "postStart")...)
+	ds = append(ds, hookSettingsDecl(&s.PreStop, "pre-stop", "lifecycle.preStop", "preStop")...)
+	ds = append(ds,
+		duration(&s.HookTimeout, "hook-timeout", drain.DefaultHookTimeout, "longest run of one hook; a hook over it is killed and fails", "hookTimeout"),
+
+		duration(&s.DrainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and wait this long before stopping (5s in Kubernetes)", "drain.delay"),
+		integer(&s.DrainConnections, "drain-connections", "PORT", 0, "on SIGTERM, wait until no established connection to local `PORT` remains", "drain.connections"),
+		duration(&s.DrainTimeout, "drain-timeout", 30*time.Second, "longest wait for --drain-connections (0: no wait)", "drain.timeout"),
+		withDecode(duration(&s.TerminationGracePeriod, "termination-grace-period", 0,
+			"the pod's terminationGracePeriodSeconds: warn if the stop sequence cannot fit", "terminationGracePeriodSeconds"),
+			func(n *node) error { return n.seconds(&s.TerminationGracePeriod) }),
+
+		str(&s.HookLogDir, "hook-log-dir", "DIR", "", "write NAME.hooks.log (JSON lines) in `DIR`", "hookLogDir"),
+		str(&s.TerminationLog, "termination-log", "PATH", "", "on exit write why the container ended to `PATH` (/dev/termination-log)", "terminationMessagePath"),
+		str(&s.TombstoneDir, "tombstone-dir", "DIR", "", "write NAME.json with the current phase in `DIR`", "tombstoneDir"),
+		list(&s.ExitWith, "exit-with", "NAME", "stop once the tombstone of `NAME` says exited (repeatable)", "exitWith"),
+		list(&s.OnExitPost, "on-exit-post", "URL", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit", "onExitPost"),
+	)
+	return ds
 }
-func (f durationFlag) Set(v string) error {
-	d, err := parseDuration(v)
+
+// probeSettingsDecl declares a kubelet probe: --FLAG TARGET and its
+// parameters, and FIELD in the file as a core/v1 Probe. Kubernetes' zero
+// values mean its defaults, which are lifecycled's defaults too.
+func probeSettingsDecl(p *probeSettings, flag, field, what string) []setting {
+	return []setting{
+		{
+			name: flag, arg: "TARGET", value: &targetValue{&p.Target, true}, yaml: []string{field},
+			help:   what + " probe `TARGET` of the child (tcp, http, grpc, exec:...)",
+			decode: func(n *node) error { return n.probeHandler(&p.Target) },
+			owns:   []string{"exec", "httpGet", "tcpSocket", "grpc"},
+		},
+		withDecode(duration(&p.Period, flag+"-period", time.Second, what+" probe period", field+".periodSeconds"),
+			func(n *node) error { return n.probeSeconds(&p.Period, 1) }),
+		withDecode(duration(&p.Timeout, flag+"-timeout", time.Second, what+" probe timeout", field+".timeoutSeconds"),
+			func(n *node) error { return n.probeSeconds(&p.Timeout, 1) }),
+		withDecode(duration(&p.InitialDelay, flag+"-initial-delay", 0, "delay before the first "+what+" probe", field+".initialDelaySeconds"),
+			func(n *node) error { return n.probeSeconds(&p.InitialDelay, 0) }),
+		withDecode(integer(&p.SuccessThreshold, flag+"-success-threshold", "INT", 1, "consecutive successes to become "+adjective(what, true), field+".successThreshold"),
+			func(n *node) error { return n.probeCount(&p.SuccessThreshold) }),
+		withDecode(integer(&p.FailureThreshold, flag+"-failure-threshold", "INT", 3, "consecutive failures to become "+adjective(what, false), field+".failureThreshold"),
+			func(n *node) error { return n.probeCount(&p.FailureThreshold) }),
+		// A Probe copied from a manifest may carry it; it only concerns
+		// liveness probes, so it is accepted and ignored.
+		{yaml: []string{field + ".terminationGracePeriodSeconds"}, decode: func(n *node) error { var d time.Duration; return n.seconds(&d) }},
+	}
+}
+
+// adjective says what a probe's result makes the container.
+func adjective(what string, ok bool) string {
+	if what == "readiness" {
+		if ok {
+			return "ready"
+		}
+		return "unready"
+	}
+	if ok {
+		return "healthy"
+	}
+	return "unhealthy"
+}
+
+// hookSettingsDecl declares a lifecycle hook: --FLAG CMD, --FLAG-http URL,
+// --FLAG-sleep DURATION, and FIELD in the file as a core/v1
+// LifecycleHandler. Any of the flags set makes the file's handler give way.
+func hookSettingsDecl(h *hookSettings, flag, field, hook string) []setting {
+	cmd := setting{
+		name: flag, arg: "CMD", value: &commandValue{&h.Exec}, yaml: []string{field},
+		help:   hook + " hook `CMD` (JSON array: exec form; else /bin/sh -c)",
+		decode: func(n *node) error { return n.lifecycleHandler(h) },
+		yields: []string{flag + "-http", flag + "-sleep"},
+	}
+	return []setting{
+		cmd,
+		str(&h.HTTP, flag+"-http", "URL", "", hook+" hook: GET `URL`"),
+		duration(&h.Sleep, flag+"-sleep", 0, hook+" hook: sleep this long (Kubernetes' sleep handler)"),
+	}
+}
+
+func str(p *string, name, arg, def, help string, yaml ...string) setting {
+	*p = def
+	return setting{name: name, arg: arg, help: help, value: (*stringValue)(p), def: def, yaml: yaml}
+}
+
+func boolean(p *bool, name, help string, yaml ...string) setting {
+	*p = false
+	return setting{name: name, help: help, value: (*boolValue)(p), yaml: yaml}
+}
+
+func integer(p *int, name, arg string, def int, help string, yaml ...string) setting {
+	*p = def
+	return setting{name: name, arg: arg, help: help, value: (*intValue)(p), def: strconv.Itoa(def), yaml: yaml}
+}
+
+func duration(p *time.Duration, name string, def time.Duration, help string, yaml ...string) setting {
+	*p = def
+	return setting{name: name, arg: "DURATION", help: help, value: (*durationValue)(p), def: def.String(), yaml: yaml}
+}
+
+func list(p *[]string, name, arg, help string, yaml ...string) setting {
+	*p = nil
+	return setting{name: name, arg: arg, help: help, value: (*listValue)(p), yaml: yaml}
+}
+
+// withDefault sets the default --help shows, where the zero value stands for
+// a default that depends on other settings.
+func withDefault(s setting, def string) setting {
+	s.def = def
+	return s
+}
+
+func withDecode(s setting, decode func(n *node) error) setting {
+	s.decode = decode
+	return s
+}
+
+type stringValue string
+
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+func (v *stringValue) String() string     { return string(*v) }
+
+type boolValue bool
+
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
 	if err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "bad duration "+strconv.Quote(v)+": "))
+		return errors.New("want true or false")
 	}
-	*f.d = d
+	*v = boolValue(b)
 	return nil
 }
+func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
 
-func defaultRunOptions() runOptions {
-	return runOptions{
-		LogFormat:             "json",
-		LogLevel:              "info",
-		StopSignal:            "TERM",
-		GracePeriod:           10 * time.Second,
-		WaitInterval:          time.Second,
-		ReadyPeriod:           time.Second,
-		ReadyTimeout:          time.Second,
-		ReadySuccessThreshold: 1,
-		ReadyFailureThreshold: 3,
-		LivePeriod:            time.Second,
-		LiveTimeout:           time.Second,
-		LiveSuccessThreshold:  1,
-		LiveFailureThreshold:  3,
-		HookTimeout:           30 * time.Second,
-		DrainTimeout:          30 * time.Second,
+type intValue int
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 0, strconv.IntSize)
+	if err != nil {
+		return errors.New("want a whole number")
 	}
+	*v = intValue(n)
+	return nil
+}
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+
+// durationValue accepts Go durations and bare seconds, like parseDuration.
+type durationValue time.Duration
+
+func (v *durationValue) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "bad duration "+strconv.Quote(strings.TrimSpace(s))+": "))
+	}
+	*v = durationValue(d)
+	return nil
+}
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+
+// listValue is a repeatable flag: each use adds a value. From the
+// environment it takes comma-separated values.
+type listValue []string
+
+func (v *listValue) Set(s string) error { *v = append(*v, s); return nil }
+func (v *listValue) String() string     { return strings.Join(*v, ",") }
+
+// targetValue is a TARGET, checked as it is given.
+type targetValue struct {
+	t         *target
+	allowExec bool
 }
 
-// newRunFlagSet binds every run flag to o. The order of registration is the
-// order of --help.
-func newRunFlagSet(o *runOptions) *flag.FlagSet {
-	fs := flag.NewFlagSet("lifecycled", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	dur := func(p *time.Duration, name, usage string) { fs.Var(durationFlag{p}, name, usage) }
+func (v *targetValue) Set(s string) error {
+	t, err := probes.ParseTarget(s, v.allowExec)
+	if err != nil {
+		return err
+	}
+	*v.t = target{Target: t, set: true}
+	return nil
+}
+func (v *targetValue) String() string { return v.t.Raw }
 
-	fs.StringVar(&o.Config, "config", o.Config, "read settings from this YAML `FILE` (Kubernetes field names)")
-	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format on stderr: json or console")
-	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn, error")
-	fs.StringVar(&o.Name, "name", o.Name, "name used for the tombstone and hook log (default: COMMAND's base name)")
+// commandValue is a hook command in Dockerfile style, checked as it is
+// given.
+type commandValue struct{ c *command }
 
-	fs.BoolVar(&o.SingleChild, "single-child", o.SingleChild, "forward signals to the child alone, not its process group")
-	fs.Var(&o.SignalMap, "signal-map", "rewrite a forwarded signal, `FROM:TO` (repeatable), e.g. TERM:QUIT")
-	fs.StringVar(&o.StopSignal, "stop-signal", o.StopSignal, "`SIGNAL` the stop sequence sends to the child")
-	fs.Var(&o.ExitCodeMap, "exit-code-map", "rewrite the child's exit code, `FROM:TO` (repeatable), e.g. 143:0")
-	dur(&o.GracePeriod, "grace-period", "time between the stop signal and SIGKILL")
+func (v *commandValue) Set(s string) error {
+	argv, shell, err := supervisor.ParseCommand(s)
+	if err != nil {
+		return err
+	}
+	*v.c = command{Raw: s, Argv: argv, Shell: shell}
+	return nil
+}
+func (v *commandValue) String() string { return v.c.Raw }
 
-	fs.Var(&o.Wait, "wait", "wait for `TARGET` to be up before starting COMMAND (repeatable)")
-	dur(&o.WaitInterval, "wait-interval", "longest pause between two checks of a --wait target")
-	dur(&o.WaitTimeout, "wait-timeout", "give up waiting after this long and exit 124 (0: never)")
+// execCommand is the exec form of argv, as a Kubernetes exec handler is:
+// no shell. Raw is its JSON array, which is how exec forms are shown.
+func execCommand(argv []string) command {
+	b, _ := json.Marshal(argv)
+	return command{Raw: string(b), Argv: argv}
+}
 
-	fs.StringVar(&o.Ready, "ready", o.Ready, "readiness probe `TARGET` of the child (tcp, http, grpc, exec:...)")
-	dur(&o.ReadyPeriod, "ready-period", "readiness probe period")
-	dur(&o.ReadyTimeout, "ready-timeout", "readiness probe timeout")
-	dur(&o.ReadyInitialDelay, "ready-initial-delay", "delay before the first readiness probe")
-	fs.IntVar(&o.ReadySuccessThreshold, "ready-success-threshold", o.ReadySuccessThreshold, "consecutive successes to become ready")
-	fs.IntVar(&o.ReadyFailureThreshold, "ready-failure-threshold", o.ReadyFailureThreshold, "consecutive failures to become unready")
+func isBool(v value) bool {
+	_, ok := v.(*boolValue)
+	return ok
+}
 
-	fs.StringVar(&o.Live, "live", o.Live, "liveness probe `TARGET` of the child: /livez fails once it fails its threshold")
-	dur(&o.LivePeriod, "live-period", "liveness probe period")
-	dur(&o.LiveTimeout, "live-timeout", "liveness probe timeout")
-	dur(&o.LiveInitialDelay, "live-initial-delay", "delay before the first liveness probe (counted from the end of postStart)")
-	fs.IntVar(&o.LiveSuccessThreshold, "live-success-threshold", o.LiveSuccessThreshold, "consecutive successes to pass again (must be 1, as in Kubernetes)")
-	fs.IntVar(&o.LiveFailureThreshold, "live-failure-threshold", o.LiveFailureThreshold, "consecutive failures to fail /livez")
+func isList(v value) bool {
+	_, ok := v.(*listValue)
+	return ok
+}
 
-	fs.StringVar(&o.Listen, "listen", o.Listen, "serve /readyz /livez /startupz /metrics on `ADDR` (e.g. :9090)")
-	fs.StringVar(&o.AdminListen, "admin-listen", o.AdminListen, "serve POST /drain and /quitquitquit on loopback `ADDR`")
-
-	fs.StringVar(&o.PostStart, "post-start", o.PostStart, "postStart hook `CMD` (JSON array: exec form; else /bin/sh -c)")
-	fs.StringVar(&o.PostStartHTTP, "post-start-http", o.PostStartHTTP, "postStart hook: GET `URL`")
-	fs.StringVar(&o.PreStop, "pre-stop", o.PreStop, "preStop hook `CMD` (JSON array: exec form; else /bin/sh -c)")
-	fs.StringVar(&o.PreStopHTTP, "pre-stop-http", o.PreStopHTTP, "preStop hook: GET `URL`")
-	dur(&o.PostStartSleep, "post-start-sleep", "postStart hook: sleep this long (Kubernetes' sleep handler)")
-	dur(&o.PreStopSleep, "pre-stop-sleep", "preStop hook: sleep this long (Kubernetes' sleep handler)")
-	dur(&o.HookTimeout, "hook-timeout", "longest run of one hook; a hook over it is killed and fails")
-
-	dur(&o.DrainDelay, "drain-delay", "on SIGTERM, fail readiness and wait this long before stopping (5s in Kubernetes)")
-	fs.IntVar(&o.DrainConnections, "drain-connections", o.DrainConnections, "on SIGTERM, wait until no established connection to local `PORT` remains")
-	dur(&o.DrainTimeout, "drain-timeout", "longest wait for --drain-connections")
-	dur(&o.TerminationGracePeriod, "termination-grace-period", "the pod's terminationGracePeriodSeconds: warn if the stop sequence cannot fit")
-
-	fs.StringVar(&o.HookLogDir, "hook-log-dir", o.HookLogDir, "write NAME.hooks.log (JSON lines) in `DIR`")
-	fs.StringVar(&o.TerminationLog, "termination-log", o.TerminationLog, "on exit write why the container ended to `PATH` (/dev/termination-log)")
-	fs.StringVar(&o.TombstoneDir, "tombstone-dir", o.TombstoneDir, "write NAME.json with the current phase in `DIR`")
-	fs.Var(&o.ExitWith, "exit-with", "stop once the tombstone of `NAME` says exited (repeatable)")
-	fs.Var(&o.OnExitPost, "on-exit-post", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit")
-	return fs
+// envVar is the environment variable of d.
+func (d *setting) envVar() string {
+	if d.env != "" {
+		return d.env
+	}
+	return envName(d.name)
 }
 
 // envName is the environment variable that sets flag name.
@@ -180,59 +379,172 @@ func envName(name string) string {
 	return "LIFECYCLED_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// isRepeatable reports whether the flag takes several values.
-func isRepeatable(f *flag.Flag) bool {
-	_, ok := f.Value.(*stringList)
-	return ok
+// errHelp is returned for -h, -help and --help.
+var errHelp = errors.New("help requested")
+
+func isHelp(err error) bool { return errors.Is(err, errHelp) }
+
+// oneLine keeps an error on the one line usage errors are printed on:
+// flag names and values are typed by users and may hold line breaks.
+var oneLine = strings.NewReplacer("\n", `\n`, "\r", `\r`)
+
+// parseFlags sets the flags in args and returns their names and the
+// arguments after them: after "--", or from the first argument that is not
+// a flag. -name and --name, with the value after "=" or in the next
+// argument, as Go's flag package reads them.
+func parseFlags(decls []setting, args []string) (map[string]bool, []string, error) {
+	byName := map[string]*setting{}
+	for i := range decls {
+		if decls[i].name != "" {
+			byName[decls[i].name] = &decls[i]
+		}
+	}
+	given := map[string]bool{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return given, args[i+1:], nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			return given, args[i:], nil
+		}
+		name := strings.TrimPrefix(a[1:], "-")
+		if name == "" || name[0] == '-' || name[0] == '=' {
+			return nil, nil, fmt.Errorf("bad flag syntax: %s", oneLine.Replace(a))
+		}
+		name, val, hasVal := strings.Cut(name, "=")
+		d := byName[name]
+		if d == nil {
+			if name == "h" || name == "help" {
+				return nil, nil, errHelp
+			}
+			return nil, nil, unknownFlag(name, decls)
+		}
+		switch {
+		case hasVal:
+		case isBool(d.value):
+			val = "true"
+		case i+1 < len(args):
+			i++
+			val = args[i]
+		default:
+			return nil, nil, fmt.Errorf("--%s needs a value", name)
+		}
+		if err := d.value.Set(val); err != nil {
+			return nil, nil, errors.New(oneLine.Replace(fmt.Sprintf("--%s %q: %v", name, val, err)))
+		}
+		given[name] = true
+	}
+	return given, nil, nil
 }
 
-// parseRunOptions parses args and the environment in the contract's
-// precedence: flag > environment > file > default. It returns the names of
-// the flags set by flag or environment, which the config file must not
-// override.
-func parseRunOptions(args []string, getenv func(string) string) (runOptions, map[string]bool, error) {
-	o := defaultRunOptions()
-	fs := newRunFlagSet(&o)
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			return o, nil, err
+// unknownFlag names a flag that does not exist and the closest that does,
+// as a typo (--drain-dealy) is the usual cause.
+func unknownFlag(name string, decls []setting) error {
+	msg := "unknown flag --" + oneLine.Replace(name)
+	best, bestDist := "", len(name)/3+2
+	for _, d := range decls {
+		if d.name == "" {
+			continue
 		}
-		// The flag package names a bad flag as typed: a newline in it
-		// would split the one line of the usage error.
-		return o, nil, errors.New(strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(err.Error()))
+		if dist := editDistance(name, d.name); dist < bestDist {
+			best, bestDist = d.name, dist
+		}
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		v := getenv(envName(f.Name))
-		if set[f.Name] || v == "" || envErr != nil {
-			return
+	if best != "" {
+		msg += " (did you mean --" + best + "?)"
+	}
+	return errors.New(msg)
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	if len(a) > 64 {
+		return len(a) // a flag name is short; this keeps a long typo cheap
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// applyEnv sets every setting not given as a flag from its LIFECYCLED_
+// variable, and adds it to given. Repeatable settings take
+// comma-separated values there.
+func applyEnv(decls []setting, getenv func(string) string, given map[string]bool) error {
+	for i := range decls {
+		d := &decls[i]
+		if d.name == "" || given[d.name] {
+			continue
+		}
+		v := getenv(d.envVar())
+		if v == "" {
+			continue
 		}
 		vals := []string{v}
-		if isRepeatable(f) {
+		if isList(d.value) {
 			vals = strings.Split(v, ",")
 		}
 		for _, one := range vals {
-			if err := fs.Set(f.Name, strings.TrimSpace(one)); err != nil {
-				envErr = fmt.Errorf("invalid value %q for %s: %v", v, envName(f.Name), err)
-				return
+			if err := d.value.Set(strings.TrimSpace(one)); err != nil {
+				return errors.New(oneLine.Replace(fmt.Sprintf("%s=%q: %v", d.envVar(), v, err)))
 			}
 		}
-		set[f.Name] = true
-	})
-	if envErr != nil {
-		return o, nil, envErr
+		given[d.name] = true
 	}
-	o.Command = fs.Args()
-	return o, set, nil
+	return nil
+}
+
+// parseSettings reads the flags of args and then the environment, and
+// returns the settings and the names of those given either way, which the
+// config file must not override.
+func parseSettings(args []string, getenv func(string) string) (*settings, map[string]bool, error) {
+	s := &settings{}
+	decls := s.declare()
+	given, rest, err := parseFlags(decls, args)
+	if err != nil {
+		return s, nil, err
+	}
+	if err := applyEnv(decls, getenv, given); err != nil {
+		return s, nil, err
+	}
+	s.Command = rest
+	return s, given, nil
+}
+
+// loadSettings is parseSettings, then the config file if one is given:
+// flag > env > file > default.
+func loadSettings(args []string, getenv func(string) string, readFile func(string) ([]byte, error)) (*settings, error) {
+	s, given, err := parseSettings(args, getenv)
+	if err != nil || s.Config == "" {
+		return s, err
+	}
+	data, err := readFile(s.Config)
+	if err != nil {
+		return s, fmt.Errorf("--config: %w", err)
+	}
+	if err := applyFile(s, data, given); err != nil {
+		return s, fmt.Errorf("--config %s: %w", s.Config, err)
+	}
+	return s, nil
 }
 
 // printRunUsage writes --help: the commands, then every flag with its
 // environment variable.
 func printRunUsage(w io.Writer) {
-	o := defaultRunOptions()
-	fs := newRunFlagSet(&o)
 	fmt.Fprint(w, `lifecycled makes containers start and stop gracefully.
 
 Usage:
@@ -252,29 +564,29 @@ Exit codes: the child's code; 128+N if killed by signal N; 2 usage error;
 Flags (each also as environment variable LIFECYCLED_<FLAG>, e.g. LIFECYCLED_DRAIN_DELAY=5s;
 repeatable flags take comma-separated values there). Precedence: flag > env > --config > default.
 `)
-	printFlags(w, fs)
+	printFlags(w, (&settings{}).declare())
 }
 
-// printFlags lists every flag as --name ARG, its meaning, default and
-// environment variable.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		arg, usage := flag.UnquoteUsage(f)
-		switch {
-		case arg == "value":
-			arg = "DURATION"
-		case arg == "string", arg == "int":
-			arg = strings.ToUpper(arg)
-		}
-		if _, ok := f.Value.(interface{ IsBoolFlag() bool }); ok {
-			arg = ""
+// printFlags lists every flag as --name ARG, its meaning, default, config
+// file key and environment variable.
+func printFlags(w io.Writer, decls []setting) {
+	for i := range decls {
+		d := &decls[i]
+		if d.name == "" {
+			continue
 		}
 		def := ""
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
-			def = " (default " + f.DefValue + ")"
+		if d.def != "" && d.def != "0" && d.def != "0s" {
+			def = " (default " + d.def + ")"
 		}
-		fmt.Fprintf(w, "  --%s %s\n        %s%s [%s]\n", f.Name, arg, usage, def, envName(f.Name))
-	})
+		key := ""
+		if len(d.yaml) > 0 {
+			key = ", " + d.yaml[0]
+		}
+		arg := ""
+		if d.arg != "" {
+			arg = " " + d.arg
+		}
+		fmt.Fprintf(w, "  --%s%s\n        %s%s [%s%s]\n", d.name, arg, strings.ReplaceAll(d.help, "`", ""), def, d.envVar(), key)
+	}
 }
-
-func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }

@@ -44,9 +44,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		case "run":
 			return runMain(args[1:], stderr)
 		case "wait":
-			return waitMain(args[1:], stderr)
+			return waitMain(args[1:], os.Getenv, stdout, stderr)
 		case "probe":
-			return probeMain(args[1:], stderr)
+			return probeMain(args[1:], os.Getenv, stdout, stderr)
 		case "sleep":
 			return sleepMain(args[1:], stderr)
 		case "explain":

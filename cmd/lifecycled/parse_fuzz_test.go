@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -54,7 +53,7 @@ func FuzzParseDuration(f *testing.F) {
 		}
 		// A duration flag takes the same text and means the same.
 		var got time.Duration
-		if err := (durationFlag{&got}).Set(in); err != nil || got != d {
+		if err := (*durationValue)(&got).Set(in); err != nil || got != d {
 			t.Fatalf("--flag=%q: %v, %v; parseDuration says %v", in, got, err, d)
 		}
 	})
@@ -76,33 +75,35 @@ func FuzzConfigFile(f *testing.F) {
 		if len(data) > 64<<10 {
 			return // a config file is small; big inputs only slow the fuzzer
 		}
-		fc, err := decodeConfigFile(data)
+		// Flag > environment > file: with every flag given, the file
+		// changes nothing.
+		all := defaultSettings()
+		all.Command = []string{"app"}
+		given := map[string]bool{}
+		for _, d := range (&settings{}).declare() {
+			given[d.name] = d.name != ""
+		}
+		err := applyFile(all, data, given)
 		if err != nil {
-			checkOneLine(t, "decode", err)
+			checkOneLine(t, "file", err)
 			if !yamlLine.MatchString(err.Error()) {
-				t.Fatalf("decode error names no line: %v", err)
+				t.Fatalf("config file error names no line: %v", err)
 			}
 			return
 		}
-
-		// Flag > environment > file: with every flag given, the file
-		// changes nothing.
-		all := defaultRunOptions()
-		all.Command = []string{"app"}
-		set := map[string]bool{}
-		newRunFlagSet(&runOptions{}).VisitAll(func(fl *flag.Flag) { set[fl.Name] = true })
-		if err := fc.apply(&all, set); err == nil {
-			want := defaultRunOptions()
-			want.Command = []string{"app"}
-			if !reflect.DeepEqual(all, want) {
-				t.Fatalf("the file overrode flags:\n got %+v\nwant %+v", all, want)
-			}
+		want := defaultSettings()
+		want.Command = []string{"app"}
+		if !reflect.DeepEqual(all, want) {
+			t.Fatalf("the file overrode flags:\n got %+v\nwant %+v", all, want)
 		}
 
-		o := defaultRunOptions()
+		o := defaultSettings()
 		o.Command = []string{"app"}
-		if err := fc.apply(&o, map[string]bool{}); err != nil {
-			checkOneLine(t, "apply", err)
+		if err := applyFile(o, data, map[string]bool{}); err != nil {
+			checkOneLine(t, "file", err)
+			if !yamlLine.MatchString(err.Error()) {
+				t.Fatalf("config file error names no line: %v", err)
+			}
 			return
 		}
 		checkDurations(t, o)
@@ -151,7 +152,7 @@ func FuzzRunOptions(f *testing.F) {
 		}
 		getenv := func(k string) string { return env[k] }
 
-		o, set, err := parseRunOptions(args, getenv)
+		o, set, err := parseSettings(args, getenv)
 		if isHelp(err) {
 			return
 		}
@@ -163,7 +164,7 @@ func FuzzRunOptions(f *testing.F) {
 		// Flag beats environment: the environment variables of the flags
 		// given on the command line change nothing.
 		onCommandLine := map[string]bool{}
-		if _, cl, err := parseRunOptions(args, func(string) string { return "" }); err == nil {
+		if _, cl, err := parseSettings(args, func(string) string { return "" }); err == nil {
 			onCommandLine = cl
 		}
 		envLess := func(k string) string {
@@ -174,13 +175,13 @@ func FuzzRunOptions(f *testing.F) {
 			}
 			return env[k]
 		}
-		o2, _, err := parseRunOptions(args, envLess)
+		o2, _, err := parseSettings(args, envLess)
 		if err != nil || !reflect.DeepEqual(normalized(o), normalized(o2)) {
 			t.Fatalf("environment of flags given on the command line mattered:\n%+v\n%+v (%v)", o, o2, err)
 		}
 
 		// What parsed, written back as explicit flags, parses the same.
-		again, _, err := parseRunOptions(asArgs(o, set), func(string) string { return "" })
+		again, _, err := parseSettings(asArgs(o, set), func(string) string { return "" })
 		if err != nil || !reflect.DeepEqual(normalized(o), normalized(again)) {
 			t.Fatalf("options do not survive a round trip through flags:\n got %+v\nthen %+v (%v)\nargs %q", o, again, err, asArgs(o, set))
 		}
@@ -197,44 +198,55 @@ func FuzzRunOptions(f *testing.F) {
 
 // asArgs writes o back as command-line flags: those in set, then -- and
 // the command.
-func asArgs(o runOptions, set map[string]bool) []string {
+func asArgs(o *settings, set map[string]bool) []string {
 	var args []string
-	newRunFlagSet(&o).VisitAll(func(fl *flag.Flag) {
-		if !set[fl.Name] {
-			return
+	c := *o
+	decls := c.declare()
+	c = *o
+	for _, d := range decls {
+		if !set[d.name] {
+			continue
 		}
-		if l, ok := fl.Value.(*stringList); ok {
+		if l, ok := d.value.(*listValue); ok {
 			for _, v := range *l {
-				args = append(args, "--"+fl.Name+"="+v)
+				args = append(args, "--"+d.name+"="+v)
 			}
-			return
+			continue
 		}
-		args = append(args, "--"+fl.Name+"="+fl.Value.String())
-	})
+		args = append(args, "--"+d.name+"="+d.value.String())
+	}
 	return append(append(args, "--"), o.Command...)
 }
 
 // normalized makes empty lists nil, so that comparisons see values only.
-func normalized(o runOptions) runOptions {
-	for _, l := range []*stringList{&o.SignalMap, &o.ExitCodeMap, &o.Wait, &o.ExitWith, &o.OnExitPost} {
+func normalized(o *settings) settings {
+	n := *o
+	for _, l := range []*[]string{&n.SignalMap, &n.ExitCodeMap, &n.Wait, &n.ExitWith, &n.OnExitPost} {
 		if len(*l) == 0 {
 			*l = nil
 		}
 	}
-	if len(o.Command) == 0 {
-		o.Command = nil
+	if len(n.Command) == 0 {
+		n.Command = nil
 	}
-	return o
+	return n
+}
+
+// defaultSettings are the settings with nothing given.
+func defaultSettings() *settings {
+	s := &settings{}
+	s.declare()
+	return s
 }
 
 // checkDurations: no input may make a duration negative (an overflow
 // would).
-func checkDurations(t *testing.T, o runOptions) {
+func checkDurations(t *testing.T, o *settings) {
 	t.Helper()
 	for name, d := range map[string]time.Duration{
 		"grace-period": o.GracePeriod, "wait-interval": o.WaitInterval, "wait-timeout": o.WaitTimeout,
-		"ready-period": o.ReadyPeriod, "ready-timeout": o.ReadyTimeout, "ready-initial-delay": o.ReadyInitialDelay,
-		"post-start-sleep": o.PostStartSleep, "pre-stop-sleep": o.PreStopSleep, "hook-timeout": o.HookTimeout,
+		"ready-period": o.Ready.Period, "ready-timeout": o.Ready.Timeout, "ready-initial-delay": o.Ready.InitialDelay,
+		"post-start-sleep": o.PostStart.Sleep, "pre-stop-sleep": o.PreStop.Sleep, "hook-timeout": o.HookTimeout,
 		"drain-delay": o.DrainDelay, "drain-timeout": o.DrainTimeout, "termination-grace-period": o.TerminationGracePeriod,
 	} {
 		if d < 0 {

@@ -66,7 +66,7 @@ func runMain(args []string, stderr io.Writer) int {
 // ok=false with the exit code when lifecycled must stop here (--help, or a
 // usage error already printed).
 func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (*runConfig, int, bool) {
-	opts, set, err := parseRunOptions(args, getenv)
+	s, err := loadSettings(args, getenv, os.ReadFile)
 	if isHelp(err) {
 		printRunUsage(stdout)
 		return nil, exitOK, false
@@ -74,12 +74,7 @@ func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
 	}
-	if opts.Config != "" {
-		if err := applyConfigFile(&opts, opts.Config, set); err != nil {
-			return nil, usageError(stderr, "%v", err), false
-		}
-	}
-	cfg, err := newRunConfig(opts)
+	cfg, err := newRunConfig(s)
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
 	}

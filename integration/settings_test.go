@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSettingsSignalMapChoosesStopSignal: TERM and INT start the stop
+// sequence, so `--signal-map TERM:QUIT` (nginx's graceful stop) makes QUIT
+// the signal that sequence sends, however the map is given; explain says
+// so. The recorder does not exit on QUIT: it is SIGKILLed after the grace
+// period, having received QUIT and nothing else.
+func TestSettingsSignalMapChoosesStopSignal(t *testing.T) {
+	for _, via := range []string{"flag", "env", "file", "int"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 30*time.Second)
+			dir := t.TempDir()
+			args := []string{"--grace-period", "300ms"}
+			var env []string
+			stop := syscall.SIGTERM
+			switch via {
+			case "flag":
+				args = append(args, "--signal-map", "TERM:QUIT")
+			case "env":
+				env = []string{"LIFECYCLED_SIGNAL_MAP=WINCH:USR1,TERM:QUIT"}
+			case "file":
+				file := filepath.Join(dir, "c.yaml")
+				require.NoError(t, os.WriteFile(file, []byte("signalMap: [TERM:QUIT]\n"), 0o644))
+				args = append(args, "--config", file)
+			case "int":
+				args = append(args, "--signal-map", "INT:QUIT", "--stop-signal", "QUIT")
+				stop = syscall.SIGINT
+			}
+			out, err := exec.Command(lifecycledBin(t), append(append([]string{"explain"}, args...), "--", "nginx")...).CombinedOutput()
+			if via != "env" {
+				require.NoError(t, err, "%s", out)
+				assert.Contains(t, string(out), "SIGQUIT to the child", "explain shows what the stop sequence sends")
+			}
+
+			p := start(t, options{env: env}, append(append(args, "--"), recorder(t, dir)...)...)
+			require.NotNil(t, p)
+			require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+			require.NoError(t, p.signal(ctx, stop))
+			r := p.wait(ctx)
+			assert.Equal(t, 137, r.code, "stderr: %s", r.stderr)
+			assert.Equal(t, []int{int(syscall.SIGQUIT)}, readSignals(dir))
+		})
+	}
+}
+
+// TestSettingsSignalsThatCannotWork: a map from a signal lifecycled never
+// receives or forwards, a stop signal that cannot end a process, and a map
+// of TERM that disagrees with --stop-signal are usage errors (exit 2, one
+// line naming them), never silently ignored.
+func TestSettingsSignalsThatCannotWork(t *testing.T) {
+	cases := []struct {
+		args  []string
+		cause string
+	}{
+		{[]string{"--signal-map", "KILL:TERM"}, "KILL:TERM"},
+		{[]string{"--signal-map", "STOP:USR1"}, "STOP:USR1"},
+		{[]string{"--signal-map", "CHLD:USR1"}, "CHLD:USR1"},
+		{[]string{"--signal-map", "TERM:CHLD"}, "TERM:CHLD"},
+		{[]string{"--signal-map", "TERM:STOP"}, "TERM:STOP"},
+		{[]string{"--stop-signal", "STOP"}, "--stop-signal STOP"},
+		{[]string{"--stop-signal", "CONT"}, "--stop-signal CONT"},
+		{[]string{"--stop-signal", "TSTP"}, "--stop-signal TSTP"},
+		{[]string{"--signal-map", "TERM:QUIT", "--stop-signal", "HUP"}, "--signal-map TERM:QUIT and --stop-signal HUP disagree"},
+		{[]string{"--signal-map", "TERM:QUIT", "--signal-map", "INT:USR2"}, "disagree"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 20*time.Second)
+			dir := t.TempDir()
+			p := start(t, options{dir: dir}, append(tc.args, "--", "touch", "started")...)
+			require.NotNil(t, p)
+			r := p.wait(ctx)
+			assert.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+			assertOneCause(t, r.stderr, tc.cause)
+			assert.NoFileExists(t, filepath.Join(dir, "started"))
+		})
+	}
+}
+
+// TestSettingsZeroMeansZero: a zero duration means no wait, never "the
+// default": --grace-period 0 sends SIGKILL right after the stop signal
+// (it waited 10 s), and --drain-timeout 0 does not wait for connections
+// (it waited 30 s). What explain prints is what happens.
+func TestSettingsZeroMeansZero(t *testing.T) {
+	ignoreTerm := `trap '' TERM; : > ready; while :; do sleep 0.05; done`
+	t.Run("grace period", func(t *testing.T) {
+		ctx := testContext(t, 30*time.Second)
+		out, err := exec.Command(lifecycledBin(t), "explain", "--grace-period", "0", "--", "app").Output()
+		require.NoError(t, err)
+		assert.Contains(t, string(out), "SIGKILL at 0s")
+
+		dir := t.TempDir()
+		p := start(t, options{dir: dir}, "--grace-period", "0", "--", "sh", "-c", ignoreTerm)
+		require.NotNil(t, p)
+		require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+		sent := time.Now()
+		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+		r := p.wait(ctx)
+		took := time.Since(sent)
+		assert.Equal(t, 137, r.code, "stderr: %s", r.stderr)
+		assert.Less(t, took, 3*time.Second, "SIGKILL right after the stop signal, not after a default 10s")
+		t.Logf("FIGURE --grace-period 0: SIGTERM to exit 137 in %s", took.Round(time.Millisecond))
+	})
+
+	// The test holds one established connection to a local port for the
+	// whole run: --drain-connections waits for it up to --drain-timeout.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = server.Close() })
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+
+	for _, tc := range []struct {
+		timeout        string
+		atLeast, below time.Duration
+		explain        string
+	}{
+		{"0", 0, 1500 * time.Millisecond, "connections <=0s"},
+		{"2s", 2 * time.Second, 10 * time.Second, "connections <=2s"}, // the connection is counted
+	} {
+		t.Run("drain timeout "+tc.timeout, func(t *testing.T) {
+			ctx := testContext(t, 60*time.Second)
+			args := []string{"--drain-connections", port, "--drain-timeout", tc.timeout}
+			out, err := exec.Command(lifecycledBin(t), append(append([]string{"explain"}, args...), "--", "app")...).Output()
+			require.NoError(t, err)
+			assert.Contains(t, string(out), tc.explain)
+
+			dir := t.TempDir()
+			p := start(t, options{dir: dir}, append(args, "--", "sh", "-c", childUntilTerm)...)
+			require.NotNil(t, p)
+			require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+			sent := time.Now()
+			require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+			r := p.wait(ctx)
+			took := time.Since(sent)
+			assert.Equal(t, 3, r.code, "stderr: %s", r.stderr)
+			assert.GreaterOrEqual(t, took, tc.atLeast)
+			assert.Less(t, took, tc.below)
+			t.Logf("FIGURE --drain-timeout %s with a connection open: SIGTERM to exit in %s", tc.timeout, took.Round(time.Millisecond))
+		})
+	}
+}
