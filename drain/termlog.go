@@ -3,6 +3,8 @@ package drain
 import (
 	"fmt"
 	"os"
+	"strings"
+	"unicode/utf8"
 )
 
 // maxTerminationMessage is the most the kubelet reads from a container's
@@ -24,4 +26,33 @@ func WriteTerminationLog(path, message string) error {
 		return fmt.Errorf("write termination log %s: %w", path, err)
 	}
 	return nil
+}
+
+// stderrTailHeader separates the reason from the child's last words.
+const stderrTailHeader = "\n--- last lines of the child's stderr ---\n"
+
+// TerminationMessage is the reason line followed by the end of what the
+// child wrote to stderr, within the 4096 bytes the kubelet reads: the
+// reason is kept whole (it says what happened), the tail gets what is left
+// and keeps its most recent bytes, which is where a panic or a stack trace
+// ends. The tail is made valid UTF-8 (the API server stores the message as
+// a string): a character cut at the start is dropped, and invalid bytes
+// become U+FFFD. An empty tail adds nothing.
+func TerminationMessage(reason string, tail []byte) string {
+	budget := maxTerminationMessage - len(reason) - len(stderrTailHeader)
+	if len(tail) == 0 || budget <= 0 {
+		return reason
+	}
+	if len(tail) > budget {
+		tail = tail[len(tail)-budget:]
+	}
+	for i := 0; i < utf8.UTFMax-1 && len(tail) > 0 && !utf8.RuneStart(tail[0]); i++ {
+		tail = tail[1:] // the rest of a character cut above
+	}
+	s := strings.ToValidUTF8(string(tail), "\uFFFD")
+	for len(s) > budget { // U+FFFD is 3 bytes: a replaced byte may not fit
+		_, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+	}
+	return reason + stderrTailHeader + s
 }

@@ -41,6 +41,7 @@ type runConfig struct {
 	terminationGrace   time.Duration
 
 	hookLogDir, terminationLog, tombstoneDir string
+	terminationLogTail                       bool
 	exitWith, onExitPost                     []string
 }
 
@@ -60,9 +61,11 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		adminListen:    o.AdminListen,
 		hookLogDir:     o.HookLogDir,
 		terminationLog: o.TerminationLog,
-		tombstoneDir:   o.TombstoneDir,
-		exitWith:       o.ExitWith,
-		onExitPost:     o.OnExitPost,
+
+		terminationLogTail: o.TerminationLogTail,
+		tombstoneDir:       o.TombstoneDir,
+		exitWith:           o.ExitWith,
+		onExitPost:         o.OnExitPost,
 
 		terminationGrace: o.TerminationGracePeriod,
 	}
@@ -108,6 +111,9 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		return nil, err
 	}
 
+	if o.TerminationLogTail && o.TerminationLog == "" {
+		return nil, errors.New("--termination-log-tail needs --termination-log: the tail goes into that file")
+	}
 	if c.live, err = o.Live.spec("--live"); err != nil {
 		return nil, err
 	}

@@ -50,11 +50,12 @@ type settings struct {
 	DrainTimeout           time.Duration
 	TerminationGracePeriod time.Duration
 
-	HookLogDir     string
-	TerminationLog string
-	TombstoneDir   string
-	ExitWith       []string
-	OnExitPost     []string
+	HookLogDir         string
+	TerminationLog     string
+	TerminationLogTail bool
+	TombstoneDir       string
+	ExitWith           []string
+	OnExitPost         []string
 
 	Command []string
 }
@@ -168,6 +169,9 @@ func (s *settings) declare() []setting {
 
 		str(&s.HookLogDir, "hook-log-dir", "DIR", "", "write NAME.hooks.log (JSON lines) in `DIR`", "hookLogDir"),
 		str(&s.TerminationLog, "termination-log", "PATH", "", "on exit write why the container ended to `PATH` (/dev/termination-log)", "terminationMessagePath"),
+		boolean(&s.TerminationLogTail, "termination-log-tail",
+			"when the child fails, add the end of its stderr to --termination-log; the child's stderr becomes a pipe through lifecycled, not a TTY",
+			"terminationMessageTail"),
 		str(&s.TombstoneDir, "tombstone-dir", "DIR", "", "write NAME.json with the current phase in `DIR`", "tombstoneDir"),
 		list(&s.ExitWith, "exit-with", "NAME", "stop once the tombstone of `NAME` says exited (repeatable)", "exitWith"),
 		list(&s.OnExitPost, "on-exit-post", "URL", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit", "onExitPost"),

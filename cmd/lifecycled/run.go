@@ -159,6 +159,9 @@ type app struct {
 	started   chan struct{} // closed once the child runs
 	startedUp chan struct{} // closed once the child runs and postStart succeeded
 
+	stderrTail  *supervisor.StderrTail // with --termination-log-tail
+	stderrTailW *os.File               // the child's end of its pipe
+
 	mu    sync.Mutex
 	pid   int
 	phase string // the current phase, for the termination message
@@ -342,7 +345,9 @@ func (a *app) lifecycle() int {
 		Argv:              a.cfg.command,
 		SingleChild:       a.cfg.singleChild,
 		ParentDeathSignal: syscall.SIGKILL,
+		Stderr:            a.childStderr(),
 	})
+	a.startStderrTail(err == nil)
 	if err != nil {
 		code := 126
 		var se *supervisor.StartError
@@ -545,6 +550,9 @@ func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 		a.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
 	}
 	if a.cfg.terminationLog != "" {
+		if child != nil {
+			msg = a.withStderrTail(msg, code)
+		}
 		if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
 			a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
 		}
