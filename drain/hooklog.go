@@ -7,10 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/lifecycled/lifecycled/internal/logschema"
 )
 
 // DefaultHookLogMaxBytes is the size at which the hook log is rotated when
@@ -61,15 +62,8 @@ func OpenHookLog(dir, name string, maxBytes int64, logger *zap.Logger) *HookLog 
 		f.mu.Unlock()
 	}
 
-	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		TimeKey:        "time",
-		LevelKey:       "level",
-		MessageKey:     "msg",
-		LineEnding:     zapcore.DefaultLineEnding,
-		EncodeLevel:    zapcore.LowercaseLevelEncoder,
-		EncodeTime:     utcRFC3339Nano,
-		EncodeDuration: zapcore.SecondsDurationEncoder,
-	})
+	// The schema of lifecycled's stderr logs, so one parser reads both.
+	enc := zapcore.NewJSONEncoder(logschema.EncoderConfig())
 	core := zapcore.NewCore(enc, f, zapcore.DebugLevel)
 	// rotatingFile reports its own failures, once; zap's error output
 	// would repeat them on every line.
@@ -94,14 +88,14 @@ func (l *HookLog) Hook(res Result) {
 		fields = append(fields, zap.String("command", res.Command))
 	}
 	fields = append(fields,
-		zap.String("start", res.Start.UTC().Format(time.RFC3339Nano)),
-		zap.Float64("durationSeconds", res.Duration.Seconds()),
+		logschema.Time("start_time", res.Start),
+		logschema.Seconds("duration", res.Duration),
 	)
 	switch res.Handler {
 	case HandlerExec:
-		fields = append(fields, zap.Int("exitCode", res.ExitCode))
+		fields = append(fields, zap.Int("exit_code", res.ExitCode))
 	case HandlerHTTPGet:
-		fields = append(fields, zap.Int("httpStatus", res.HTTPStatus))
+		fields = append(fields, zap.Int("http_status", res.HTTPStatus))
 	}
 	fields = append(fields, zap.String("output", res.Output))
 	if res.Err != nil {
@@ -127,10 +121,6 @@ func (l *HookLog) Close() error {
 		return nil
 	}
 	return l.file.Close()
-}
-
-func utcRFC3339Nano(t time.Time, enc zapcore.PrimitiveArrayEncoder) {
-	enc.AppendString(t.UTC().Format(time.RFC3339Nano))
 }
 
 // rotatingFile is a zapcore.WriteSyncer that rotates by size and swallows

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -161,7 +162,7 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 
 	if s.cfg.DrainDelay > 0 && prepCtx.Err() == nil {
 		s.timed(StepDrainDelay, func() {
-			s.logger.Info("drain delay", zap.Duration("delay", s.cfg.DrainDelay))
+			s.logger.Info("drain delay", logschema.Seconds("delay", s.cfg.DrainDelay))
 			_ = sleep(prepCtx, s.cfg.DrainDelay)
 		})
 	}
@@ -207,7 +208,7 @@ func (s *Sequence) drainConnections(ctx context.Context) {
 			return
 		case <-deadline.C:
 			s.logger.Warn("drain timeout: connections still open, stopping anyway",
-				zap.Int("port", port), zap.Int("connections", n), zap.Duration("timeout", s.cfg.DrainTimeout))
+				zap.Int("port", port), zap.Int("connections", n), logschema.Seconds("timeout", s.cfg.DrainTimeout))
 			return
 		case <-poll.C:
 		}
@@ -221,7 +222,7 @@ func (s *Sequence) stop(ctx context.Context) (killed bool) {
 	s.enter(StepGrace)
 	start := time.Now()
 	s.logger.Info("sending stop signal",
-		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Duration("gracePeriod", s.cfg.GracePeriod))
+		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), logschema.Seconds("grace_period", s.cfg.GracePeriod))
 	if err := s.proc.Signal(s.cfg.StopSignal); err != nil {
 		// Usually the child exited a moment ago; done will tell.
 		s.logger.Warn("send stop signal", zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Error(err))
@@ -251,7 +252,7 @@ wait:
 		}
 	}
 	s.metrics.setStep(StepGrace, time.Since(start))
-	s.logger.Warn("grace period over, killing the process group", zap.Duration("gracePeriod", s.cfg.GracePeriod))
+	s.logger.Warn("grace period over, killing the process group", logschema.Seconds("grace_period", s.cfg.GracePeriod))
 	s.kill()
 	select {
 	case <-done:

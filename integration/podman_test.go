@@ -269,7 +269,7 @@ type lifecycledLog map[string]any
 func (e lifecycledLog) str(k string) string { s, _ := e[k].(string); return s }
 
 func (e lifecycledLog) time(t *testing.T) time.Time {
-	ts, err := time.Parse(time.RFC3339Nano, e.str("ts"))
+	ts, err := time.Parse(time.RFC3339Nano, e.str("time"))
 	require.NoError(t, err, "log entry %v", e)
 	return ts
 }
@@ -550,7 +550,7 @@ poll:
 	logs := p.logs(t, ctx, name)
 	assert.Contains(t, logs, "app: got SIGTERM")
 	es := lifecycledLogs(logs)
-	assert.NotEmpty(t, findLogs(es, "drain delay", "delay", "2s"), "%s", logs)
+	assert.NotEmpty(t, findLogs(es, "drain delay", "delay_seconds", "2"), "%s", logs)
 	assert.NotEmpty(t, findLogs(es, "exiting", "exit_code", "0"), "%s", logs)
 	var tomb1 struct {
 		Phase    string
@@ -755,7 +755,7 @@ func kubeDeploymentEntrypoint(t *testing.T, p *podman, k *kubePlay) {
 	assert.Equal(t, 0, p.exitCode(t, ctx, web))
 	logs := p.logs(t, ctx, web)
 	assert.Contains(t, logs, "app: got SIGTERM")
-	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "drain delay", "delay", "5s"), "%s", logs)
+	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "drain delay", "delay_seconds", "5"), "%s", logs)
 	k.down(t, ctx, p)
 }
 
@@ -889,7 +889,7 @@ func kubeJobWithSidecar(t *testing.T, p *podman, k *kubePlay) {
 	}
 	if assert.Len(t, preStop, 1, "hook log:\n%s", b) {
 		assert.Equal(t, "proxy: flushing buffers\n", preStop[0]["output"])
-		assert.EqualValues(t, 0, preStop[0]["exitCode"])
+		assert.EqualValues(t, 0, preStop[0]["exit_code"])
 	}
 	k.down(t, ctx, p)
 }

@@ -43,6 +43,8 @@ type runConfig struct {
 	hookLogDir, terminationLog, tombstoneDir string
 	terminationLogTail                       bool
 	exitWith, onExitPost                     []string
+
+	settings *settings // as given, for the start-up log line
 }
 
 // newRunConfig validates s into a runConfig. Every error is one line naming

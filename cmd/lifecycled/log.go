@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/internal/logschema"
 )
 
 // newLogger builds lifecycled's own logger. It writes to w (stderr): stdout
@@ -20,10 +22,7 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
 	}
-	encCfg := zap.NewProductionEncoderConfig()
-	encCfg.TimeKey = "ts"
-	encCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	encCfg.EncodeDuration = zapcore.StringDurationEncoder
+	encCfg := logschema.EncoderConfig()
 	var enc zapcore.Encoder
 	switch format {
 	case "json":

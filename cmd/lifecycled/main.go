@@ -94,6 +94,12 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 func versionString() string {
+	return fmt.Sprintf("lifecycled %s (commit %s, %s %s/%s)", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildCommit is the commit set at build time, else the one Go recorded,
+// else "unknown".
+func buildCommit() string {
 	c := commit
 	if c == "" {
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -107,5 +113,5 @@ func versionString() string {
 	if c == "" {
 		c = "unknown"
 	}
-	return fmt.Sprintf("lifecycled %s (commit %s, %s %s/%s)", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return c
 }

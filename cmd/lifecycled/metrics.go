@@ -1,7 +1,10 @@
 package main
 
 import (
+	"runtime"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,10 +20,12 @@ var phases = []string{"waiting", "starting", "running", "draining", "exited"}
 // runMetrics are the metrics of the run itself; probes/ and drain/ register
 // their own on the same private registry.
 type runMetrics struct {
-	ready     prometheus.Gauge
-	phase     *prometheus.GaugeVec
-	forwarded *prometheus.CounterVec
-	reaped    prometheus.Counter
+	ready       prometheus.Gauge
+	timeToReady prometheus.Gauge
+	readyOnce   sync.Once
+	phase       *prometheus.GaugeVec
+	forwarded   *prometheus.CounterVec
+	reaped      prometheus.Counter
 }
 
 // newRegistry returns the private registry every metric goes to, with the
@@ -42,6 +47,10 @@ func newRunMetrics(reg prometheus.Registerer) *runMetrics {
 		ready: f.NewGauge(prometheus.GaugeOpts{
 			Name: "lifecycled_ready", Help: "1 when /readyz answers 200, else 0.",
 		}),
+		timeToReady: f.NewGauge(prometheus.GaugeOpts{
+			Name: "lifecycled_time_to_ready_seconds",
+			Help: "Seconds from lifecycled's start to the first time /readyz answered 200; 0 until then.",
+		}),
 		phase: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lifecycled_phase", Help: "1 for the current phase of the supervised child, 0 for the others.",
 		}, []string{"phase"}),
@@ -55,7 +64,21 @@ func newRunMetrics(reg prometheus.Registerer) *runMetrics {
 	for _, p := range phases {
 		m.phase.WithLabelValues(p).Set(0)
 	}
+	f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lifecycled_build_info", Help: "Always 1; the labels say which lifecycled runs.",
+	}, []string{"version", "revision", "goversion"}).WithLabelValues(version, buildCommit(), runtime.Version()).Set(1)
 	return m
+}
+
+// setReady records readiness; the first time it is true, also how long
+// lifecycled took to get there since start.
+func (m *runMetrics) setReady(ready bool, start time.Time) {
+	v := 0.0
+	if ready {
+		v = 1
+		m.readyOnce.Do(func() { m.timeToReady.Set(time.Since(start).Seconds()) })
+	}
+	m.ready.Set(v)
 }
 
 func (m *runMetrics) setPhase(phase string) {

@@ -57,6 +57,7 @@ func runMain(args []string, stderr io.Writer) int {
 		return usageError(stderr, "%v", err)
 	}
 	defer func() { _ = logger.Sync() }()
+	logStartup(logger, cfg)
 	a := newApp(cfg, logger, stderr)
 	a.stderrGuard = guard
 	return a.run(sigs)
@@ -78,6 +79,7 @@ func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
 	}
+	cfg.settings = s
 	return cfg, 0, true
 }
 
@@ -175,13 +177,8 @@ func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
 	a.drainMetrics = drain.NewMetrics(a.reg)
 
 	a.health = probes.NewHealth()
-	a.health.OnReadyChange(func(ready bool) {
-		v := 0.0
-		if ready {
-			v = 1
-		}
-		a.metrics.ready.Set(v)
-	})
+	start := time.Now()
+	a.health.OnReadyChange(func(ready bool) { a.metrics.setReady(ready, start) })
 	a.health.Set(checkDependencies, len(cfg.waits) == 0, "waiting for dependencies")
 	a.health.Set(checkChild, false, "not started")
 	a.health.Set(checkPostStart, cfg.postStart == nil, "postStart hook has not finished")
@@ -579,11 +576,11 @@ func (a *app) postOnExit() {
 				if resp, err = client.Do(req); err == nil {
 					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
 					_ = resp.Body.Close()
-					a.logger.Info("posted on exit", zap.String("url", u), zap.Int("status", resp.StatusCode))
+					a.logger.Info("posted on exit", zap.String("url", redactURL(u)), zap.Int("http_status", resp.StatusCode))
 					return
 				}
 			}
-			a.logger.Warn("on-exit POST failed", zap.String("url", u), zap.Error(err))
+			a.logger.Warn("on-exit POST failed", zap.String("url", redactURL(u)), zap.Error(err))
 		})
 	}
 	wg.Wait()
