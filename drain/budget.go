@@ -9,11 +9,24 @@ import (
 )
 
 // minStopSignalRoom is the least time the child should get between the stop
-// signal and the kubelet's SIGKILL. The kubelet itself never gives less: a
-// preStop that runs over terminationGracePeriodSeconds earns a one-off 2s
-// extension for the stop signal. lifecycled's steps run inside the
-// kubelet's period, after its SIGTERM, and get no such extension.
+// signal and the kubelet's SIGKILL. The kubelet itself never gives less
+// (minimumGracePeriodInSeconds in its killContainer): a preStop that runs
+// over terminationGracePeriodSeconds earns a one-off 2s extension for the
+// stop signal. lifecycled's steps run inside the kubelet's period, after its
+// SIGTERM, and get no such extension.
 const minStopSignalRoom = 2 * time.Second
+
+// KubeletGrace is what the kubelet leaves of the pod's
+// terminationGracePeriodSeconds (tgp) to a container whose SIGTERM it sends
+// delay into the pod's termination: the kubelet first runs the container's
+// own preStop hook, and a native sidecar then waits for its turn, both
+// bounded by tgp and both deducted from it; whatever is left, never less
+// than 2s, is the time between the SIGTERM and the kubelet's SIGKILL, the
+// TerminationGracePeriod a Budget is checked against.
+func KubeletGrace(tgp, delay time.Duration) time.Duration {
+	left := tgp - min(delay, tgp)
+	return max(left, minStopSignalRoom)
+}
 
 // Budget is the worst-case length of each step of the stop sequence,
 // checked against the pod's terminationGracePeriodSeconds
@@ -42,6 +55,10 @@ func (b Budget) beforeStopSignal() time.Duration {
 func (b Budget) total() time.Duration {
 	return b.beforeStopSignal() + b.GracePeriod
 }
+
+// Longest is the longest the stop sequence can take, from the SIGTERM to
+// lifecycled's own SIGKILL; the kubelet's SIGKILL may come earlier.
+func (b Budget) Longest() time.Duration { return b.total() }
 
 // Check returns nil if steps 2–6 of the stop sequence fit in
 // TerminationGracePeriod, and otherwise an error saying by how much they

@@ -137,3 +137,24 @@ func TestBudgetTimeline(t *testing.T) {
 		})
 	}
 }
+
+func TestKubeletGrace(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name       string
+		tgp, delay time.Duration
+		want       time.Duration
+	}{
+		{"no preStop", 30 * s, 0, 30 * s},
+		{"preStop sleep 5s", 30 * s, 5 * s, 25 * s},
+		{"preStop eats all but 1s: the kubelet's 2s minimum", 30 * s, 29 * s, 2 * s},
+		{"preStop as long as the period", 30 * s, 30 * s, 2 * s},
+		{"preStop longer than the period is cut at it", 30 * s, 90 * s, 2 * s},
+		{"tgp 0 still gets 2s", 0, 0, 2 * s},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, KubeletGrace(tt.tgp, tt.delay))
+		})
+	}
+}

@@ -20,9 +20,13 @@ import (
 // timeline against --termination-grace-period. Exit 0 when it fits (or
 // nothing was given to check against), 1 when it does not, 2 on bad flags.
 func explainMain(args []string, stdout, stderr io.Writer) int {
+	if isExplainFile(args) {
+		return explainFileMain(args, os.Stdin, stdout, stderr)
+	}
 	s, err := loadSettings(args, os.Getenv, os.ReadFile)
 	if isHelp(err) {
 		printRunUsage(stdout)
+		printExplainFileUsage(stdout)
 		return exitOK
 	}
 	if err != nil {

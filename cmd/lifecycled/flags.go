@@ -557,6 +557,7 @@ Usage:
   lifecycled probe [FLAGS] TARGET          check TARGET once (exit 0 up, 1 down)
   lifecycled sleep DURATION                sleep, then exit 0 (a preStop hook without /bin/sleep)
   lifecycled explain [FLAGS] [-- COMMAND]  print the startup and shutdown timeline and budget check
+  lifecycled explain -f FILE [--image IMG] check the lifecycled containers of a Kubernetes manifest
   lifecycled version                       print version, commit, Go version
 
 TARGET: tcp://HOST:PORT  http(s)://HOST[:PORT]/PATH  unix:///PATH  file:///PATH

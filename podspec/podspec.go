@@ -1,0 +1,330 @@
+// Package podspec reads the pod templates of Kubernetes manifests and checks
+// how the containers that run lifecycled in them will start and stop: the
+// stop sequence against terminationGracePeriodSeconds as the kubelet really
+// spends it (its own preStop hook first, native sidecars last), the probes
+// against lifecycled's endpoints, the termination message path, and the
+// tombstones that --exit-with watches. It is `lifecycled explain -f`.
+//
+// Only the few fields the checks need are decoded, into small structs and
+// not strictly: a manifest carries many other fields, and the Kubernetes API
+// types would make the binary much bigger and slower to start. What
+// lifecycled does with a container's arguments is not decided here: main
+// parses them with the run path's own parser and hands the result in as
+// Settings.
+package podspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// defaultTerminationGracePeriod is the PodSpec's default.
+const defaultTerminationGracePeriod = 30 * time.Second
+
+// Workload is one pod template found in a manifest.
+type Workload struct {
+	// Kind and Name are the object's, e.g. Deployment and web.
+	Kind, Name string
+	// Spec is the pod template's spec (the Pod's own for a Pod).
+	Spec PodSpec
+
+	// configMaps are the data of the manifest's ConfigMaps, by name: the
+	// files of the configMap volumes.
+	configMaps map[string]map[string]string
+}
+
+// String is Kind/Name, as kubectl names objects.
+func (w Workload) String() string { return w.Kind + "/" + w.Name }
+
+// PodSpec is the part of core/v1 PodSpec the checks read.
+type PodSpec struct {
+	TerminationGracePeriodSeconds *int64      `yaml:"terminationGracePeriodSeconds"`
+	RestartPolicy                 string      `yaml:"restartPolicy"`
+	HostNetwork                   bool        `yaml:"hostNetwork"`
+	InitContainers                []Container `yaml:"initContainers"`
+	Containers                    []Container `yaml:"containers"`
+	Volumes                       []Volume    `yaml:"volumes"`
+}
+
+// TerminationGracePeriod is terminationGracePeriodSeconds, 30s when unset.
+func (s *PodSpec) TerminationGracePeriod() time.Duration {
+	if s.TerminationGracePeriodSeconds == nil {
+		return defaultTerminationGracePeriod
+	}
+	return time.Duration(*s.TerminationGracePeriodSeconds) * time.Second
+}
+
+// Container is the part of core/v1 Container the checks read.
+type Container struct {
+	Name                   string          `yaml:"name"`
+	Image                  string          `yaml:"image"`
+	Command                []string        `yaml:"command"`
+	Args                   []string        `yaml:"args"`
+	Env                    []EnvVar        `yaml:"env"`
+	EnvFrom                []yaml.Node     `yaml:"envFrom"`
+	Ports                  []ContainerPort `yaml:"ports"`
+	ReadinessProbe         *Probe          `yaml:"readinessProbe"`
+	LivenessProbe          *Probe          `yaml:"livenessProbe"`
+	StartupProbe           *Probe          `yaml:"startupProbe"`
+	Lifecycle              *Lifecycle      `yaml:"lifecycle"`
+	TerminationMessagePath string          `yaml:"terminationMessagePath"`
+	VolumeMounts           []VolumeMount   `yaml:"volumeMounts"`
+	// RestartPolicy Always on an init container makes it a native sidecar.
+	RestartPolicy   string           `yaml:"restartPolicy"`
+	SecurityContext *SecurityContext `yaml:"securityContext"`
+}
+
+// EnvVar is a container's environment variable; ValueFrom is set when the
+// value comes from elsewhere (a ConfigMap, a Secret, the downward API) and
+// so cannot be known from the manifest.
+type EnvVar struct {
+	Name      string     `yaml:"name"`
+	Value     string     `yaml:"value"`
+	ValueFrom *yaml.Node `yaml:"valueFrom"`
+}
+
+// ContainerPort is a declared port, which probes may name.
+type ContainerPort struct {
+	Name          string `yaml:"name"`
+	ContainerPort int    `yaml:"containerPort"`
+}
+
+// Probe is the part of core/v1 Probe the checks read.
+type Probe struct {
+	HTTPGet   *HTTPGetAction `yaml:"httpGet"`
+	TCPSocket *struct {
+		Port Port `yaml:"port"`
+	} `yaml:"tcpSocket"`
+	GRPC *struct {
+		Port int `yaml:"port"`
+	} `yaml:"grpc"`
+	Exec *ExecAction `yaml:"exec"`
+	// TerminationGracePeriodSeconds replaces the pod's when the kubelet
+	// kills the container for failing this (liveness or startup) probe.
+	TerminationGracePeriodSeconds *int64 `yaml:"terminationGracePeriodSeconds"`
+}
+
+// HTTPGetAction is core/v1 HTTPGetAction without headers.
+type HTTPGetAction struct {
+	Path   string `yaml:"path"`
+	Port   Port   `yaml:"port"`
+	Host   string `yaml:"host"`
+	Scheme string `yaml:"scheme"`
+}
+
+// ExecAction is core/v1 ExecAction.
+type ExecAction struct {
+	Command []string `yaml:"command"`
+}
+
+// Lifecycle is core/v1 Lifecycle: the kubelet's own hooks, and the stop
+// signal the runtime sends (Kubernetes 1.33+).
+type Lifecycle struct {
+	PostStart  *LifecycleHandler `yaml:"postStart"`
+	PreStop    *LifecycleHandler `yaml:"preStop"`
+	StopSignal string            `yaml:"stopSignal"`
+}
+
+// LifecycleHandler is core/v1 LifecycleHandler.
+type LifecycleHandler struct {
+	Exec    *ExecAction    `yaml:"exec"`
+	HTTPGet *HTTPGetAction `yaml:"httpGet"`
+	Sleep   *struct {
+		Seconds int64 `yaml:"seconds"`
+	} `yaml:"sleep"`
+}
+
+// VolumeMount is where a container sees a pod volume.
+type VolumeMount struct {
+	Name      string `yaml:"name"`
+	MountPath string `yaml:"mountPath"`
+	SubPath   string `yaml:"subPath"`
+	ReadOnly  bool   `yaml:"readOnly"`
+}
+
+// Volume is a pod volume; a configMap volume's files can be read when the
+// ConfigMap is in the same manifest.
+type Volume struct {
+	Name      string `yaml:"name"`
+	ConfigMap *struct {
+		Name  string `yaml:"name"`
+		Items []struct {
+			Key  string `yaml:"key"`
+			Path string `yaml:"path"`
+		} `yaml:"items"`
+	} `yaml:"configMap"`
+}
+
+// SecurityContext is the part of core/v1 SecurityContext the checks read.
+type SecurityContext struct {
+	ReadOnlyRootFilesystem *bool `yaml:"readOnlyRootFilesystem"`
+}
+
+// Port is an IntOrString port: a number, or the name of a container port.
+type Port struct {
+	Number int
+	Name   string
+}
+
+// UnmarshalYAML takes a number or a name.
+func (p *Port) UnmarshalYAML(v *yaml.Node) error {
+	if n, err := strconv.Atoi(v.Value); err == nil {
+		p.Number = n
+		return nil
+	}
+	p.Name = v.Value
+	return nil
+}
+
+// String is the port as written.
+func (p Port) String() string {
+	if p.Name != "" {
+		return strconv.Quote(p.Name)
+	}
+	return strconv.Itoa(p.Number)
+}
+
+// object is what every manifest document has, and where each kind keeps
+// its pod template. What depends on the kind stays a node until the kind
+// is known: another kind (a custom resource) may give the same key a
+// different shape.
+type object struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	// Items are a List's objects.
+	Items yaml.Node `yaml:"items"`
+	// Template is a PodTemplate's.
+	Template yaml.Node `yaml:"template"`
+	// Data is a ConfigMap's.
+	Data yaml.Node `yaml:"data"`
+	Spec yaml.Node `yaml:"spec"`
+}
+
+type podTemplate struct {
+	Spec PodSpec `yaml:"spec"`
+}
+
+// Decode reads every workload of a multi-document YAML manifest: Pods, the
+// pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets,
+// ReplicationControllers, Jobs, CronJobs and PodTemplates, and the items of
+// Lists. ConfigMaps are kept for the configMap volumes that mount them;
+// other kinds (Services...) are skipped. The error of a document that is
+// not YAML, or whose fields have the wrong shape, is the YAML library's,
+// with its line.
+func Decode(data []byte) ([]Workload, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	m := manifest{configMaps: map[string]map[string]string{}}
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := m.decodeObject(&doc); err != nil {
+			return nil, err
+		}
+	}
+	for i := range m.workloads {
+		m.workloads[i].configMaps = m.configMaps
+	}
+	return m.workloads, nil
+}
+
+// manifest is what Decode has read so far.
+type manifest struct {
+	workloads  []Workload
+	configMaps map[string]map[string]string
+}
+
+func (m *manifest) decodeObject(n *yaml.Node) error {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		if n.Kind == 0 || n.Tag == "!!null" {
+			return nil // an empty document, e.g. after a trailing ---
+		}
+		return fmt.Errorf("line %d: a manifest document must be a mapping with apiVersion and kind", n.Line)
+	}
+	var o object
+	if err := n.Decode(&o); err != nil {
+		return err
+	}
+	// field decodes one of the kind's fields; a field that is not there
+	// leaves into as it is.
+	field := func(n *yaml.Node, into any) error {
+		if n.Kind == 0 {
+			return nil
+		}
+		return n.Decode(into)
+	}
+	if strings.HasSuffix(o.Kind, "List") {
+		var items []yaml.Node
+		if err := field(&o.Items, &items); err != nil {
+			return err
+		}
+		for i := range items {
+			if err := m.decodeObject(&items[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w := Workload{Kind: o.Kind, Name: o.Metadata.Name}
+	spec := func(into any) error { return field(&o.Spec, into) }
+	switch o.Kind {
+	case "Pod":
+		if err := spec(&w.Spec); err != nil {
+			return err
+		}
+	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job":
+		var s struct {
+			Template podTemplate `yaml:"template"`
+		}
+		if err := spec(&s); err != nil {
+			return err
+		}
+		w.Spec = s.Template.Spec
+	case "CronJob":
+		var s struct {
+			JobTemplate struct {
+				Spec struct {
+					Template podTemplate `yaml:"template"`
+				} `yaml:"spec"`
+			} `yaml:"jobTemplate"`
+		}
+		if err := spec(&s); err != nil {
+			return err
+		}
+		w.Spec = s.JobTemplate.Spec.Template.Spec
+	case "PodTemplate":
+		var t podTemplate
+		if err := field(&o.Template, &t); err != nil {
+			return err
+		}
+		w.Spec = t.Spec
+	case "ConfigMap":
+		var data map[string]string
+		if err := field(&o.Data, &data); err != nil {
+			return err
+		}
+		m.configMaps[o.Metadata.Name] = data
+		return nil
+	default:
+		return nil
+	}
+	m.workloads = append(m.workloads, w)
+	return nil
+}
