@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in tini:tini dumb-init:dumb-init catatonit:catatonit promtool:prometheus \
 	socat:socat busybox:busybox-static podman:podman runc:runc wait-for-it:wait-for-it \
-	unshare:util-linux; do
+	unshare:util-linux make:make; do
 	cmd=${pair%%:*} pkg=${pair#*:}
 	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
 )
 
@@ -22,14 +24,23 @@ const DefaultHookLogMaxBytes = 1 << 20
 // per phase change, for whoever reads the shared volume (a log shipper, a
 // sidecar, a human with kubectl cp). It never blocks or fails the
 // container: when the file cannot be written it says so once on the main
-// logger and tries again on the next line.
+// logger and tries again on the next line, and lines are written off the
+// caller's path (package background), so a hung volume never delays a
+// step of the stop sequence.
 //
 // A nil *HookLog discards everything, so callers need not check whether
 // --hook-log-dir was given.
 type HookLog struct {
 	file   *rotatingFile
+	queue  *background.Queue // lines go to file off the caller's path
 	logger *zap.Logger
 }
+
+// hookLogQueueLines bounds the lines waiting for a slow or hung volume.
+const hookLogQueueLines = 256
+
+// hookLogFlushMax bounds how long Close waits for queued lines.
+const hookLogFlushMax = time.Second
 
 // OpenHookLog opens DIR/NAME.hooks.log, creating DIR if needed, and rotates
 // it to NAME.hooks.log.1 when it passes maxBytes (DefaultHookLogMaxBytes if
@@ -64,11 +75,13 @@ func OpenHookLog(dir, name string, maxBytes int64, logger *zap.Logger) *HookLog 
 
 	// The schema of lifecycled's stderr logs, so one parser reads both.
 	enc := zapcore.NewJSONEncoder(logschema.EncoderConfig())
-	core := zapcore.NewCore(enc, f, zapcore.DebugLevel)
+	q := background.New(hookLogQueueLines)
+	core := zapcore.NewCore(enc, zapcore.AddSync(q.Writer(f)), zapcore.DebugLevel)
 	// rotatingFile reports its own failures, once; zap's error output
 	// would repeat them on every line.
 	return &HookLog{
 		file:   f,
+		queue:  q,
 		logger: zap.New(core, zap.ErrorOutput(zapcore.AddSync(io.Discard))),
 	}
 }
@@ -115,10 +128,17 @@ func (l *HookLog) Phase(phase string, pid int) {
 	l.logger.Info("phase", zap.String("phase", phase), zap.Int("pid", pid))
 }
 
-// Close closes the file; later lines are dropped.
+// flush waits until the lines written so far are in the file (tests).
+func (l *HookLog) flush() bool { return l.queue.Flush(5 * time.Second) }
+
+// Close writes what is queued, waiting at most a second for a hung volume,
+// and closes the file; later lines are dropped.
 func (l *HookLog) Close() error {
 	if l == nil {
 		return nil
+	}
+	if !l.queue.Close(hookLogFlushMax) {
+		return fmt.Errorf("hook log %s: lines still queued after %s", l.file.path, hookLogFlushMax)
 	}
 	return l.file.Close()
 }

@@ -108,6 +108,7 @@ func TestHookLogRotates(t *testing.T) {
 	for pid := 1; pid <= 100; pid++ {
 		hl.Phase(PhaseRunning, pid)
 	}
+	require.True(t, hl.flush())
 
 	cur, err := os.Stat(path)
 	require.NoError(t, err)
@@ -163,12 +164,14 @@ func TestHookLogDirDeletedMidRun(t *testing.T) {
 	path := filepath.Join(dir, "app.hooks.log")
 
 	hl.Phase(PhaseRunning, 1)
+	require.True(t, hl.flush())
 	require.Len(t, readJSONLines(t, path), 1)
 
 	require.NoError(t, os.RemoveAll(dir))
 	for pid := 2; pid <= 4; pid++ {
 		hl.Phase(PhaseDraining, pid)
 	}
+	require.True(t, hl.flush())
 	_, err := os.Stat(dir)
 	assert.ErrorIs(t, err, os.ErrNotExist, "a vanished volume must not be recreated on the container's own disk")
 	assert.Equal(t, 1, logs.FilterMessage("hook log unavailable, carrying on without it; will retry").Len())
@@ -176,6 +179,7 @@ func TestHookLogDirDeletedMidRun(t *testing.T) {
 	// The volume comes back: lines flow again, and it says so.
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	hl.Phase(PhaseExited, 5)
+	require.True(t, hl.flush())
 	lines := readJSONLines(t, path)
 	require.Len(t, lines, 1)
 	assert.EqualValues(t, 5, lines[0]["pid"])

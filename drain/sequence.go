@@ -42,8 +42,17 @@ const connsLogEvery = 5 * time.Second
 // off.
 type Config struct {
 	// DrainDelay (--drain-delay) gives endpoints and iptables rules time
-	// to drop the pod before the app stops taking connections.
+	// to drop the pod before the app stops taking connections. With
+	// DrainQuiet it is the ceiling of the adaptive drain.
 	DrainDelay time.Duration
+	// DrainQuiet (--drain-quiet), if more than 0, makes the drain delay
+	// adaptive: it ends once no new connection to QuietPorts has arrived
+	// for DrainQuiet, and at least DrainMin after it began.
+	DrainQuiet time.Duration
+	// DrainMin (--drain-min) is the least the adaptive drain waits.
+	DrainMin time.Duration
+	// QuietPorts are the app's ports the adaptive drain watches.
+	QuietPorts []int
 	// DrainPort (--drain-connections) is the local port whose established
 	// connections are waited for; 0 turns this step off.
 	DrainPort int
@@ -126,14 +135,14 @@ func (s *Sequence) Run(ctx context.Context, skip <-chan struct{}) (killed bool) 
 		s.logger.Info("child exited while draining; stop sequence ends")
 		return false
 	case <-s.proc.Exited():
-		// Done follows Exited at once when the child was alone in its
+		// Done is closed before Exited when the child was alone in its
 		// group; otherwise what it left still gets the stop signal and
 		// the grace period, as after any exit of the child.
 		select {
 		case <-done:
 			s.logger.Info("child exited while draining; stop sequence ends")
 			return false
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
 		s.logger.Info("child exited while draining; stopping what is left of its process group")
 	default:
@@ -161,10 +170,7 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 	}()
 
 	if s.cfg.DrainDelay > 0 && prepCtx.Err() == nil {
-		s.timed(StepDrainDelay, func() {
-			s.logger.Info("drain delay", logschema.Seconds("delay", s.cfg.DrainDelay))
-			_ = sleep(prepCtx, s.cfg.DrainDelay)
-		})
+		s.timed(StepDrainDelay, func() { s.drainDelay(prepCtx) })
 	}
 	if s.cfg.DrainPort > 0 && prepCtx.Err() == nil {
 		s.timed(StepDrainConnections, func() { s.drainConnections(prepCtx) })
@@ -175,6 +181,68 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 			// Kubernetes, the container is stopped regardless.
 			s.runner.Run(prepCtx, *s.cfg.PreStop)
 		})
+	}
+}
+
+// drainDelay waits DrainDelay or, in adaptive mode, until new connections
+// have stopped arriving (see waitQuiet).
+func (s *Sequence) drainDelay(ctx context.Context) {
+	if s.cfg.DrainQuiet <= 0 {
+		s.logger.Info("drain delay", logschema.Seconds("delay", s.cfg.DrainDelay))
+		_ = sleep(ctx, s.cfg.DrainDelay)
+		return
+	}
+	start := time.Now()
+	w, err := WatchArrivals(s.cfg.QuietPorts)
+	if err != nil {
+		s.logger.Warn("cannot watch new connections, waiting the whole drain delay", zap.Error(err))
+		_ = sleep(ctx, s.cfg.DrainDelay)
+		return
+	}
+	defer w.Close()
+	if !w.Exact() {
+		s.logger.Warn("the kernel does not report closed sockets: a connection that opens and closes between two looks may be missed")
+	}
+	s.logger.Info("adaptive drain: waiting for new connections to stop", zap.Ints("ports", s.cfg.QuietPorts),
+		logschema.Seconds("quiet", s.cfg.DrainQuiet), logschema.Seconds("min", s.cfg.DrainMin), logschema.Seconds("max", s.cfg.DrainDelay))
+	s.waitQuiet(ctx, start, w.Poll)
+}
+
+// waitQuiet polls for new connections until none has arrived for
+// DrainQuiet and DrainMin has passed since start, at most DrainDelay. After
+// readiness fails, connections keep arriving until the last proxy has
+// dropped the pod: their end is what the fixed delay guesses. A poll that
+// fails counts as an arrival, so an unknown never shortens the drain.
+func (s *Sequence) waitQuiet(ctx context.Context, start time.Time, poll func() (int, error)) {
+	ceiling := time.NewTimer(s.cfg.DrainDelay - time.Since(start))
+	defer ceiling.Stop()
+	tick := time.NewTicker(s.cfg.PollConns)
+	defer tick.Stop()
+	last, arrivals := start, 0
+	var lastErr error
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ceiling.C:
+			s.logger.Info("adaptive drain: drain delay reached, new connections still arriving",
+				zap.Int("arrivals", arrivals), logschema.Seconds("last_arrival_after", last.Sub(start)))
+			return
+		case now := <-tick.C:
+			n, err := poll()
+			if err != nil && lastErr == nil {
+				s.logger.Warn("adaptive drain: cannot count new connections; counting that as traffic", zap.Error(err))
+			}
+			lastErr = err
+			if n > 0 || err != nil {
+				last, arrivals = now, arrivals+n
+			}
+			if now.Sub(start) >= s.cfg.DrainMin && now.Sub(last) >= s.cfg.DrainQuiet {
+				s.logger.Info("adaptive drain: no new connection for the quiet period",
+					zap.Int("arrivals", arrivals), logschema.Seconds("last_arrival_after", last.Sub(start)), logschema.Seconds("took", now.Sub(start)))
+				return
+			}
+		}
 	}
 }
 
@@ -216,47 +284,28 @@ func (s *Sequence) drainConnections(ctx context.Context) {
 }
 
 // stop sends the stop signal and escalates to SIGKILL when the grace period
-// runs out, whichever comes first of that and the group being gone.
+// runs out, whichever comes first of that and the group being gone
+// (supervisor.Terminate). Its lines are logged after the signals: nothing
+// sits between the decision and the signal.
 func (s *Sequence) stop(ctx context.Context) (killed bool) {
-	done := s.proc.Done()
 	s.enter(StepGrace)
-	start := time.Now()
 	s.logger.Info("sending stop signal",
 		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), logschema.Seconds("grace_period", s.cfg.GracePeriod))
-	if err := s.proc.Signal(s.cfg.StopSignal); err != nil {
-		// Usually the child exited a moment ago; done will tell.
-		s.logger.Warn("send stop signal", zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Error(err))
+	t := supervisor.Terminate(ctx, s.proc, s.cfg.StopSignal, s.cfg.GracePeriod)
+	s.metrics.setStep(StepGrace, t.Grace)
+	if t.SignalErr != nil {
+		// Usually the child exited a moment ago.
+		s.logger.Warn("send stop signal", zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Error(t.SignalErr))
 	}
-
-	grace := time.NewTimer(s.cfg.GracePeriod)
-	defer grace.Stop()
-	exited := s.proc.Exited()
-wait:
-	for {
-		select {
-		case <-done:
-			s.metrics.setStep(StepGrace, time.Since(start))
-			return false
-		case <-exited:
-			// In single-child mode the stop signal reached the child
-			// alone; what it leaves in its group is told now rather
-			// than left for SIGKILL.
-			exited = nil
-			_ = s.proc.SignalRest(s.cfg.StopSignal)
-		case <-ctx.Done():
-			s.metrics.setStep(StepGrace, time.Since(start))
-			s.kill()
-			return true
-		case <-grace.C:
-			break wait
-		}
+	if !t.Killed {
+		return false
 	}
-	s.metrics.setStep(StepGrace, time.Since(start))
-	s.logger.Warn("grace period over, killing the process group", logschema.Seconds("grace_period", s.cfg.GracePeriod))
-	s.kill()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	s.enter(StepKill)
+	if ctx.Err() == nil {
+		s.logger.Warn("grace period over, killed the process group", logschema.Seconds("grace_period", s.cfg.GracePeriod))
+	}
+	if t.KillErr != nil {
+		s.logger.Warn("kill process group", zap.Error(t.KillErr))
 	}
 	return true
 }

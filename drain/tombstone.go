@@ -3,11 +3,15 @@ package drain
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Tombstone phases, in the order a child goes through them.
@@ -111,49 +115,180 @@ func ReadTombstone(dir, name string) (Tombstone, error) {
 	return t, nil
 }
 
-// WatchExited blocks until the tombstone of every name in dir says
-// "exited", or ctx is done. A missing or unreadable tombstone means not
-// exited yet: the other container may not have started. It polls every
-// `every` (DefaultWatchInterval if zero or less); polling works on every
+// WatchExited blocks until every name in dir has ended, or ctx is done,
+// and returns the names that died: those whose writer went away without
+// writing "exited" (SIGKILL, the OOM killer). A name has ended once its
+// tombstone says "exited", or once its lock (LockTombstone), seen held
+// before, is free while the tombstone says anything else.
+//
+// Death is told by the kernel, not by clocks: the writer holds a lock for
+// its whole life and the kernel drops it however the process ends, in
+// whichever container of the pod it ran. A lock never seen held proves
+// nothing: the writer may not have started yet (the sidecar usually starts
+// first), or the tombstone is a previous run's and the writer is about to
+// be restarted; so the watcher waits, as before. A missing or unreadable
+// tombstone means not exited yet.
+//
+// It polls every `every` (DefaultWatchInterval if zero or less): a poll is
+// an open, a read and an fcntl per name, microseconds, and works on every
 // volume type, where inotify misses changes made from another node or
-// through some overlay and network file systems.
-func WatchExited(ctx context.Context, dir string, names []string, every time.Duration) error {
+// through some network file systems. A missed wake-up would hang a Job for
+// good, so a poll would be needed anyway; inotify would only cut the
+// latency below the interval, which no drain delay notices.
+func WatchExited(ctx context.Context, dir string, names []string, every time.Duration) (died []string, err error) {
 	if every <= 0 {
 		every = DefaultWatchInterval
 	}
 	for _, name := range names {
 		if err := checkTombstoneName(name); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	pending := append([]string(nil), names...)
+	pending := make(map[string]*watched, len(names))
+	for _, name := range names {
+		pending[name] = &watched{}
+	}
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
-		pending = stillRunning(dir, pending)
+		for _, name := range names {
+			w, ok := pending[name]
+			if !ok {
+				continue
+			}
+			switch w.look(dir, name) {
+			case endExited:
+				delete(pending, name)
+			case endDied:
+				delete(pending, name)
+				died = append(died, name)
+			}
+		}
 		if len(pending) == 0 {
-			return nil
+			return died, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to exit: %w", strings.Join(pending, ", "), ctx.Err())
+			var left []string
+			for _, name := range names {
+				if _, ok := pending[name]; ok {
+					left = append(left, name)
+				}
+			}
+			return died, fmt.Errorf("wait for %s to exit: %w", strings.Join(left, ", "), ctx.Err())
 		case <-ticker.C:
 		}
 	}
 }
 
-// stillRunning returns the names whose tombstone does not say exited. Once
-// exited, a name is not read again: a restarted neighbour writing
-// "starting" must not undo an exit already seen.
-func stillRunning(dir string, names []string) []string {
-	var pending []string
-	for _, name := range names {
-		t, err := ReadTombstone(dir, name)
-		if err != nil || t.Phase != PhaseExited {
-			pending = append(pending, name)
-		}
+// watched is what WatchExited knows of one name.
+type watched struct {
+	seenAlive bool // its lock was once seen held
+}
+
+type ending int
+
+const (
+	endNone ending = iota
+	endExited
+	endDied
+)
+
+// look reads name's lock, then its tombstone. The order matters: the
+// writer writes "exited" before its lock goes, so a tombstone read after
+// the lock was seen free holds the writer's last word.
+func (w *watched) look(dir, name string) ending {
+	held, lockErr := TombstoneLocked(dir, name)
+	t, err := ReadTombstone(dir, name)
+	switch {
+	case err == nil && t.Phase == PhaseExited:
+		return endExited
+	case lockErr != nil: // no lock file: not started, or an older writer
+		return endNone
+	case held:
+		w.seenAlive = true
+		return endNone
+	case w.seenAlive:
+		return endDied
 	}
-	return pending
+	return endNone
+}
+
+// TombstoneLock is held by the writer of a tombstone for as long as it
+// lives (LockTombstone).
+type TombstoneLock struct {
+	f *os.File
+}
+
+// LockTombstone takes the lock DIR/NAME.lock that tells watchers NAME's
+// writer is alive. Call it before the first WriteTombstone and keep it for
+// the life of the process: the kernel releases it when the process dies,
+// even by SIGKILL, and WatchExited takes a free lock under a tombstone
+// that does not say "exited" for a death.
+//
+// The lock is an open file description lock (fcntl F_OFD_SETLK) on a file
+// of its own: the tombstone itself is replaced by rename at every write,
+// so a lock on it would be left on an unlinked inode. Watchers test it
+// with F_OFD_GETLK, which takes nothing, so a watcher never makes a writer
+// fail to lock. OFD locks work across the containers of a pod (one kernel,
+// one inode on the shared emptyDir) and on NFS (as POSIX locks). Closing
+// file descriptors elsewhere in the process does not drop them, unlike
+// classic POSIX locks, and they are not inherited across exec.
+func LockTombstone(dir, name string) (*TombstoneLock, error) {
+	if err := checkTombstoneName(name); err != nil {
+		return nil, err
+	}
+	path := lockPath(dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock tombstone %s: %w", path, err)
+	}
+	// A watcher in another container usually runs as another user and
+	// must be able to open the file to test the lock, whatever the umask.
+	_ = f.Chmod(0o644)
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+		_ = f.Close()
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("lock tombstone %s: held by another process (another container with --name %s?)", path, name)
+		}
+		return nil, fmt.Errorf("lock tombstone %s: %w", path, err)
+	}
+	return &TombstoneLock{f: f}, nil
+}
+
+// Close releases the lock. The file stays: removing it could race a new
+// writer that already opened it.
+func (l *TombstoneLock) Close() error {
+	if l == nil {
+		return nil
+	}
+	return l.f.Close()
+}
+
+// TombstoneLocked reports whether NAME's writer holds DIR/NAME.lock. It
+// takes no lock itself. A missing lock file is an error wrapping
+// fs.ErrNotExist.
+func TombstoneLocked(dir, name string) (bool, error) {
+	if err := checkTombstoneName(name); err != nil {
+		return false, err
+	}
+	path := lockPath(dir, name)
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("test tombstone lock %s: %w", path, err)
+	}
+	defer f.Close()
+	// F_WRLCK as the probe: any lock of the writer conflicts with it.
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, fmt.Errorf("test tombstone lock %s: %w", path, err)
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+func lockPath(dir, name string) string {
+	return filepath.Join(dir, name+".lock")
 }
 
 func tombstonePath(dir, name string) string {

@@ -234,7 +234,11 @@ func TestFilesTombstonePhases(t *testing.T) {
 	assert.NoError(t, err, "updatedAt %q", end.UpdatedAt)
 	assert.WithinDuration(t, time.Now(), updated, 10*time.Second)
 	entries, _ := os.ReadDir(stones)
-	assert.Len(t, entries, 1, "temporary files left next to the tombstone")
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Equal(t, []string{"sh.json", "sh.lock"}, names, "the tombstone and its lock, no temporary file")
 }
 
 // TestFilesTombstoneKilled: --name overrides the name; a child killed by a
@@ -290,6 +294,57 @@ func TestFilesExitWith(t *testing.T) {
 	ts, err := readTombstoneFile(filepath.Join(stones, "proxy.json"))
 	require.NoError(t, err)
 	assert.Equal(t, "exited", ts.Phase)
+}
+
+// TestFilesExitWithKilledNeighbour: SIGKILL the main container's
+// lifecycled (as the OOM killer does): its tombstone still says running,
+// but its lock is gone, and the sidecar stops within its drain delay + 2 s
+// and says why, in its log and its termination message.
+func TestFilesExitWithKilledNeighbour(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 30*time.Second)
+	dir := t.TempDir()
+	stones := filepath.Join(dir, "tombstones")
+	sidecarDir := filepath.Join(dir, "sidecar")
+	require.NoError(t, os.MkdirAll(sidecarDir, 0o755))
+	termLog := filepath.Join(dir, "termination-log")
+	const drainDelay = time.Second
+
+	// The sidecar starts first, as it usually does: no tombstone of job yet.
+	sidecar := start(t, options{env: quickExit()}, append([]string{"--tombstone-dir", stones, "--name", "proxy",
+		"--exit-with", "job", "--drain-delay", drainDelay.String(), "--termination-log", termLog, "--"},
+		childTrapsTerm(sidecarDir)...)...)
+	require.NotNil(t, sidecar)
+	require.NoError(t, waitFile(ctx, filepath.Join(sidecarDir, "ready")))
+
+	job := start(t, options{env: quickExit()}, "--tombstone-dir", stones, "--name", "job", "--", "sleep", "60")
+	require.NotNil(t, job)
+	require.NoError(t, poll(ctx, func() bool {
+		ts, err := readTombstoneFile(filepath.Join(stones, "job.json"))
+		return err == nil && ts.Phase == "running"
+	}))
+	time.Sleep(500 * time.Millisecond) // the sidecar sees the job alive
+	require.False(t, sidecar.hasExited(), "the sidecar stopped while the job ran")
+
+	require.NoError(t, job.signal(ctx, syscall.SIGKILL))
+	killed := time.Now()
+	assert.Equal(t, "killed", job.wait(ctx).signal)
+	ts, err := readTombstoneFile(filepath.Join(stones, "job.json"))
+	require.NoError(t, err)
+	require.Equal(t, "running", ts.Phase, "a SIGKILLed lifecycled cannot write exited")
+
+	res := sidecar.wait(ctx)
+	took := time.Since(killed)
+	assert.Equal(t, 0, res.code, "sidecar stderr:\n%s", res.stderr)
+	assert.Less(t, took, drainDelay+2*time.Second, "the sidecar did not stop soon after the job's lifecycled was killed")
+	assert.GreaterOrEqual(t, took, drainDelay, "the sidecar skipped its drain delay")
+	const why = "job died without writing exited (lock released)"
+	assert.Contains(t, res.stderr, why)
+	msg, err := os.ReadFile(termLog)
+	require.NoError(t, err)
+	assert.Contains(t, string(msg), why)
+	assert.FileExists(t, filepath.Join(sidecarDir, "term"), "the sidecar's child was not stopped with SIGTERM")
+	t.Logf("sidecar stopped %s after the kill (drain delay %s); termination message: %s", took, drainDelay, msg)
 }
 
 // TestFilesOnExitPost: every --on-exit-post URL gets a POST once the child

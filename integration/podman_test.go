@@ -161,7 +161,9 @@ func (p *podman) buildImages(t *testing.T, ctx context.Context, root string) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build:\n%s", out)
 	copyFileMode(t, filepath.Join(root, ".dockerignore"), filepath.Join(lcCtx, ".dockerignore"))
-	p.must(t, ctx, "build", "--isolation", "chroot", "-f", filepath.Join(root, "Dockerfile"), "-t", p.lifecycledImage, lcCtx)
+	p.must(t, ctx, "build", "--isolation", "chroot", "-f", filepath.Join(root, "Dockerfile.prebuilt"),
+		"--build-arg", "BINARY=bin/lifecycled", "--build-arg", "VERSION="+testImageVersion, "--build-arg", "REVISION="+testImageRevision,
+		"-t", p.lifecycledImage, lcCtx)
 
 	demoCtx := t.TempDir()
 	copyDir(t, filepath.Join(root, "examples", "demo"), demoCtx)
@@ -339,9 +341,11 @@ func statusOf(url string) int {
 func TestPodman(t *testing.T) {
 	p := newPodman(t)
 	t.Run("image", func(t *testing.T) { testPodmanImage(t, p) })
+	t.Run("dockerfile", func(t *testing.T) { testPodmanDockerfile(t, p) })
 	t.Run("exit-codes", func(t *testing.T) { testPodmanExitCodes(t, p) })
 	t.Run("zombies", func(t *testing.T) { testPodmanZombies(t, p) })
 	t.Run("stop", func(t *testing.T) { testPodmanStop(t, p) })
+	t.Run("dead-neighbour", func(t *testing.T) { testPodmanDeadNeighbour(t, p) })
 	for _, f := range slices.Sorted(maps.Keys(kubePlayScenarios)) {
 		t.Run("kube/"+f, func(t *testing.T) { kubePlayScenarios[f](t, p, p.play(t, f)) })
 	}
@@ -395,6 +399,7 @@ func testPodmanImage(t *testing.T, p *podman) {
 			User       string
 			Entrypoint []string
 			StopSignal string
+			Labels     map[string]string
 		}
 	}
 	var imgs []json.RawMessage
@@ -404,6 +409,15 @@ func testPodmanImage(t *testing.T, p *podman) {
 	assert.Equal(t, "65532:65532", img.Config.User)
 	assert.Equal(t, []string{"/lifecycled"}, img.Config.Entrypoint)
 	assert.Contains(t, []string{"SIGTERM", "TERM", "15"}, img.Config.StopSignal)
+	assert.Equal(t, map[string]string{
+		"org.opencontainers.image.title":       "lifecycled",
+		"org.opencontainers.image.description": img.Config.Labels["org.opencontainers.image.description"],
+		"org.opencontainers.image.source":      "https://github.com/lifecycled/lifecycled",
+		"org.opencontainers.image.licenses":    "NOASSERTION",
+		"org.opencontainers.image.version":     testImageVersion,
+		"org.opencontainers.image.revision":    testImageRevision,
+	}, ociLabels(img.Config.Labels), "the OCI labels, from the build arguments")
+	assert.NotEmpty(t, img.Config.Labels["org.opencontainers.image.description"])
 	fi, err := os.Stat(p.binary)
 	require.NoError(t, err)
 	assert.Less(t, img.Size, fi.Size()+64<<10, "the image should hold the binary and nothing else (%d bytes, binary %d)", img.Size, fi.Size())
@@ -430,6 +444,18 @@ func testPodmanImage(t *testing.T, p *podman) {
 		require.Equal(t, 0, res.code, "%s", res)
 		assert.Equal(t, "65532", strings.TrimSpace(res.stdout))
 	})
+}
+
+// ociLabels are the org.opencontainers.image.* labels of labels (the
+// builder adds its own).
+func ociLabels(labels map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range labels {
+		if strings.HasPrefix(k, "org.opencontainers.image.") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // testPodmanExitCodes runs lifecycled as PID 1 of containers: the

@@ -87,6 +87,43 @@ func TestZeroDowntimeRollingStop(t *testing.T) {
 // TestGracePeriodKillsChildIgnoringTerm: a child that ignores SIGTERM is
 // SIGKILLed when the grace period runs out (exit 137), and the stop takes
 // drain + grace, never less, and only a little more.
+// TestZeroDowntimeAdaptiveDrain: with --drain-quiet, lifecycled watches new
+// connections to the app's port instead of guessing the propagation delay:
+// for a short, a usual and a long propagation it loses no request, and the
+// app gets SIGTERM soon after the Balancer dropped the backend, not at the
+// 10 s ceiling.
+func TestZeroDowntimeAdaptiveDrain(t *testing.T) {
+	backend := zdBackend(t)
+	ctx := testContext(t, 3*time.Minute)
+	const (
+		quiet   = time.Second
+		ceiling = 10 * time.Second
+	)
+	for _, propagation := range []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second} {
+		t.Run(propagation.String(), func(t *testing.T) {
+			var log zdLog
+			r, err := lbsim.RollingStop{
+				Init: lbsim.InitLifecycled, InitPath: lifecycledBin(t), Backend: backend,
+				DrainDelay: ceiling, DrainQuiet: quiet, Propagation: propagation, Stderr: &log, Env: zdEnv,
+			}.Run(ctx)
+			require.NoError(t, err, "lifecycled run; its log:\n%s", log.String())
+			zdLogRun(t, "lifecycled adaptive", r)
+
+			assert.Zero(t, r.Load.Failed, "failed requests: %s, e.g. %q", r.Load, r.Load.Samples)
+			assert.Zero(t, r.Stopped().DialErrors, "no new connection reached the stopped backend after it closed its listener")
+			assert.Contains(t, log.String(), "no new connection for the quiet period", "the drain ended on quiet, not at the ceiling")
+			drop, ok := zdDropped(r, "a")
+			require.True(t, ok, "the Balancer dropped the stopped backend: %+v", r.Events)
+			assert.Greater(t, r.TermAfter, drop, "the app got SIGTERM only after the Balancer dropped it")
+			// The issue asks for quiet + 0.3 s; a busy shared machine gets
+			// a second more here, and the bench reports the real figure.
+			assert.Less(t, r.TermAfter, drop+quiet+1300*time.Millisecond, "the drain went on long after the traffic stopped")
+			t.Logf("propagation %s: dropped at +%s, app SIGTERM at +%s (%s after the drop)", propagation,
+				drop.Round(time.Millisecond), r.TermAfter.Round(time.Millisecond), (r.TermAfter - drop).Round(time.Millisecond))
+		})
+	}
+}
+
 func TestGracePeriodKillsChildIgnoringTerm(t *testing.T) {
 	const drainDelay, grace = 500 * time.Millisecond, time.Second
 	backend := zdBackend(t)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,5 +162,67 @@ func TestWaitAllProgressLog(t *testing.T) {
 			// Less a little: the entry's time is taken just after the limiter's.
 			assert.GreaterOrEqual(t, entry.Time.Sub(progress[i-1].Time), every-10*time.Millisecond)
 		}
+	}
+}
+
+// TestWaitAllSchedule checks the cost side of the schedule on real targets
+// at the default --wait-interval: a refused port is checked often (its
+// kernel answers), an HTTP server that answers 503 is backed off per attempt
+// (it does the work of every check).
+func TestWaitAllSchedule(t *testing.T) {
+	var answered atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		answered.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	refusing := mustParse(t, "tcp://"+closedPort(t))
+	busy := mustParse(t, srv.URL+"/healthz")
+
+	core, logs := observer.New(zapcore.DebugLevel)
+	const window = 2 * time.Second
+	err := WaitAll(timeoutCtx(t, 30*time.Second), []Target{refusing, busy}, WaitConfig{
+		Timeout: window,
+		Logger:  zap.New(core),
+	})
+	var notUp *NotUpError
+	require.ErrorAs(t, err, &notUp)
+
+	refused := int64(0)
+	for _, e := range logs.FilterMessage("dependency not up").All() {
+		if e.ContextMap()["target"] == refusing.String() {
+			refused++
+		}
+	}
+	// 50 ms pauses (less jitter) doubling over 2 s: about 30 checks; the
+	// per-attempt doubling of the 503s would allow 6.
+	assert.GreaterOrEqual(t, refused, int64(15), "refused port checked too rarely")
+	assert.LessOrEqual(t, refused, int64(45), "refused port checked too often")
+	// 0, 50, 150, 350, 750, 1550 ms: 6 requests, 7 at most with jitter.
+	assert.GreaterOrEqual(t, answered.Load(), int64(4))
+	assert.LessOrEqual(t, answered.Load(), int64(7), "a server answering 503 must be backed off per attempt")
+}
+
+func TestRefusedPause(t *testing.T) {
+	tests := []struct {
+		waited, max, want time.Duration
+	}{
+		{0, time.Second, 50 * time.Millisecond},
+		{2 * time.Second, time.Second, 100 * time.Millisecond},
+		{4 * time.Second, time.Second, 200 * time.Millisecond},
+		{8 * time.Second, time.Second, 800 * time.Millisecond},
+		{9 * time.Second, time.Second, time.Second},
+		{time.Hour, time.Second, time.Second},
+		{0, 20 * time.Millisecond, 20 * time.Millisecond},
+		{time.Hour, time.Minute, time.Minute},
+	}
+	for _, tt := range tests {
+		got := refusedPause(tt.waited, tt.max)
+		assert.InDelta(t, float64(tt.want), float64(got), float64(time.Millisecond), "waited %s, max %s", tt.waited, tt.max)
+	}
+	for range 1000 {
+		d := jitter(time.Second)
+		require.LessOrEqual(t, d, time.Second)
+		require.GreaterOrEqual(t, d, 750*time.Millisecond)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -162,7 +164,7 @@ func (c *Child) SignalGroup(sig syscall.Signal) error {
 	default:
 	}
 	if err := unix.Kill(-c.pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("signal process group %d with %s: %w", c.pgid, unix.SignalName(sig), err)
+		return fmt.Errorf("signal process group %d with %s: %w", c.pgid, SignalName(sig), err)
 	}
 	return nil
 }
@@ -174,7 +176,7 @@ func (c *Child) signalChild(sig syscall.Signal) error {
 	default:
 	}
 	if err := unix.Kill(c.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("signal pid %d with %s: %w", c.pid, unix.SignalName(sig), err)
+		return fmt.Errorf("signal pid %d with %s: %w", c.pid, SignalName(sig), err)
 	}
 	return nil
 }
@@ -222,10 +224,16 @@ func (c *Child) Status() unix.WaitStatus {
 	return c.status
 }
 
-func (c *Child) setExited(ws unix.WaitStatus) {
+// setExited records the child's status. gone says that no process is left
+// in its group: Done is then closed before Exited, so that whoever sees
+// Exited can tell at once, without waiting, whether group mates are left.
+func (c *Child) setExited(ws unix.WaitStatus, gone bool) {
 	c.mu.Lock()
 	c.status = ws
 	c.mu.Unlock()
+	if gone {
+		c.setGone()
+	}
 	close(c.exited)
 }
 
@@ -268,4 +276,46 @@ func execError(path string, err error) error {
 		code = 127 // e.g. a script whose interpreter does not exist
 	}
 	return &StartError{Path: path, Code: code, Err: err}
+}
+
+// FinalStatus is the child's wait status once Terminate has returned: its
+// own, or, if it has still not exited (it did not die within KillWait of
+// SIGKILL: uninterruptible sleep), that of a process killed by SIGKILL,
+// which is how it will end.
+func (c *Child) FinalStatus() unix.WaitStatus {
+	select {
+	case <-c.exited:
+	case <-c.gone: // closed a moment before exited: see setExited
+	default:
+		return unix.WaitStatus(unix.SIGKILL) // signalled, no core
+	}
+	return c.Status()
+}
+
+// LeftInGroup describes the processes still in the child's process group,
+// zombies included, as "PID STATE (COMM)", read from /proc: what kept the
+// group from being gone.
+func (c *Child) LeftInGroup() []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// comm may hold spaces and parentheses: it ends at the last ')'.
+		open, end := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(string(b[end+1:])) // state ppid pgrp ...
+		if len(f) < 3 || f[2] != strconv.Itoa(c.pgid) {
+			continue
+		}
+		out = append(out, e.Name()+" "+f[0]+" "+string(b[open:end+1]))
+	}
+	return out
 }

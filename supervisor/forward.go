@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -56,7 +55,7 @@ func (f *Forwarder) Forward(sig syscall.Signal) error {
 // remembered SIGUSR1 sent at once would kill it (the default action) before
 // its code ran: each remembered signal whose default is to end or stop the
 // process waits, up to 5 s, until the child catches or ignores it.
-func (f *Forwarder) Attach(c *Child) error {
+func (f *Forwarder) Attach(c *Child) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.child = c
@@ -64,7 +63,6 @@ func (f *Forwarder) Attach(c *Child) error {
 		f.flushing = true
 		go f.flush()
 	}
-	return nil
 }
 
 func (f *Forwarder) flush() {
@@ -136,54 +134,4 @@ func handles(pid int, sig syscall.Signal) bool {
 		}
 	}
 	return mask&(1<<(uint(sig)-1)) != 0
-}
-
-// Terminate stops what is left of the child's process group: sig to the
-// group (or the child alone in single-child mode), SIGKILL to the group once
-// grace has passed, and it returns as soon as the group is gone. The grace
-// period is a ceiling, never a sleep. It reports whether SIGKILL was needed.
-//
-// In single-child mode the rest of the group gets sig once the child has
-// exited, as it does when the child exits by itself: the group mates are
-// then told to stop, not left to SIGKILL at the end of the grace period.
-func (c *Child) Terminate(ctx context.Context, sig syscall.Signal, grace time.Duration) (killed bool) {
-	select {
-	case <-c.gone:
-		return false
-	default:
-	}
-	var childExited <-chan struct{} // set while the group mates are still to be told
-	select {
-	case <-c.exited:
-		// Whatever is left are the child's group mates: tell them all,
-		// whatever the forwarding mode.
-		_ = c.SignalGroup(sig)
-	default:
-		_ = c.Signal(sig)
-		if c.single {
-			childExited = c.exited
-		}
-	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-wait:
-	for {
-		select {
-		case <-c.gone:
-			return false
-		case <-childExited:
-			_ = c.SignalGroup(sig)
-			childExited = nil
-		case <-ctx.Done():
-			break wait
-		case <-timer.C:
-			break wait
-		}
-	}
-	_ = c.Kill()
-	select {
-	case <-c.gone:
-	case <-ctx.Done():
-	}
-	return true
 }

@@ -124,8 +124,11 @@ func (r *Reaper) reapZombies() {
 		}
 		if c, ok := r.children[pid]; ok {
 			delete(r.children, pid)
-			c.setExited(ws)
-			r.groups[c] = struct{}{}
+			alone := !groupAlive(c.pgid)
+			if !alone {
+				r.groups[c] = struct{}{}
+			}
+			c.setExited(ws, alone)
 			continue
 		}
 		r.onOrphan()

@@ -299,7 +299,7 @@ func waitLines(t *testing.T, path string, n int) []string {
 	}
 }
 
-func TestChildTerminate(t *testing.T) {
+func TestTerminate(t *testing.T) {
 	r, _ := startReaper(t)
 	tests := []struct {
 		name   string
@@ -334,7 +334,7 @@ func TestChildTerminate(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
-			killed := c.Terminate(ctx, unix.SIGTERM, tt.grace)
+			killed := Terminate(ctx, c, unix.SIGTERM, tt.grace).Killed
 			took := time.Since(start)
 			assert.Equal(t, tt.killed, killed, "killed")
 			within(t, c.Done(), time.Second, "Terminate returns once the group is gone")
@@ -345,10 +345,10 @@ func TestChildTerminate(t *testing.T) {
 	}
 }
 
-// TestChildTerminateLeftovers: after the child exited by itself, Terminate
+// TestTerminateLeftovers: after the child exited by itself, Terminate
 // stops what is left of its group (the stop signal, then SIGKILL), and a
 // cancelled context cuts the grace period short.
-func TestChildTerminateLeftovers(t *testing.T) {
+func TestTerminateLeftovers(t *testing.T) {
 	r, _ := startReaper(t)
 	dir := t.TempDir()
 	script := fmt.Sprintf("sh -c 'trap \"\" TERM; touch %s/ready; exec sleep 30' & while [ ! -e %s/ready ]; do sleep 0.01; done; exit 9", dir, dir)
@@ -357,13 +357,13 @@ func TestChildTerminateLeftovers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	assert.True(t, c.Terminate(ctx, unix.SIGTERM, time.Minute), "the leftover ignores TERM: SIGKILL")
+	assert.True(t, Terminate(ctx, c, unix.SIGTERM, time.Minute).Killed, "the leftover ignores TERM: SIGKILL")
 	assert.Less(t, time.Since(start), 10*time.Second, "the context, not the minute of grace, decided")
 	within(t, c.Done(), 10*time.Second, "group gone")
 	assert.Equal(t, 9, ExitCode(c.Status()), "the child's own status")
 	// A gone group is never signalled again (its id may be reused).
 	assert.NoError(t, c.Signal(unix.SIGTERM))
-	assert.False(t, c.Terminate(context.Background(), unix.SIGTERM, time.Minute))
+	assert.False(t, Terminate(context.Background(), c, unix.SIGTERM, time.Minute).Killed)
 }
 
 // TestForwarder: signals forwarded before the child exists are kept and
@@ -388,7 +388,7 @@ func TestForwarder(t *testing.T) {
 	// The child sets its traps only after a while, as a real program
 	// does: the remembered signals must wait for them, not kill it.
 	c := startChild(t, r, Spec{Argv: []string{"sh", "-c", "sleep 0.2; " + trapScript(dir, "child", true, "USR1", "USR2", "HUP")}})
-	require.NoError(t, f.Attach(c))
+	f.Attach(c)
 	got := waitLines(t, filepath.Join(dir, "child"), 2)
 	assert.ElementsMatch(t, []string{"USR2", "HUP"}, got, "USR1 arrives as USR2")
 
@@ -403,4 +403,45 @@ func TestForwarder(t *testing.T) {
 	mu.Unlock()
 	// After the child is gone, forwarding is harmless.
 	assert.NoError(t, f.Forward(unix.SIGHUP))
+}
+
+// TestTerminateBoundedAfterKill: a zombie in the child's group whose parent
+// lives outside the group and does not reap it keeps the group from ever
+// being gone. Terminate waits KillWait after SIGKILL, not for that parent,
+// reports the group as lingering, and names the zombie.
+func TestTerminateBoundedAfterKill(t *testing.T) {
+	r, _ := startReaper(t)
+	dir := t.TempDir()
+	// The background job forks the zombie-to-be in the child's group,
+	// leaves the group and sleeps without reaping it.
+	script := "cd " + dir + `; perl -e '
+		my $z = fork(); if ($z == 0) { exit 0 }
+		setpgrp(0, 0);
+		open(my $f, ">", "parent"); print $f "$$"; close($f);
+		select(undef, undef, undef, 0.2);
+		open($f, ">", "ready"); close($f);
+		sleep 30' &
+		exec sleep 30`
+	c := startChild(t, r, Spec{Argv: []string{"sh", "-c", script}})
+	waitFile(t, filepath.Join(dir, "ready"))
+	b, err := os.ReadFile(filepath.Join(dir, "parent"))
+	require.NoError(t, err)
+	parent, err := strconv.Atoi(string(b))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = unix.Kill(parent, unix.SIGKILL) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	res := Terminate(ctx, c, unix.SIGTERM, 300*time.Millisecond)
+	took := time.Since(start)
+	assert.True(t, res.Killed, "the zombie outlives the grace period")
+	assert.True(t, res.Lingering, "and SIGKILL")
+	assert.GreaterOrEqual(t, took, 300*time.Millisecond+KillWait)
+	assert.Less(t, took, 300*time.Millisecond+KillWait+5*time.Second, "not the parent's 30 s")
+	within(t, c.Exited(), time.Second, "the child itself is gone")
+	assert.Equal(t, 143, ExitCode(c.FinalStatus()))
+	left := c.LeftInGroup()
+	require.Len(t, left, 1)
+	assert.Contains(t, left[0], " Z (perl)")
 }

@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/internal/sigset"
 )
 
 // Real-time signal range on Linux as seen by programs: glibc keeps 32 and 33
@@ -16,33 +18,9 @@ const (
 	sigRTMax = 64
 )
 
-// ForwardedSignals is every signal lifecycled catches and passes on. It is an
-// explicit list on purpose: signal.Notify with no list would also deliver
-// SIGURG, which the Go runtime sends itself for goroutine preemption, and
-// forward a stream of bogus SIGURGs to the child. Not listed: SIGKILL and
-// SIGSTOP (cannot be caught), SIGCHLD (the reaper's), SIGURG (the runtime's),
-// and two that no Go program can catch: SIGPROF (the runtime keeps it for
-// its profiler and never hands it to signal.Notify: it is dropped) and
-// SIGRTMIN, signal 34 (reserved by the runtime for musl, go.dev/issue/39343:
-// Notify ignores it and it keeps its default action, so it ends a
-// lifecycled that is not PID 1 and is dropped by one that is). Nor the
-// synchronous SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS, which
-// mean a crash of lifecycled itself, never a message for the child.
-//
-// Catching SIGTTIN, SIGTTOU and SIGTSTP also means lifecycled itself is never
-// stopped by job control; the child, which gets them forwarded, is.
-func ForwardedSignals() []syscall.Signal {
-	sigs := []syscall.Signal{
-		unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGUSR1, unix.SIGUSR2,
-		unix.SIGPIPE, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT, unix.SIGTSTP,
-		unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM,
-		unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
-	}
-	for s := sigRTMin + 1; s <= sigRTMax; s++ { // SIGRTMIN itself: see above
-		sigs = append(sigs, syscall.Signal(s))
-	}
-	return sigs
-}
+// ForwardedSignals is every signal lifecycled catches and passes on; the
+// list and the reasons for it are in package sigset.
+func ForwardedSignals() []syscall.Signal { return sigset.Forwarded() }
 
 // SignalName returns the conventional name of sig: "SIGTERM", "SIGRTMIN+3".
 func SignalName(sig syscall.Signal) string {

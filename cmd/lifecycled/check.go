@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/probes"
 )
 
@@ -50,23 +48,17 @@ Flags (each also as the environment variable named, as for lifecycled run):
 	if interval <= 0 {
 		return usageError(stderr, "wait: --interval must be more than 0")
 	}
-	logger, err := newLogger(logFormat, logLevel, stderr)
+	// Queued, as in run: a stderr nobody reads must not keep a SIGTERM
+	// from ending the wait.
+	logs := background.New(logQueueLines)
+	defer logs.Close(logFlushMax)
+	logger, err := newLogger(logFormat, logLevel, logs.Writer(stderr))
 	if err != nil {
 		return usageError(stderr, "wait: %v", err)
 	}
 	// SIGTERM or SIGINT ends the wait at once, with 128+N as a shell has it.
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel, got := signalContext(context.Background())
 	defer cancel()
-	var got os.Signal
-	go func() {
-		select {
-		case got = <-sigc:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	err = probes.WaitAll(ctx, targets, probes.WaitConfig{
 		MaxInterval: interval, Timeout: timeout, ProgressEvery: 5 * time.Second,
 		Logger: logger, Options: probes.Options{UserAgent: userAgent()},
@@ -76,12 +68,12 @@ Flags (each also as the environment variable named, as for lifecycled run):
 	case err == nil:
 		return exitOK
 	case errors.As(err, &notUp):
-		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
+		_, _ = io.WriteString(logs.Writer(stderr), sprintfLine("lifecycled: %v", err))
 		return exitWaitTimeout
-	case ctx.Err() != nil && got != nil:
-		return 128 + int(got.(syscall.Signal))
+	case got() != 0:
+		return 128 + int(got())
 	default:
-		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: wait: %v", err))
+		_, _ = io.WriteString(logs.Writer(stderr), sprintfLine("lifecycled: wait: %v", err))
 		return 1
 	}
 }
@@ -100,7 +92,7 @@ func probeMain(args []string, getenv func(string) string, stdout, stderr io.Writ
 Usage:
   lifecycled probe [FLAGS] TARGET
 
-Exit codes: 0 up; 1 down; 2 usage error.
+Exit codes: 0 up; 1 down; 2 usage error; 128+N on signal N.
 
 Flags (each also as the environment variable named, as for lifecycled run):
 `)
@@ -120,9 +112,15 @@ Flags (each also as the environment variable named, as for lifecycled run):
 	if timeout <= 0 {
 		return usageError(stderr, "probe: --timeout must be more than 0")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sctx, cancel, got := signalContext(context.Background())
 	defer cancel()
-	if err := probes.Check(ctx, targets[0], probes.Options{UserAgent: userAgent()}); err != nil {
+	ctx, cancelCheck := context.WithTimeout(sctx, timeout)
+	defer cancelCheck()
+	err = probes.Check(ctx, targets[0], probes.Options{UserAgent: userAgent()})
+	if got() != 0 {
+		return 128 + int(got())
+	}
+	if err != nil {
 		_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %s is down: %v", targets[0], err))
 		return 1
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -138,7 +139,14 @@ func newRunConfig(o *settings) (*runConfig, error) {
 	if o.DrainConnections < 0 || o.DrainConnections > 65535 {
 		return nil, fmt.Errorf("--drain-connections %d: not a port number", o.DrainConnections)
 	}
+	quietPorts, err := adaptiveDrain(o, c.ready)
+	if err != nil {
+		return nil, err
+	}
 	c.drain = drain.Config{
+		DrainQuiet:   o.DrainQuiet,
+		DrainMin:     o.DrainMin,
+		QuietPorts:   quietPorts,
 		DrainDelay:   o.DrainDelay,
 		DrainPort:    o.DrainConnections,
 		DrainTimeout: o.DrainTimeout,
@@ -264,6 +272,42 @@ func (p probeSettings) spec(flag string) (*probes.ProbeSpec, error) {
 func isHTTPURL(u string) bool {
 	_, err := probes.ParseTarget(u, false)
 	return err == nil && (strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://"))
+}
+
+// adaptiveDrain checks --drain-quiet and --drain-min and returns the ports
+// the adaptive drain watches: --drain-connections PORT, which already names
+// the app's serving port, else the port of the --ready target, which checks
+// the app itself. A separate management port for health would be the wrong
+// one: set --drain-connections then.
+func adaptiveDrain(o *settings, ready *probes.ProbeSpec) ([]int, error) {
+	if o.DrainQuiet <= 0 {
+		if o.DrainMin > 0 {
+			return nil, errors.New("--drain-min needs --drain-quiet (the adaptive drain)")
+		}
+		return nil, nil
+	}
+	if o.DrainDelay <= 0 {
+		return nil, fmt.Errorf("--drain-quiet %s needs --drain-delay, the longest the adaptive drain waits", o.DrainQuiet)
+	}
+	if o.DrainMin > o.DrainDelay {
+		return nil, fmt.Errorf("--drain-min %s is longer than --drain-delay %s", o.DrainMin, o.DrainDelay)
+	}
+	if o.DrainConnections > 0 {
+		return []int{o.DrainConnections}, nil
+	}
+	if ready != nil {
+		port := ready.Target.Port
+		switch {
+		case port == "" && ready.Target.Kind == probes.KindHTTP:
+			port = "80"
+		case port == "" && ready.Target.Kind == probes.KindHTTPS:
+			port = "443"
+		}
+		if p, err := strconv.Atoi(port); err == nil && p > 0 {
+			return []int{p}, nil
+		}
+	}
+	return nil, errors.New("--drain-quiet needs the app's port: set --drain-connections PORT or a tcp, http or grpc --ready target")
 }
 
 // newHook builds a hook from its handlers; at most one may be set.

@@ -122,7 +122,13 @@ func (e *explainWriter) shutdown(c *runConfig) {
 	at := time.Duration(0)
 	add := func(d time.Duration, what, arrow string) { rows = append(rows, row{d, what, arrow}) }
 	add(0, "SIGTERM received: /readyz answers 503, tombstone says draining", "SIGTERM 0s -> readiness off")
-	if c.drain.DrainDelay > 0 {
+	switch {
+	case c.drain.DrainDelay > 0 && c.drain.DrainQuiet > 0:
+		add(at, fmt.Sprintf("adaptive drain: until no new connection to port %s for %s, at least %s, at most %s (--drain-delay); "+
+			"lifecycled's own readiness probe pauses", joinInts(c.drain.QuietPorts), c.drain.DrainQuiet, c.drain.DrainMin, c.drain.DrainDelay),
+			"drain <="+fmtSeconds(c.drain.DrainDelay))
+		at += c.drain.DrainDelay
+	case c.drain.DrainDelay > 0:
 		add(at, fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", c.drain.DrainDelay),
 			"drain "+fmtSeconds(c.drain.DrainDelay))
 		at += c.drain.DrainDelay
@@ -206,4 +212,13 @@ func mapString(m supervisor.SignalMap) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// joinInts writes ports as "8080" or "8080, 8443".
+func joinInts(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -57,6 +57,9 @@ type settings struct {
 	ExitWith           []string
 	OnExitPost         []string
 
+	DrainQuiet time.Duration
+	DrainMin   time.Duration
+
 	Command []string
 }
 
@@ -175,6 +178,10 @@ func (s *settings) declare() []setting {
 		str(&s.TombstoneDir, "tombstone-dir", "DIR", "", "write NAME.json with the current phase in `DIR`", "tombstoneDir"),
 		list(&s.ExitWith, "exit-with", "NAME", "stop once the tombstone of `NAME` says exited (repeatable)", "exitWith"),
 		list(&s.OnExitPost, "on-exit-post", "URL", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit", "onExitPost"),
+
+		duration(&s.DrainQuiet, "drain-quiet", 0, "adaptive drain: end the drain delay once no new connection to the app's port "+
+			"came for this long (e.g. 1s; --drain-delay is the ceiling)", "drain.quiet"),
+		duration(&s.DrainMin, "drain-min", 0, "adaptive drain: wait at least this long", "drain.min"),
 	)
 	return ds
 }

@@ -57,8 +57,10 @@ type epipeGuard struct {
 	fd int // stderr's descriptor, -1 if w is not a file
 
 	mu      sync.Mutex
-	writing int       // writes in flight
-	epipe   time.Time // when a write last failed with EPIPE
+	writing int           // writes in flight
+	since   time.Time     // when writing last went from 0 to 1
+	idle    chan struct{} // closed when writing drops back to 0
+	epipe   time.Time     // when a write last failed with EPIPE
 }
 
 func (g *epipeGuard) Write(p []byte) (int, error) {
@@ -66,6 +68,9 @@ func (g *epipeGuard) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	g.mu.Lock()
+	if g.writing == 0 {
+		g.idle, g.since = make(chan struct{}), time.Now()
+	}
 	g.writing++
 	g.mu.Unlock()
 	n, err := g.w.Write(p)
@@ -74,25 +79,40 @@ func (g *epipeGuard) Write(p []byte) (int, error) {
 	if errors.Is(err, syscall.EPIPE) {
 		g.epipe = time.Now()
 	}
+	if g.writing == 0 {
+		close(g.idle)
+	}
 	g.mu.Unlock()
 	return n, err
 }
 
 // ownSIGPIPE reports whether the SIGPIPE being handled came from a write
 // of g's: one failed with EPIPE in the last second, or does so among the
-// writes in flight, which it waits for (briefly: a write to a pipe whose
-// reader is gone fails at once). A nil guard owns nothing.
+// writes in flight, which it waits for until they are 100 ms old: a write
+// to a pipe whose reader is gone fails at once, and one that blocks on a
+// stalled reader cannot have raised this SIGPIPE (nor may it delay the
+// signals queued behind this one). A nil guard owns nothing.
 func (g *epipeGuard) ownSIGPIPE() bool {
 	if g == nil {
 		return false
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	for i := 0; g.writing > 0 && i < 100; i++ {
-		g.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		g.mu.Lock()
+	idle := g.idle
+	wait := time.Duration(0)
+	if g.writing > 0 {
+		wait = 100*time.Millisecond - time.Since(g.since)
 	}
+	g.mu.Unlock()
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return !g.epipe.IsZero() && time.Since(g.epipe) < time.Second
 }
 

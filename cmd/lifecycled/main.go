@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +16,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	// First of lifecycled's own packages to be initialised: it catches
+	// signals before the heavy dependencies' init functions run.
+	"github.com/lifecycled/lifecycled/internal/earlysignal"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -73,8 +80,51 @@ func sleepMain(args []string, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "sleep: %v", err)
 	}
-	time.Sleep(d)
-	return exitOK
+	// A signal that ends a sleep(1) ends this one, with the status a shell
+	// gives a command killed by it (143 for SIGTERM): the sleep did not run
+	// its course, and `lifecycled sleep 5 && next` must not go on. As PID
+	// 1, where the kernel would not let the signal kill us, this is the
+	// only answer there is.
+	ctx, cancel, got := signalContext(context.Background())
+	defer cancel()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return exitOK
+	case <-ctx.Done():
+		return 128 + int(got())
+	}
+}
+
+// signalContext returns a context that ends when a signal arrives whose
+// default action would end the process, and a function that returns that
+// signal (0 while none came). earlysignal catches every signal from the
+// first instructions on, so the commands other than run say here what they
+// mean: a stop, as for a plain program. Signals whose default is to be
+// ignored or to stop the process (CONT, WINCH, TSTP, TTIN, TTOU) are
+// ignored: as PID 1 they would be anyway.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc, func() syscall.Signal) {
+	ctx, cancel := context.WithCancel(parent)
+	var got atomic.Int32
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-earlysignal.C():
+				sig := s.(syscall.Signal)
+				switch sig {
+				case syscall.SIGCONT, syscall.SIGWINCH, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+					continue
+				}
+				got.Store(int32(sig))
+				cancel()
+				return
+			}
+		}
+	}()
+	return ctx, cancel, func() syscall.Signal { return syscall.Signal(got.Load()) }
 }
 
 // parseDuration accepts Go durations ("1m30s") and, as Kubernetes fields

@@ -41,8 +41,14 @@ func newRegistry(served bool) *prometheus.Registry {
 	return reg
 }
 
-func newRunMetrics(reg prometheus.Registerer) *runMetrics {
+// newRunMetrics registers the run's metrics; logsDropped counts the log
+// lines lifecycled dropped because stderr was not read (see logQueue).
+func newRunMetrics(reg prometheus.Registerer, logsDropped func() uint64) *runMetrics {
 	f := promauto.With(reg)
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "lifecycled_log_lines_dropped_total",
+		Help: "Lines of lifecycled's own log dropped because stderr was not being read.",
+	}, func() float64 { return float64(logsDropped()) })
 	m := &runMetrics{
 		ready: f.NewGauge(prometheus.GaugeOpts{
 			Name: "lifecycled_ready", Help: "1 when /readyz answers 200, else 0.",

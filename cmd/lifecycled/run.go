@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/internal/background"
+	"github.com/lifecycled/lifecycled/internal/earlysignal"
+	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -32,16 +34,29 @@ const (
 	checkShutdown     = "shutdown"
 )
 
+// filesFlushMax bounds how long lifecycled waits, when it exits, for the
+// last tombstone to be written: other containers' --exit-with read it, but
+// a volume that does not answer must not keep lifecycled from exiting.
+const filesFlushMax = 2 * time.Second
+
+// logQueueLines bounds lifecycled's queue of log lines: about 300 KiB of
+// JSON lines, far more than it logs in a burst; beyond it lines are
+// dropped, counted and reported.
+const logQueueLines = 1024
+
+// logFlushMax bounds how long lifecycled waits, when it exits, for its
+// queued log lines to reach stderr: no time at all for a reader that keeps
+// up, and a stderr nobody reads must not keep it from exiting.
+const logFlushMax = time.Second
+
 // runMain is `lifecycled run`: parse, validate, then hand over to the actors.
 func runMain(args []string, stderr io.Writer) int {
-	// Catch every forwarded signal before anything else: a signal sent
-	// while lifecycled is still parsing flags or waiting for dependencies
-	// is remembered, and a Go PID 1 that does not handle SIGTERM would
-	// exit with status 2.
-	sigs := make(chan os.Signal, 1024)
-	// No signal.Stop: the process exits right after, and deregistering
-	// fifty handlers costs a millisecond at every exit.
-	signal.Notify(sigs, osSignals(supervisor.ForwardedSignals())...)
+	// Every forwarded signal has been caught since package
+	// initialisation (earlysignal): a signal sent while lifecycled is
+	// still starting, parsing flags or waiting for dependencies is
+	// remembered, and a Go PID 1 that does not handle SIGTERM would exit
+	// with status 2.
+	sigs := earlysignal.C()
 
 	guard := &epipeGuard{w: stderr, fd: -1}
 	if f, ok := stderr.(*os.File); ok {
@@ -52,13 +67,19 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	logger, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	// From here on nothing writes to stderr in line: a stderr nobody
+	// reads must not block the stop (package background).
+	logs := background.New(logQueueLines)
+	defer logs.Close(logFlushMax)
+	logger, err := newLogger(cfg.logFormat, cfg.logLevel, logs.Writer(stderr))
 	if err != nil {
-		return usageError(stderr, "%v", err)
+		return usageError(logs.Writer(stderr), "%v", err)
 	}
-	defer func() { _ = logger.Sync() }()
+	logs.OnDrained = func(n uint64) {
+		logger.Warn("dropped log lines: stderr was not being read", zap.Uint64("lines", n))
+	}
 	logStartup(logger, cfg)
-	a := newApp(cfg, logger, stderr)
+	a := newApp(cfg, logger, logs.Writer(stderr), logs.Dropped)
 	a.stderrGuard = guard
 	return a.run(sigs)
 }
@@ -81,14 +102,6 @@ func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.
 	}
 	cfg.settings = s
 	return cfg, 0, true
-}
-
-func osSignals(sigs []syscall.Signal) []os.Signal {
-	out := make([]os.Signal, len(sigs))
-	for i, s := range sigs {
-		out[i] = s
-	}
-	return out
 }
 
 // exitError ends the actor group with the process's exit code.
@@ -154,12 +167,17 @@ type app struct {
 	health       *probes.Health
 	hookLog      *drain.HookLog
 	runner       *drain.Runner
+	// files writes the tombstone off the path of supervision, in order.
+	files *background.Queue
 
 	reaper    *supervisor.Reaper
 	forwarder *supervisor.Forwarder
 	stop      *stopRequest
 	started   chan struct{} // closed once the child runs
 	startedUp chan struct{} // closed once the child runs and postStart succeeded
+	// draining is closed once the stop sequence has begun.
+	draining    chan struct{}
+	drainingNow func()
 
 	stderrTail  *supervisor.StderrTail // with --termination-log-tail
 	stderrTailW *os.File               // the child's end of its pipe
@@ -169,10 +187,15 @@ type app struct {
 	phase string // the current phase, for the termination message
 }
 
-func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer) *app {
-	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{})}
+// newApp returns the run of cfg. stderr is where lifecycled's own lines go
+// (queued, never blocking); logsDropped counts those dropped.
+func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer, logsDropped func() uint64) *app {
+	a := &app{cfg: cfg, logger: logger, stderr: stderr, stop: newStopRequest(), started: make(chan struct{}),
+		startedUp: make(chan struct{}), draining: make(chan struct{})}
+	a.drainingNow = sync.OnceFunc(func() { close(a.draining) })
+	a.files = background.New(16)
 	a.reg = newRegistry(cfg.listen != "")
-	a.metrics = newRunMetrics(a.reg)
+	a.metrics = newRunMetrics(a.reg, logsDropped)
 	a.probeMetrics = probes.NewMetrics(a.reg)
 	a.drainMetrics = drain.NewMetrics(a.reg)
 
@@ -214,6 +237,14 @@ func (a *app) run(sigs <-chan os.Signal) int {
 		if err := os.MkdirAll(a.cfg.tombstoneDir, 0o755); err != nil {
 			a.logger.Warn("cannot create the tombstone directory", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
 		}
+		// Held until the process ends, however it ends: --exit-with
+		// watchers take a free lock under a tombstone that does not say
+		// exited for a death (drain.LockTombstone).
+		lock, err := drain.LockTombstone(a.cfg.tombstoneDir, a.cfg.name)
+		if err != nil {
+			a.logger.Warn("cannot lock the tombstone: --exit-with watchers will not notice if lifecycled is killed", zap.Error(err))
+		}
+		defer lock.Close()
 	}
 	if a.cfg.terminationGrace > 0 {
 		if err := a.cfg.budget().Check(); err != nil {
@@ -258,10 +289,30 @@ func (a *app) run(sigs <-chan os.Signal) int {
 		actor(func(ctx context.Context) error {
 			select {
 			case <-a.started:
-				return prober.Run(ctx)
 			case <-ctx.Done():
 				return nil
 			}
+			if a.cfg.drain.DrainQuiet <= 0 {
+				return prober.Run(ctx)
+			}
+			// The adaptive drain counts new connections to the app's
+			// port: the probe's own would keep it from ever going
+			// quiet. While draining, readiness fails anyway.
+			probeCtx, stopProbing := context.WithCancel(ctx)
+			defer stopProbing()
+			go func() {
+				select {
+				case <-a.draining:
+					stopProbing()
+				case <-probeCtx.Done():
+				}
+			}()
+			err := prober.Run(probeCtx)
+			if ctx.Err() == nil && probeCtx.Err() != nil {
+				<-ctx.Done() // an actor that returns would end the run
+				return nil
+			}
+			return err
 		})
 	}
 	if a.cfg.live != nil {
@@ -279,8 +330,12 @@ func (a *app) run(sigs <-chan os.Signal) int {
 	})
 
 	err := g.Run()
-	if a.hookLog != nil {
-		_ = a.hookLog.Close()
+	if !a.files.Close(filesFlushMax) {
+		a.logger.Warn("exiting before the last tombstone was written: the volume does not answer",
+			zap.String("dir", a.cfg.tombstoneDir), zap.Duration("waited", filesFlushMax))
+	}
+	if err := a.hookLog.Close(); err != nil {
+		a.logger.Warn("exiting before the hook log was written", zap.Error(err))
 	}
 	var ee exitError
 	if errors.As(err, &ee) {
@@ -315,12 +370,20 @@ func (a *app) handleSignals(ctx context.Context, sigs <-chan os.Signal) error {
 	}
 }
 
-// watchExitWith is the --exit-with actor: once every named tombstone says
-// exited, stop as on SIGTERM (the sidecar of a Job).
+// watchExitWith is the --exit-with actor: once every named container has
+// exited, or died without saying so, stop as on SIGTERM (the sidecar of a
+// Job).
 func (a *app) watchExitWith(ctx context.Context) error {
-	if err := drain.WatchExited(ctx, a.cfg.tombstoneDir, a.cfg.exitWith, 250*time.Millisecond); err == nil {
-		a.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", a.cfg.exitWith))
-		a.stop.request(0, strings.Join(a.cfg.exitWith, ", ")+" exited")
+	died, err := drain.WatchExited(ctx, a.cfg.tombstoneDir, a.cfg.exitWith, drain.DefaultWatchInterval)
+	if err == nil {
+		reason := strings.Join(a.cfg.exitWith, ", ") + " exited"
+		if len(died) > 0 {
+			reason = strings.Join(died, ", ") + " died without writing exited (lock released)"
+			a.logger.Warn("stopping: "+reason, zap.Strings("exit_with", a.cfg.exitWith), zap.Strings("died", died))
+		} else {
+			a.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", a.cfg.exitWith))
+		}
+		a.stop.request(0, reason)
 	}
 	<-ctx.Done()
 	return nil
@@ -359,9 +422,7 @@ func (a *app) lifecycle() int {
 	a.pid = child.Pid()
 	a.mu.Unlock()
 	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
-	if err := a.forwarder.Attach(child); err != nil {
-		a.logger.Warn("cannot forward a signal received before the start", zap.Error(err))
-	}
+	a.forwarder.Attach(child)
 	a.health.Set(checkChild, true, "")
 	close(a.started)
 
@@ -380,7 +441,7 @@ func (a *app) lifecycle() int {
 	select {
 	case <-child.Exited():
 		how = "the child exited by itself"
-		if child.Terminate(ctx, a.cfg.stopSignal, a.cfg.gracePeriod) {
+		if supervisor.Terminate(ctx, child, a.cfg.stopSignal, a.cfg.gracePeriod).Killed {
 			a.logger.Warn("killed what was left of the child's process group after the grace period")
 			how += "; SIGKILL sent to what was left of its process group"
 		}
@@ -391,12 +452,23 @@ func (a *app) lifecycle() int {
 			how += fmt.Sprintf("; SIGKILL after the %s grace period", a.cfg.gracePeriod)
 		}
 	}
-	<-child.Done()
+	select {
+	case <-child.Done():
+	default:
+		// Terminate waited supervisor.KillWait after SIGKILL: what is
+		// left cannot be ended by a signal (a zombie whose parent lives
+		// outside the group, a process in uninterruptible sleep), and
+		// waiting for it would make the grace period a lie.
+		left := child.LeftInGroup()
+		a.logger.Warn("exiting with processes left in the child's process group after SIGKILL",
+			logschema.Seconds("waited", supervisor.KillWait), zap.Strings("processes", left))
+		how += fmt.Sprintf("; %d process(es) left in the child's process group after SIGKILL", len(left))
+	}
 	if err := child.ReturnTerminal(); err != nil {
 		a.logger.Debug("cannot take the terminal back", zap.Error(err))
 	}
 	a.health.Set(checkChild, false, "exited")
-	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.Status()))
+	code := a.cfg.exitCodeMap.Map(supervisor.ExitCode(child.FinalStatus()))
 	a.finish(child, code, how, "")
 	return code
 }
@@ -479,6 +551,7 @@ func (a *app) postStart(ctx context.Context, child *supervisor.Child) string {
 func (a *app) stopChild(ctx context.Context, child *supervisor.Child) bool {
 	seq := drain.NewSequence(a.cfg.drain, child, a.runner, a.logger, a.drainMetrics, func(step string) {
 		if step == drain.StepDraining {
+			a.drainingNow()
 			a.health.Set(checkShutdown, false, "draining")
 			a.enterPhase("draining", nil, "")
 		}
@@ -494,17 +567,22 @@ func (a *app) enterPhase(phase string, exitCode *int, signal string) {
 	pid := a.pid
 	a.phase = phase
 	a.mu.Unlock()
-	if a.hookLog != nil {
-		a.hookLog.Phase(phase, pid)
-	}
+	a.hookLog.Phase(phase, pid) // queued: see drain.HookLog
 	if a.cfg.tombstoneDir == "" {
 		return
 	}
-	err := drain.WriteTombstone(a.cfg.tombstoneDir, drain.Tombstone{
-		Name: a.cfg.name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: time.Now(),
+	// The tombstone is written (and synced) on the files queue, in
+	// order: a hung shared volume must not keep the stop signal from
+	// being sent after the draining phase.
+	t := drain.Tombstone{Name: a.cfg.name, Phase: phase, PID: pid, ExitCode: exitCode, Signal: signal, UpdatedAt: time.Now()}
+	queued := a.files.Go(func() {
+		if err := drain.WriteTombstone(a.cfg.tombstoneDir, t); err != nil {
+			a.logger.Warn("cannot write tombstone", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
+		}
 	})
-	if err != nil {
-		a.logger.Warn("cannot write tombstone", zap.String("dir", a.cfg.tombstoneDir), zap.Error(err))
+	if !queued {
+		a.logger.Warn("tombstone not written: earlier writes are still waiting for the volume",
+			zap.String("dir", a.cfg.tombstoneDir), zap.String("phase", phase))
 	}
 }
 
@@ -522,7 +600,7 @@ func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 		msg += " (phase " + phase + ")"
 	}
 	if child != nil {
-		ws := child.Status()
+		ws := child.FinalStatus()
 		if ws.Signaled() {
 			sig = supervisor.SignalName(ws.Signal())
 		}
@@ -547,12 +625,17 @@ func (a *app) finish(child *supervisor.Child, code int, how, failure string) {
 		a.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
 	}
 	if a.cfg.terminationLog != "" {
-		if child != nil {
-			msg = a.withStderrTail(msg, code)
-		}
-		if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
-			a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
-		}
+		// On the files queue, after the exited tombstone: bounded at
+		// exit by filesFlushMax like it. The stderr tail waits there
+		// too (at most tailWait), never on the stop path itself.
+		a.files.Go(func() {
+			if child != nil {
+				msg = a.withStderrTail(msg, code)
+			}
+			if err := drain.WriteTerminationLog(a.cfg.terminationLog, msg); err != nil {
+				a.logger.Warn("cannot write termination log", zap.String("path", a.cfg.terminationLog), zap.Error(err))
+			}
+		})
 	}
 	a.postOnExit()
 }

@@ -23,6 +23,8 @@ const (
 	// depsTarget: the goal for dependency-open → child-start at the
 	// default --wait-interval (1s).
 	depsTarget = 100 * time.Millisecond
+	// depsTargetP90: the goal for the 90th percentile.
+	depsTargetP90 = 200 * time.Millisecond
 	// depsDelayMin, depsDelayMax bound the uniform delay after which the
 	// bench opens the dependency's port.
 	depsDelayMin = 200 * time.Millisecond
@@ -85,9 +87,9 @@ func depsSection(b *bench) (*table, error) {
 			"under each tool in turn, the order rotating from delay to delay) and records CLOCK_MONOTONIC right after listen(2). "+
 			"Latency = HELPER's stamp − open time: it includes the tool's poll interval and its exec of HELPER (and HELPER's "+
 			"Go runtime start, the same for every tool). lifecycled retries with exponential backoff from 50 ms up to "+
-			"--wait-interval (default 1s); wait-for-it polls once a second.",
+			"--wait-interval (default 1s), doubling every 2 s waited while the port refuses; wait-for-it polls once a second.",
 			fmtDur(depsDelayMin), fmtDur(depsDelayMax), b.set.depsSamples),
-		header: []string{"tool", "samples", "median", "p90", "max", "median ÷ wait-for-it", "verdict (median ≤ 100 ms at default interval)"},
+		header: []string{"tool", "samples", "median", "p90", "max", "median ÷ wait-for-it", "verdict (median ≤ 100 ms, p90 ≤ 200 ms at default interval)"},
 	}
 	if subject == nil {
 		return t, errors.New("no lifecycled binary")
@@ -109,10 +111,14 @@ func depsSection(b *bench) (*table, error) {
 		med := percentile(xs, 50)
 		v := "—"
 		if tl.subjectDefault {
+			p90 := percentile(xs, 90)
+			measured := fmt.Sprintf("median %s, p90 %s (wait-for-it: median %s)", fmtDur(med), fmtDur(p90), fmtDur(refMedian))
 			vd := check(fmt.Sprintf("dependency open → child start, median ≤ %s at the default --wait-interval", fmtDur(depsTarget)),
-				float64(med), float64(depsTarget), fmt.Sprintf("median %s, p90 %s (wait-for-it: median %s)", fmtDur(med), fmtDur(percentile(xs, 90)), fmtDur(refMedian)))
-			t.verdicts = append(t.verdicts, vd)
-			v = vd.String()
+				float64(med), float64(depsTarget), measured)
+			vp := check(fmt.Sprintf("dependency open → child start, p90 ≤ %s at the default --wait-interval", fmtDur(depsTargetP90)),
+				float64(p90), float64(depsTargetP90), measured)
+			t.verdicts = append(t.verdicts, vd, vp)
+			v = vd.String() + "; " + vp.String()
 		}
 		t.rows = append(t.rows, []string{tl.name, fmt.Sprint(len(xs)), fmtDur(med), fmtDur(percentile(xs, 90)), fmtDur(xs[len(xs)-1]),
 			fmtRatio(ratio(float64(med), float64(refMedian))), v})
@@ -123,6 +129,11 @@ func depsSection(b *bench) (*table, error) {
 	}
 	notes = append(notes, "Commands: "+strings.Join(usages, "; "))
 	notes = append(notes, backoffNote())
+	cost, err := depsCost(b, subject)
+	if err != nil {
+		return t, fmt.Errorf("cost of the schedule: %w", err)
+	}
+	notes = append(notes, cost)
 
 	more, err := depsProbeLoad(b, subject)
 	notes = append(notes, more...)
@@ -136,15 +147,16 @@ func median(xs []time.Duration) time.Duration {
 	return percentile(s, 50)
 }
 
-// backoffNote says what the contract (probes/wait.go: first retry after
-// 50 ms, doubling, capped at --wait-interval) implies for a port opening at
-// a uniform moment in [0.2 s, 3 s].
+// backoffNote says what the schedule (probes/wait.go: first retry after
+// 50 ms; while the port refuses, the pause doubles every 2 s waited, capped
+// at --wait-interval) implies for a port opening at a uniform moment in
+// [0.2 s, 3 s].
 func backoffNote() string {
-	return "What the contract implies: lifecycled checks at about 0, 50, 150, 350, 750, 1550, 2550 ms… after it starts " +
-		"(gaps 50, 100, 200, 400, 800 ms, then the 1s --wait-interval cap), so a port opening at a uniform moment in " +
-		"[0.2 s, 3 s] mostly falls in a 400–1000 ms gap and is seen half a gap later on average (~0.4 s); at " +
-		"--wait-interval 100ms the expected wait is ~50 ms. A median ≤ 100 ms at the default interval would need a default " +
-		"cap of about 200 ms or less, not a faster check: the check and the exec are a few ms."
+	return "What the schedule implies: while the port refuses, lifecycled pauses 50 ms at first, 71 ms after 1 s, 100 ms " +
+		"after 2 s, 141 ms after 3 s (less up to a quarter of jitter), reaching the 1s --wait-interval after 8.6 s; so a " +
+		"port opening at a uniform moment in [0.2 s, 3 s] is seen ~40 ms later on average, at most ~140 ms. A target that " +
+		"answers (an HTTP status, a gRPC NOT_SERVING, DNS) is backed off per attempt instead: 50, 100, 200, 400, 800 ms, " +
+		"then the cap, since every check costs the dependency work."
 }
 
 // depsLatencies runs every tool once per delay and returns the latencies

@@ -14,8 +14,17 @@ import (
 )
 
 const (
-	// drainDelay is lifecycled's --drain-delay in every drain run.
-	drainDelay = 2 * time.Second
+	// drainDelay is lifecycled's --drain-delay in the fixed-delay run the
+	// extra-time verdict is about; drainDelayLong is the folklore's 5 s.
+	drainDelay     = 2 * time.Second
+	drainDelayLong = 5 * time.Second
+	// drainQuiet and drainCeiling are the adaptive run's --drain-quiet and
+	// --drain-delay.
+	drainQuiet   = time.Second
+	drainCeiling = 10 * time.Second
+	// adaptiveSlack bounds how long after the Balancer dropped the backend
+	// the adaptive drain may end, beyond the quiet period.
+	adaptiveSlack = 300 * time.Millisecond
 	// extraTarget bounds what lifecycled adds to a stop beyond the drain
 	// delay and the app's own stop.
 	extraTarget = 50 * time.Millisecond
@@ -37,7 +46,7 @@ func drainCases(quick bool) []drainCase {
 	}
 	var cs []drainCase
 	for _, rate := range []float64{100, 400} {
-		for _, p := range []time.Duration{500 * time.Millisecond, time.Second, 3 * time.Second} {
+		for _, p := range []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second} {
 			cs = append(cs, drainCase{p, rate})
 		}
 	}
@@ -76,11 +85,14 @@ func drainSection(b *bench) (*table, error) {
 			"and drops a backend a *propagation* delay after its readiness fails (polled every 100 ms: endpoints + "+
 			"kube-proxy lag). Half the workers keep a connection alive, half open one per request. One backend's init "+
 			"gets SIGTERM after 1 s of load; the load goes on until propagation + 0.5 s after that init exited. "+
-			"lifecycled runs with `--drain-delay %s` and the balancer polls its /readyz; tini and dumb-init have no "+
-			"drain, and the balancer polls the app's own /healthz. Extra = SIGTERM→init exit − drain delay − the app's "+
-			"own SIGTERM→exit.", drainDelay),
+			"lifecycled runs with a fixed `--drain-delay` of %s or %s, or adaptive (`--drain-quiet %s --drain-delay %s`: "+
+			"the drain ends once no new connection to the app's port came for %s), and the balancer polls its /readyz; tini "+
+			"and dumb-init have no drain, and the balancer polls the app's own /healthz. Extra = SIGTERM→init exit − drain "+
+			"delay − the app's own SIGTERM→exit (fixed delays only). After drop = the app's SIGTERM − the moment the "+
+			"balancer dropped the backend: how long the drain went on once traffic stopped.",
+			drainDelay, drainDelayLong, drainQuiet, drainCeiling, drainQuiet),
 		header: []string{"propagation", "rate", "init", "requests", "failed", "failed %", "failures by kind",
-			"SIGTERM→exit", "app stop", "extra"},
+			"SIGTERM→exit", "app stop", "extra", "after drop"},
 	}
 
 	type cell struct {
@@ -102,28 +114,55 @@ func drainSection(b *bench) (*table, error) {
 		}
 	}
 
-	var subject string
-	var failsCovered int64 // lifecycled's failures where the drain covers the propagation
+	var subject, adaptive string
+	var failsCovered int64 // lifecycled's failures where a fixed drain covers the propagation
+	var adaptiveFails int64
+	var adaptiveLate time.Duration // worst (app SIGTERM − drop − quiet) of the adaptive drain
 	extras := map[string][]time.Duration{}
 	for _, in := range inits {
-		if in.init == lbsim.InitLifecycled {
+		if in.init == lbsim.InitLifecycled && in.quiet == 0 && in.delay == drainDelay {
 			subject = in.name
+		}
+		if in.quiet > 0 {
+			adaptive = in.name
 		}
 	}
 	for _, c := range cases {
 		for _, in := range inits {
 			r := results[cell{c, in.name}]
 			total := r.Load.OK + r.Load.Failed
+			extra, afterDrop := "—", "—"
+			if in.quiet == 0 {
+				extra = fmtDur(r.Extra())
+			}
+			drop, dropped := droppedAt(r, "a")
+			if in.init == lbsim.InitLifecycled && dropped {
+				afterDrop = fmtDur(r.TermAfter - drop)
+			}
 			t.rows = append(t.rows, []string{
 				fmtDur(c.propagation), fmt.Sprintf("%g/s", c.rate), in.name,
 				fmt.Sprint(total), fmt.Sprint(r.Load.Failed), fmt.Sprintf("%.2f%%", 100*float64(r.Load.Failed)/float64(max(total, 1))),
-				fmtKinds(r.Load.ByKind), fmtDur(r.Stop), fmtDur(r.AppStop), fmtDur(r.Extra()),
+				fmtKinds(r.Load.ByKind), fmtDur(r.Stop), fmtDur(r.AppStop), extra, afterDrop,
 			})
 			extras[in.name] = append(extras[in.name], r.Extra())
-			if in.name == subject && drainDelay > c.propagation+lbsim.DefaultPollInterval {
+			if in.init == lbsim.InitLifecycled && in.quiet == 0 && in.delay > c.propagation+lbsim.DefaultPollInterval {
 				failsCovered += r.Load.Failed
 			}
+			if in.name == adaptive {
+				adaptiveFails += r.Load.Failed
+				late := r.Stop // never dropped: as late as can be
+				if dropped {
+					late = r.TermAfter - drop - drainQuiet
+				}
+				adaptiveLate = max(adaptiveLate, late)
+			}
 		}
+	}
+	if adaptive != "" {
+		t.verdicts = append(t.verdicts,
+			check("adaptive drain: no failed request at any propagation", float64(adaptiveFails), 0, fmt.Sprintf("%d failed", adaptiveFails)),
+			check(fmt.Sprintf("adaptive drain ends within quiet period + %s of the drop", fmtDur(adaptiveSlack)),
+				float64(adaptiveLate), float64(adaptiveSlack), fmt.Sprintf("worst: quiet period + %s", fmtDur(adaptiveLate))))
 	}
 	if subject != "" {
 		// The median, not the worst run: on a shared machine one
@@ -134,14 +173,16 @@ func drainSection(b *bench) (*table, error) {
 			measured += fmt.Sprintf(" (%s: median %s)", r.name, fmtDur(summarize(extras[r.name]).median))
 		}
 		t.verdicts = append(t.verdicts,
-			check("no failed request during a rolling stop when --drain-delay covers the propagation",
+			check("no failed request during a rolling stop when a fixed --drain-delay covers the propagation",
 				float64(failsCovered), 0, fmt.Sprintf("%d failed", failsCovered)),
 			check(fmt.Sprintf("stop time beyond drain delay and app stop ≤ %s", fmtDur(extraTarget)),
 				float64(s.median), float64(extraTarget), measured))
 	}
 	t.notes = append(t.notes,
-		"A propagation delay longer than the drain delay fails requests under lifecycled too: --drain-delay must "+
-			"exceed the time the cluster takes to drop the pod from its endpoints (5 s is the usual advice).",
+		"A propagation delay longer than a fixed drain delay fails requests under lifecycled too: a fixed --drain-delay must "+
+			"exceed the time the cluster takes to drop the pod from its endpoints (5 s is the usual advice), and then every "+
+			"stop takes that long. The adaptive drain watches new connections to the app's port (netlink sock_diag) and ends "+
+			"a quiet period after the last one, whatever the propagation.",
 		"Kept-alive connections stay on their backend after the drop, as conntrack entries do; they survive the stop "+
 			"because the app's Shutdown closes them while idle and Go's http.Transport retries an idempotent request "+
 			"on a reused connection that was closed.",
@@ -149,20 +190,29 @@ func drainSection(b *bench) (*table, error) {
 	return t, nil
 }
 
-// drainInit is one init of the drain section.
+// drainInit is one init of the drain section; delay and quiet are
+// lifecycled's --drain-delay and --drain-quiet.
 type drainInit struct {
-	name string
-	init lbsim.Init
-	path string
+	name         string
+	init         lbsim.Init
+	path         string
+	delay, quiet time.Duration
 }
 
-// drainInits picks lifecycled, tini and dumb-init among the bench's
-// wrappers, in that order.
+// drainInits picks lifecycled (fixed 2 s, fixed 5 s, adaptive), tini and
+// dumb-init among the bench's wrappers, in that order.
 func drainInits(b *bench) []drainInit {
 	var out []drainInit
 	for _, want := range []lbsim.Init{lbsim.InitLifecycled, lbsim.InitTini, lbsim.InitDumbInit} {
 		for _, w := range b.wrappers {
-			if (want == lbsim.InitLifecycled && w.subject) || (want != lbsim.InitLifecycled && w.name == string(want)) {
+			if want == lbsim.InitLifecycled && w.subject {
+				out = append(out,
+					drainInit{name: fmt.Sprintf("%s %s", w.name, drainDelay), init: want, path: w.path, delay: drainDelay},
+					drainInit{name: fmt.Sprintf("%s %s", w.name, drainDelayLong), init: want, path: w.path, delay: drainDelayLong},
+					drainInit{name: w.name + " adaptive", init: want, path: w.path, delay: drainCeiling, quiet: drainQuiet})
+				break
+			}
+			if want != lbsim.InitLifecycled && w.name == string(want) {
 				out = append(out, drainInit{name: w.name, init: want, path: w.path})
 				break
 			}
@@ -171,12 +221,27 @@ func drainInits(b *bench) []drainInit {
 	return out
 }
 
+// droppedAt is when, after the SIGTERM, the Balancer took backend out of
+// the rotation.
+func droppedAt(r lbsim.RollingStopResult, backend string) (time.Duration, bool) {
+	for _, e := range r.Events {
+		if e.Backend == backend && !e.Ready && e.Applied.After(r.SignalAt) {
+			return e.Applied.Sub(r.SignalAt), true
+		}
+	}
+	return 0, false
+}
+
 func drainUsages(inits []drainInit) []string {
 	var out []string
 	for _, in := range inits {
 		switch in.init {
 		case lbsim.InitLifecycled:
-			out = append(out, fmt.Sprintf("`lifecycled --listen ADDR --ready http://APP/healthz --ready-period 100ms --drain-delay %s --grace-period 10s -- APP`", drainDelay))
+			drain := "--drain-delay " + in.delay.String()
+			if in.quiet > 0 {
+				drain += " --drain-quiet " + in.quiet.String()
+			}
+			out = append(out, fmt.Sprintf("`lifecycled --listen ADDR --ready http://APP/healthz --ready-period 100ms %s --grace-period 10s -- APP`", drain))
 		case lbsim.InitTini:
 			out = append(out, "`tini -s -- APP`")
 		case lbsim.InitDumbInit:
@@ -192,7 +257,7 @@ func runRollingStop(ctx context.Context, in drainInit, backend string, c drainCa
 	var log lockedBuffer
 	r, err := lbsim.RollingStop{
 		Init: in.init, InitPath: in.path, Backend: backend,
-		DrainDelay: drainDelay, Propagation: c.propagation, Rate: c.rate,
+		DrainDelay: in.delay, DrainQuiet: in.quiet, Propagation: c.propagation, Rate: c.rate,
 		Stderr: &log,
 	}.Run(ctx)
 	if err != nil {

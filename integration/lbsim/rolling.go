@@ -60,6 +60,9 @@ type RollingStop struct {
 	Backend string
 	// DrainDelay is lifecycled's --drain-delay (InitLifecycled only).
 	DrainDelay time.Duration
+	// DrainQuiet, if more than 0, is lifecycled's --drain-quiet: the
+	// adaptive drain, with DrainDelay its ceiling (InitLifecycled only).
+	DrainQuiet time.Duration
 	// Propagation is the Balancer's propagation delay (default 1s).
 	Propagation time.Duration
 	// Rate is the total request rate (default 200 per second).
@@ -273,13 +276,16 @@ func (s RollingStop) startBackend(ctx context.Context, name string) (*backendPro
 		}
 		health := "127.0.0.1:" + strconv.Itoa(healthPort)
 		endpoint.ReadyURL = "http://" + health + "/readyz"
-		argv = append([]string{bin,
+		flags := []string{bin,
 			"--name", "backend-" + name,
 			"--listen", health,
 			"--ready", "http://" + app + "/healthz", "--ready-period", "100ms",
 			"--drain-delay", s.DrainDelay.String(),
-			"--grace-period", "10s",
-			"--"}, argv...)
+			"--grace-period", "10s"}
+		if s.DrainQuiet > 0 {
+			flags = append(flags, "--drain-quiet", s.DrainQuiet.String())
+		}
+		argv = append(append(flags, "--"), argv...)
 	case InitTini:
 		// -s: not PID 1, tini must be a subreaper to reap orphans.
 		argv = append([]string{bin, "-s", "--"}, argv...)

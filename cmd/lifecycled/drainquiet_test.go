@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestAdaptiveDrainSettings: --drain-quiet, --drain-min and their YAML keys
+// reach the stop sequence with the port to watch, and every inconsistent
+// combination is a one-line usage error.
+func TestAdaptiveDrainSettings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("drain: {delay: 10s, quiet: 1s, min: 2s}\nreadinessProbe:\n  tcpSocket: {port: 8443}\n"), 0o644))
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantQuiet time.Duration
+		wantMin   time.Duration
+		wantPorts []int
+		wantErr   string
+	}{
+		{name: "off by default", args: []string{"--ready", "http://127.0.0.1:8080/", "--", "app"}},
+		{name: "port of --ready", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s", "--ready", "http://127.0.0.1:8080/healthz", "--", "app"},
+			wantQuiet: time.Second, wantPorts: []int{8080}},
+		{name: "http without port", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s", "--ready", "http://localhost/healthz", "--", "app"},
+			wantQuiet: time.Second, wantPorts: []int{80}},
+		{name: "--drain-connections wins", args: []string{"--drain-quiet", "500ms", "--drain-min", "1s", "--drain-delay", "10s",
+			"--drain-connections", "9000", "--ready", "tcp://127.0.0.1:8080", "--", "app"},
+			wantQuiet: 500 * time.Millisecond, wantMin: time.Second, wantPorts: []int{9000}},
+		{name: "environment", args: []string{"--drain-delay", "5s", "--ready", "grpc://127.0.0.1:9090", "--", "app"},
+			env: map[string]string{"LIFECYCLED_DRAIN_QUIET": "1s"}, wantQuiet: time.Second, wantPorts: []int{9090}},
+		{name: "config file", args: []string{"--config", file, "--", "app"}, wantQuiet: time.Second, wantMin: 2 * time.Second, wantPorts: []int{8443}},
+		{name: "no ceiling", args: []string{"--drain-quiet", "1s", "--ready", "tcp://127.0.0.1:8080", "--", "app"}, wantErr: "needs --drain-delay"},
+		{name: "no port", args: []string{"--drain-quiet", "1s", "--drain-delay", "5s", "--ready", "exec:true", "--", "app"}, wantErr: "needs the app's port"},
+		{name: "min without quiet", args: []string{"--drain-min", "1s", "--", "app"}, wantErr: "--drain-min needs --drain-quiet"},
+		{name: "min over ceiling", args: []string{"--drain-quiet", "1s", "--drain-min", "6s", "--drain-delay", "5s", "--drain-connections", "80", "--", "app"},
+			wantErr: "--drain-min 6s is longer than --drain-delay 5s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cfg, code, ok := loadRunConfig(tt.args, env(tt.env), &stdout, &stderr)
+			if tt.wantErr != "" {
+				require.False(t, ok)
+				assert.Equal(t, exitUsage, code)
+				assert.Contains(t, stderr.String(), tt.wantErr)
+				assert.Equal(t, 1, bytes.Count(stderr.Bytes(), []byte("\n")), "one line: %q", stderr.String())
+				return
+			}
+			require.True(t, ok, "exit %d: %s", code, stderr.String())
+			assert.Equal(t, tt.wantQuiet, cfg.drain.DrainQuiet)
+			assert.Equal(t, tt.wantMin, cfg.drain.DrainMin)
+			assert.Equal(t, tt.wantPorts, cfg.drain.QuietPorts)
+		})
+	}
+}
+
+func TestExplainShowsAdaptiveDrain(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := explainMain([]string{"--drain-quiet", "1s", "--drain-min", "500ms", "--drain-delay", "10s",
+		"--ready", "http://127.0.0.1:8080/healthz", "--termination-grace-period", "30s", "--", "app"}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, "adaptive drain: until no new connection to port 8080 for 1s, at least 500ms, at most 10s")
+	assert.Contains(t, out, "drain <=10s")
+	assert.Contains(t, out, "Budget: fits")
+}

@@ -1,0 +1,67 @@
+package drain
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"go.uber.org/zap"
+)
+
+// TestWaitQuiet runs the adaptive drain's loop against scripted arrivals:
+// it ends a quiet period after the last arrival, never before the minimum,
+// never after the ceiling, and takes a failed count for traffic.
+func TestWaitQuiet(t *testing.T) {
+	const (
+		quiet   = 150 * time.Millisecond
+		ceiling = 1500 * time.Millisecond
+	)
+	tests := []struct {
+		name string
+		min  time.Duration
+		// arriving says whether connections arrive at that time since
+		// the start, and whether counting them fails.
+		arriving func(since time.Duration) (int, error)
+		// the wait must end within [least, most].
+		least, most time.Duration
+	}{
+		{name: "no traffic: one quiet period", arriving: none, least: quiet, most: quiet + 400*time.Millisecond},
+		{name: "no traffic, minimum longer", min: 600 * time.Millisecond, arriving: none,
+			least: 600 * time.Millisecond, most: 1000 * time.Millisecond},
+		{name: "traffic until 500ms", arriving: func(d time.Duration) (int, error) {
+			if d < 500*time.Millisecond {
+				return 2, nil
+			}
+			return 0, nil
+		}, least: 480*time.Millisecond + quiet, most: 500*time.Millisecond + quiet + 400*time.Millisecond},
+		{name: "traffic never stops: the ceiling", arriving: func(time.Duration) (int, error) { return 1, nil },
+			least: ceiling, most: ceiling + 400*time.Millisecond},
+		{name: "counting fails: the ceiling", arriving: func(time.Duration) (int, error) { return 0, errors.New("sock_diag: boom") },
+			least: ceiling, most: ceiling + 400*time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Sequence{logger: zap.NewNop(), cfg: Config{
+				DrainDelay: ceiling, DrainQuiet: quiet, DrainMin: tt.min, PollConns: 10 * time.Millisecond,
+			}}
+			start := time.Now()
+			s.waitQuiet(context.Background(), start, func() (int, error) { return tt.arriving(time.Since(start)) })
+			took := time.Since(start)
+			assert.GreaterOrEqual(t, took, tt.least)
+			assert.LessOrEqual(t, took, tt.most)
+		})
+	}
+}
+
+func TestWaitQuietCancel(t *testing.T) {
+	s := &Sequence{logger: zap.NewNop(), cfg: Config{DrainDelay: time.Minute, DrainQuiet: time.Minute, PollConns: 10 * time.Millisecond}}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	s.waitQuiet(ctx, start, func() (int, error) { return none(0) })
+	assert.Less(t, time.Since(start), 2*time.Second)
+}
+
+func none(time.Duration) (int, error) { return 0, nil }
