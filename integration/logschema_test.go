@@ -132,7 +132,7 @@ func TestLogSchema(t *testing.T) {
 		"exiting":             {"exit_code", "reason"},
 		"hook succeeded":      {"duration_seconds"},
 		"starting":            {"version", "commit", "go_version", "settings"},
-		"grace period over, killing the process group": {"grace_period_seconds"},
+		"grace period over, killed the process group": {"grace_period_seconds"},
 	} {
 		l, ok := msgs[msg]
 		if !assert.True(t, ok, "no %q line on stderr:\n%s", msg, res.stderr) {
