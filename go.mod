@@ -2,6 +2,8 @@ module github.com/lifecycled/lifecycled
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	github.com/creack/pty v1.1.24
 	github.com/oklog/run v1.2.0

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // DefaultHookLogMaxBytes is the size at which the hook log is rotated when
@@ -82,7 +83,7 @@ func OpenHookLog(dir, name string, maxBytes int64, logger *zap.Logger) *HookLog 
 	return &HookLog{
 		file:   f,
 		queue:  q,
-		logger: zap.New(core, zap.ErrorOutput(zapcore.AddSync(io.Discard))),
+		logger: zap.New(redact.Core(core), zap.ErrorOutput(zapcore.AddSync(io.Discard))),
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // maxTerminationMessage is the most the kubelet reads from a container's
@@ -18,6 +20,9 @@ const maxTerminationMessage = 4096
 // The file is written in place rather than renamed over: Kubernetes
 // bind-mounts /dev/termination-log, and a rename onto a mount point fails.
 func WriteTerminationLog(path, message string) error {
+	// The message ends up in the pod's status, which anyone who can read
+	// pods sees: no password of a URL it names.
+	message = redact.URLs(message)
 	if len(message) > maxTerminationMessage {
 		const note = " [truncated]"
 		message = cutUTF8(message, maxTerminationMessage-len(note)) + note
@@ -37,8 +42,15 @@ const stderrTailHeader = "\n--- last lines of the child's stderr ---\n"
 // and keeps its most recent bytes, which is where a panic or a stack trace
 // ends. The tail is made valid UTF-8 (the API server stores the message as
 // a string): a character cut at the start is dropped, and invalid bytes
-// become U+FFFD. An empty tail adds nothing.
+// become U+FFFD. Passwords in URLs are masked in both. An empty tail adds
+// nothing.
 func TerminationMessage(reason string, tail []byte) string {
+	// Masked before measuring: WriteTerminationLog masks again, and a
+	// mask longer than its password would push the newest bytes out.
+	reason = redact.URLs(reason)
+	if len(tail) > 0 {
+		tail = []byte(redact.URLs(string(tail)))
+	}
 	budget := maxTerminationMessage - len(reason) - len(stderrTailHeader)
 	if len(tail) == 0 || budget <= 0 {
 		return reason

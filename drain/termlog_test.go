@@ -89,3 +89,16 @@ func TestTerminationMessage(t *testing.T) {
 	huge := strings.Repeat("r", 5000)
 	assert.Equal(t, huge, TerminationMessage(huge, []byte("tail")), "no room: the reason alone, cut by WriteTerminationLog")
 }
+
+// TestTerminationMessageMasksFirst: a password shorter than the mask must
+// not push the newest bytes out when WriteTerminationLog masks it.
+func TestTerminationMessageMasksFirst(t *testing.T) {
+	tail := strings.Repeat("connect http://u:pw@db/ failed\n", 300) + "panic: the end\n"
+	msg := TerminationMessage("child exited with code 2 (phase running)", []byte(tail))
+	assert.NotContains(t, msg, ":pw@")
+	path := filepath.Join(t.TempDir(), "termination-log")
+	require.NoError(t, WriteTerminationLog(path, msg))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(string(b), "panic: the end\n"), "the newest bytes were cut: %q", string(b[len(b)-80:]))
+}

@@ -828,6 +828,8 @@ func TestSecurityListenBoundAsConfigured(t *testing.T) {
 					assert.Error(t, err, "%s:%d answers, but only %s was configured", other, port, host)
 				}
 			}
+			// The child's trap must be set, or SIGTERM ends it with 143.
+			require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
 			require.NoError(t, p.signal(ctx, syscall.SIGTERM))
 			assert.Equal(t, 3, p.wait(ctx).code)
 		})

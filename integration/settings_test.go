@@ -162,3 +162,128 @@ func TestSettingsZeroMeansZero(t *testing.T) {
 		})
 	}
 }
+
+// TestSettingsEnvNotPassedOn: lifecycled's own variables are read, then
+// kept from every process it starts (the child, hooks): a nested
+// lifecycled does not take the outer one's LIFECYCLED_LISTEN ("address
+// already in use") and the app's environment is otherwise untouched.
+func TestSettingsEnvNotPassedOn(t *testing.T) {
+	ctx := testContext(t, 30*time.Second)
+	dir := t.TempDir()
+	addr := listenAddr(t)
+	p := start(t, options{dir: dir, env: []string{"LIFECYCLED_LISTEN=" + addr, "LIFECYCLED_NAME=outer", "APP_SETTING=kept"}},
+		"--post-start", "env > hook.env",
+		"--", lifecycledBin(t), "--", "sh", "-c", "env > child.env; test -s hook.env || sleep 1")
+	require.NotNil(t, p)
+	r := p.wait(ctx)
+	assert.Equal(t, 0, r.code, "the nested lifecycled started: %s", r.stderr)
+	for _, f := range []string{"child.env", "hook.env"} {
+		env, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		assert.NotContains(t, string(env), "LIFECYCLED_", f)
+		assert.Contains(t, string(env), "APP_SETTING=kept", f)
+	}
+}
+
+// TestSettingsBadNamesAndCommands: an empty COMMAND is a usage error naming
+// it, a COMMAND that is a directory fails to start with 126 naming it (not
+// an error about --name, which was never given), and --name takes no
+// control character or path separator.
+func TestSettingsBadNamesAndCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		cause string
+	}{
+		{"empty command", []string{"--", ""}, 2, `empty COMMAND ("")`},
+		{"root directory", []string{"--", "/"}, 126, "/"},
+		{"newline in name", []string{"--name", "a\nb", "--", "true"}, 2, `--name "a\nb": must not hold control characters`},
+		{"tab in name", []string{"--name", "a\tb", "--", "true"}, 2, "control characters"},
+		{"slash in name", []string{"--name", "../x", "--", "true"}, 2, "without '/'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t, 20*time.Second)
+			r := run(t, ctx, tc.args...)
+			assert.Equal(t, tc.code, r.code, "stderr: %s", r.stderr)
+			line := assertOneCause(t, r.stderr, tc.cause)
+			if tc.args[0] == "--" {
+				assert.NotContains(t, line, "--name")
+			}
+		})
+	}
+}
+
+// TestSettingsChildStartedLineCapped: a command line of 20,000 arguments
+// is logged as one short line: the first arguments and how many there are.
+func TestSettingsChildStartedLineCapped(t *testing.T) {
+	ctx := testContext(t, 20*time.Second)
+	args := []string{"--", "sh", "-c", "exit 0", "sh"}
+	for i := 0; i < 20000; i++ {
+		args = append(args, strings.Repeat("x", 20))
+	}
+	r := run(t, ctx, args...)
+	require.Equal(t, 0, r.code, "stderr: %.2000s", r.stderr)
+	recs := logRecords(r.stderr, "child started")
+	require.Len(t, recs, 1, "stderr: %.2000s", r.stderr)
+	for _, l := range lines(r.stderr) {
+		if strings.Contains(l, "child started") {
+			assert.Less(t, len(l), 4096, "the line is short")
+			assert.Contains(t, l, `"argc":20004`)
+			assert.Contains(t, l, "more)")
+		}
+	}
+}
+
+// TestSettingsHelp: help, -h, --help print the usage on stdout and exit 0
+// (help was run as a command: 127); wait and probe have help in the same
+// style, read LIFECYCLED_* like run, and a misspelled flag names the
+// closest one.
+func TestSettingsHelp(t *testing.T) {
+	bin := lifecycledBin(t)
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}, {"run", "--help"}, {"help", "wait"}, {"wait", "--help"}, {"probe", "-h"}, {"help", "probe"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = testEnv(nil)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			require.NoError(t, err, "stderr: %s", stderr.String())
+			assert.Empty(t, stderr.String())
+			assert.Contains(t, string(out), "Usage:\n  lifecycled ")
+			assert.Regexp(t, `(?m)^  --timeout DURATION\n        .*\[LIFECYCLED_|^  --grace-period DURATION\n        .*\[LIFECYCLED_GRACE_PERIOD, gracePeriod\]`, string(out))
+		})
+	}
+
+	run := func(env []string, args ...string) (int, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = testEnv(env)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil {
+			require.ErrorAs(t, err, &ee)
+			return ee.ExitCode(), string(out)
+		}
+		return 0, string(out)
+	}
+	t.Run("wait reads the environment", func(t *testing.T) {
+		code, out := run([]string{"LIFECYCLED_WAIT_TIMEOUT=300ms", "LIFECYCLED_LOG_LEVEL=error"}, "wait", "tcp://127.0.0.1:1")
+		assert.Equal(t, 124, code, out)
+		code, out = run([]string{"LIFECYCLED_WAIT_INTERVAL=soon"}, "wait", "tcp://127.0.0.1:1")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, `LIFECYCLED_WAIT_INTERVAL="soon"`)
+	})
+	t.Run("probe reads the environment", func(t *testing.T) {
+		code, out := run([]string{"LIFECYCLED_READY_TIMEOUT=x"}, "probe", "tcp://127.0.0.1:1")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, `LIFECYCLED_READY_TIMEOUT="x"`)
+	})
+	t.Run("did you mean", func(t *testing.T) {
+		code, out := run(nil, "--drain-dealy", "5s", "--", "true")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, "unknown flag --drain-dealy (did you mean --drain-delay?)")
+		code, out = run(nil, "wait", "--timout", "1s", "tcp://127.0.0.1:1")
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, out, "did you mean --timeout?")
+	})
+}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // Health is the state behind /readyz, /livez and /startupz. It is safe for
@@ -47,7 +49,10 @@ func (s *checkSet) set(name string, ok bool, reason string) {
 	if _, seen := s.checks[name]; !seen {
 		s.order = append(s.order, name)
 	}
-	s.checks[name] = checkResult{ok: ok, reason: reason}
+	// /readyz?verbose and /livez?verbose are served to anyone who
+	// reaches --listen: a reason naming a URL (a redirect's target) shows
+	// no password.
+	s.checks[name] = checkResult{ok: ok, reason: redact.URLs(reason)}
 }
 
 func (s *checkSet) list() []namedCheck {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -65,25 +66,7 @@ type Target struct {
 // grep for what they typed, and /metrics, which anyone who reaches --listen
 // can read, never serves a credential.
 func (t Target) String() string {
-	if t.URL == nil || t.URL.User == nil {
-		return t.Raw
-	}
-	if _, ok := t.URL.User.Password(); !ok {
-		return t.Raw
-	}
-	// The user info is what url.Parse took it to be: the authority (up to
-	// the first /, ? or #) before its last @.
-	scheme, rest, _ := strings.Cut(t.Raw, "://")
-	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
-	}
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return t.Raw
-	}
-	user, _, _ := strings.Cut(authority[:at], ":")
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
+	return redact.URLs(t.Raw)
 }
 
 // ParseTarget parses one TARGET of CONTRACT section 4. exec targets are only

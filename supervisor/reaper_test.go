@@ -323,7 +323,7 @@ func TestTerminate(t *testing.T) {
 			script: "sleep 30 & trap 'exit 5' TERM; touch ready; while :; do sleep 0.02; done",
 			grace:  20 * time.Second, code: 5, max: 10 * time.Second},
 		{name: "single child, group mate ignores TERM", single: true,
-			script: "sh -c 'trap \"\" TERM; exec sleep 30' & trap 'exit 5' TERM; touch ready; while :; do sleep 0.02; done",
+			script: "sh -c 'trap \"\" TERM; touch mate; exec sleep 30' & trap 'exit 5' TERM; while [ ! -e mate ]; do sleep 0.01; done; touch ready; while :; do sleep 0.02; done",
 			grace:  300 * time.Millisecond, killed: true, code: 5, min: 300 * time.Millisecond, max: 10 * time.Second},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -82,11 +83,10 @@ func newRunConfig(o *settings) (*runConfig, error) {
 	if c.stopSignal, c.stopSignalFrom, err = stopSignal(o.StopSignal, c.signalMap); err != nil {
 		return nil, err
 	}
-	c.name = o.Name
-	if c.name == "" {
-		c.name = filepath.Base(o.Command[0])
+	if o.Command[0] == "" {
+		return nil, errors.New(`empty COMMAND (""): lifecycled [FLAGS] -- COMMAND [ARG...]`)
 	}
-	if err := checkName("--name", c.name); err != nil {
+	if c.name, err = commandName(o.Name, o.Command[0]); err != nil {
 		return nil, err
 	}
 	for _, n := range o.ExitWith {
@@ -346,11 +346,67 @@ func (c *runConfig) budget() drain.Budget {
 	return b
 }
 
-func checkName(flagName, name string) error {
-	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
-		return fmt.Errorf("%s %q: must be a plain file name", flagName, name)
+// commandName is --name, or else COMMAND's base name. A COMMAND that ends
+// in a directory ("/", "..") gets "lifecycled": it cannot be executed, and
+// its start fails with 126 naming it, as the contract has it, rather than
+// with an error about a name the user never gave.
+func commandName(name, command string) (string, error) {
+	if name != "" {
+		return name, checkName("--name", name)
 	}
-	return nil
+	name = filepath.Base(command)
+	if name == "/" || name == "." || name == ".." {
+		return "lifecycled", nil
+	}
+	if err := checkName("", name); err != nil {
+		return "", fmt.Errorf("COMMAND %q: its base name cannot name the tombstone and hook log; give --name", command)
+	}
+	return name, nil
+}
+
+// maxName is the longest file name Linux takes, less the longest suffix
+// lifecycled adds (".hooks.log.1").
+const maxName = 255 - len(".hooks.log.1")
+
+// checkName accepts a name that is one plain file name on every file system
+// and one line in every log: no path separator, no control character.
+func checkName(flagName, name string) error {
+	bad := ""
+	switch {
+	case name == "" || name == "." || name == "..":
+		bad = "must be a plain file name"
+	case strings.ContainsRune(name, '/'):
+		bad = "must be a plain file name, without '/'"
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		bad = "must not hold control characters (newline, tab, ...)"
+	case len(name) > maxName:
+		bad = fmt.Sprintf("longer than %d bytes", maxName)
+	}
+	if bad == "" {
+		return nil
+	}
+	return fmt.Errorf("%s %q: %s", flagName, name, bad)
+}
+
+// logArgv is the child's argv as the "child started" line shows it: the
+// first arguments, each cut short, so that a command line of megabytes
+// (xargs, a generated config passed inline) makes one readable line.
+func logArgv(argv []string) []string {
+	const maxArgs, maxArg, maxTotal = 32, 256, 2048
+	out := make([]string, 0, min(len(argv), maxArgs+1))
+	total := 0
+	for i, a := range argv {
+		if i == maxArgs || total >= maxTotal {
+			out = append(out, fmt.Sprintf("... (%d more)", len(argv)-i))
+			break
+		}
+		if len(a) > maxArg {
+			a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", len(a))
+		}
+		total += len(a)
+		out = append(out, a)
+	}
+	return out
 }
 
 func splitAddr(addr string) (string, string, error) {
@@ -372,8 +428,10 @@ func addrReason(err error) string {
 	return err.Error()
 }
 
+// sprintfLine formats one line for stderr: no line break inside, and no
+// password of a URL it names.
 func sprintfLine(format string, args ...any) string {
-	s := fmt.Sprintf(format, args...)
+	s := redact.URLs(fmt.Sprintf(format, args...))
 	s = strings.ReplaceAll(s, "\n", " ")
 	return s + "\n"
 }

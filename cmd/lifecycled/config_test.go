@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -244,3 +245,83 @@ func TestExplainBudget(t *testing.T) {
 }
 
 func signalName(c *runConfig) string { return supervisor.SignalName(c.stopSignal) }
+
+func TestCheckName(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ok   bool
+	}{
+		{"web", true}, {"web-1.v2", true}, {"ünïcode", true},
+		{"", false}, {".", false}, {"..", false}, {"a/b", false}, {"a\nb", false}, {"a\tb", false},
+		{"a\x00b", false}, {"a\x7fb", false}, {strings.Repeat("x", maxName), true}, {strings.Repeat("x", maxName+1), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkName("--name", tt.name)
+			assert.Equal(t, tt.ok, err == nil, "%v", err)
+			if err != nil {
+				assert.NotContains(t, err.Error(), "\n")
+			}
+		})
+	}
+}
+
+func TestCommandName(t *testing.T) {
+	for _, tt := range []struct{ name, command, want, err string }{
+		{"", "/usr/bin/app", "app", ""},
+		{"web", "/usr/bin/app", "web", ""},
+		{"", "/", "lifecycled", ""},
+		{"", "/srv/..", "lifecycled", ""},
+		{"", "/bin/a\nb", "", `COMMAND "/bin/a\nb"`},
+		{"a/b", "app", "", "--name"},
+	} {
+		got, err := commandName(tt.name, tt.command)
+		if tt.err != "" {
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.err)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got)
+	}
+}
+
+func TestLogArgv(t *testing.T) {
+	assert.Equal(t, []string{"sh", "-c", "x"}, logArgv([]string{"sh", "-c", "x"}))
+	long := logArgv([]string{"app", strings.Repeat("a", 1000)})
+	assert.Equal(t, strings.Repeat("a", 256)+"... (1000 bytes)", long[1])
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = "arg"
+	}
+	got := logArgv(many)
+	assert.Len(t, got, 33)
+	assert.Equal(t, "... (968 more)", got[32])
+}
+
+func TestVersionFrom(t *testing.T) {
+	bi := func(ver string, settings ...string) *debug.BuildInfo {
+		b := &debug.BuildInfo{Main: debug.Module{Version: ver}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			b.Settings = append(b.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return b
+	}
+	for _, tt := range []struct {
+		name             string
+		ver, rev         string
+		bi               *debug.BuildInfo
+		wantVer, wantRev string
+	}{
+		{"go install @version", "dev", "", bi("v1.2.3"), "v1.2.3", ""},
+		{"plain build in a checkout", "dev", "", bi("v0.0.0-20261130-abc", "vcs.revision", "abc", "vcs.modified", "true"), "v0.0.0-20261130-abc", "abc-dirty"},
+		{"no VCS", "dev", "", bi("(devel)"), "dev", ""},
+		{"ldflags win", "v9", "cafe", bi("v1.2.3", "vcs.revision", "abc"), "v9", "cafe"},
+		{"no build info", "dev", "", nil, "dev", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, r := versionFrom(tt.ver, tt.rev, tt.bi)
+			assert.Equal(t, tt.wantVer, v)
+			assert.Equal(t, tt.wantRev, r)
+		})
+	}
+}

@@ -52,7 +52,8 @@ func (e *explainWriter) line(format string, a ...any) {
 }
 
 func (e *explainWriter) startup(c *runConfig) {
-	e.line("lifecycled %s: %s (name %q)", version, strings.Join(c.command, " "), c.name)
+	ver, _ := buildVersion()
+	e.line("lifecycled %s: %s (name %q)", ver, strings.Join(c.command, " "), c.name)
 	e.line("")
 	e.line("Start-up")
 	n := 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -388,6 +389,20 @@ func (d *setting) envVar() string {
 // envName is the environment variable that sets flag name.
 func envName(name string) string {
 	return "LIFECYCLED_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// unsetOwnEnv removes lifecycled's own variables (LIFECYCLED_*) from its
+// environment once they are read, so that no process it starts (the
+// child, hooks, exec probes) inherits them: a nested lifecycled, or
+// `lifecycled wait` in a hook, would otherwise take the outer one's
+// settings (LIFECYCLED_LISTEN: "address already in use"). It runs before
+// any goroutine that could start a process.
+func unsetOwnEnv() {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "LIFECYCLED_") {
+			_ = os.Unsetenv(k)
+		}
+	}
 }
 
 // errHelp is returned for -h, -help and --help.

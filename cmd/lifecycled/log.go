@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // newLogger builds lifecycled's own logger. It writes to w (stderr): stdout
@@ -36,7 +37,9 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	sink := zapcore.Lock(zapcore.AddSync(w))
 	// zap reports its own write errors on ErrorOutput, os.Stderr by
 	// default: it goes through w as well, so that epipeGuard sees it.
-	return zap.New(zapcore.NewCore(enc, sink, lvl), zap.ErrorOutput(sink)).Named("lifecycled"), nil
+	// redact.Core: no log line shows the password of a URL (a target, a
+	// hook, an error naming either).
+	return zap.New(redact.Core(zapcore.NewCore(enc, sink, lvl)), zap.ErrorOutput(sink)).Named("lifecycled"), nil
 }
 
 // epipeGuard is lifecycled's stderr. It tells lifecycled's own SIGPIPEs from

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ import (
 	// First of lifecycled's own packages to be initialised: it catches
 	// signals before the heavy dependencies' init functions run.
 	"github.com/lifecycled/lifecycled/internal/earlysignal"
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -58,6 +60,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 			return sleepMain(args[1:], stderr)
 		case "explain":
 			return explainMain(args[1:], stdout, stderr)
+		case "help", "-h", "-help", "--help":
+			return helpMain(args[1:], stdout, stderr)
 		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, versionString())
 			return exitOK
@@ -66,9 +70,23 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	return runMain(args, stderr)
 }
 
+// helpMain is `lifecycled help [COMMAND]`: the usage, on stdout, exit 0.
+func helpMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "wait":
+			return waitMain([]string{"--help"}, os.Getenv, stdout, stderr)
+		case "probe":
+			return probeMain([]string{"--help"}, os.Getenv, stdout, stderr)
+		}
+	}
+	printRunUsage(stdout)
+	return exitOK
+}
+
 // usageError prints the one-line error of a bad invocation and returns 2.
 func usageError(stderr io.Writer, format string, a ...any) int {
-	fmt.Fprintf(stderr, "lifecycled: "+format+" (see lifecycled --help)\n", a...)
+	_, _ = io.WriteString(stderr, redact.URLs(fmt.Sprintf("lifecycled: "+format+" (see lifecycled --help)\n", a...)))
 	return exitUsage
 }
 
@@ -143,25 +161,43 @@ func parseDuration(s string) (time.Duration, error) {
 	return 0, fmt.Errorf("bad duration %q: want e.g. 500ms, 10s, 1m", s)
 }
 
-func versionString() string {
-	return fmt.Sprintf("lifecycled %s (commit %s, %s %s/%s)", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
+// buildVersion is lifecycled's version and commit: those set with -ldflags
+// (make build), else what the Go toolchain recorded: the module version
+// (v1.2.3 from go install ...@v1.2.3; a pseudo-version for a plain go build
+// in a git checkout) and vcs.revision, "-dirty" when the tree had changes.
+var buildVersion = sync.OnceValues(func() (string, string) {
+	bi, _ := debug.ReadBuildInfo()
+	return versionFrom(version, commit, bi)
+})
 
-// buildCommit is the commit set at build time, else the one Go recorded,
-// else "unknown".
-func buildCommit() string {
-	c := commit
-	if c == "" {
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					c = s.Value
-				}
+func versionFrom(ver, rev string, bi *debug.BuildInfo) (string, string) {
+	if bi == nil {
+		return ver, rev
+	}
+	if ver == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		ver = bi.Main.Version
+	}
+	if rev == "" {
+		dirty := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
 			}
 		}
+		if rev != "" && dirty {
+			rev += "-dirty"
+		}
 	}
-	if c == "" {
-		c = "unknown"
+	return ver, rev
+}
+
+func versionString() string {
+	ver, rev := buildVersion()
+	if rev == "" {
+		rev = "unknown"
 	}
-	return c
+	return fmt.Sprintf("lifecycled %s (commit %s, %s %s/%s)", ver, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

@@ -70,9 +70,13 @@ func newRunMetrics(reg prometheus.Registerer, logsDropped func() uint64) *runMet
 	for _, p := range phases {
 		m.phase.WithLabelValues(p).Set(0)
 	}
+	ver, rev := buildVersion()
+	if rev == "" {
+		rev = "unknown"
+	}
 	f.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "lifecycled_build_info", Help: "Always 1; the labels say which lifecycled runs.",
-	}, []string{"version", "revision", "goversion"}).WithLabelValues(version, buildCommit(), runtime.Version()).Set(1)
+	}, []string{"version", "revision", "goversion"}).WithLabelValues(ver, rev, runtime.Version()).Set(1)
 	return m
 }
 

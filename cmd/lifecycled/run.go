@@ -67,6 +67,7 @@ func runMain(args []string, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	unsetOwnEnv()
 	// From here on nothing writes to stderr in line: a stderr nobody
 	// reads must not block the stop (package background).
 	logs := background.New(logQueueLines)
@@ -219,7 +220,10 @@ func newApp(cfg *runConfig, logger *zap.Logger, stderr io.Writer, logsDropped fu
 	return a
 }
 
-func userAgent() string { return "lifecycled/" + version }
+func userAgent() string {
+	v, _ := buildVersion()
+	return "lifecycled/" + v
+}
 
 // probeOptions are the options of every check: exec probes run through the
 // reaper, lifecycled's one waiter.
@@ -421,7 +425,7 @@ func (a *app) lifecycle() int {
 	a.mu.Lock()
 	a.pid = child.Pid()
 	a.mu.Unlock()
-	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", a.cfg.command))
+	a.logger.Info("child started", zap.Int("pid", child.Pid()), zap.Strings("command", logArgv(a.cfg.command)), zap.Int("argc", len(a.cfg.command)))
 	a.forwarder.Attach(child)
 	a.health.Set(checkChild, true, "")
 	close(a.started)
@@ -659,11 +663,11 @@ func (a *app) postOnExit() {
 				if resp, err = client.Do(req); err == nil {
 					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
 					_ = resp.Body.Close()
-					a.logger.Info("posted on exit", zap.String("url", redactURL(u)), zap.Int("http_status", resp.StatusCode))
+					a.logger.Info("posted on exit", zap.String("url", u), zap.Int("http_status", resp.StatusCode))
 					return
 				}
 			}
-			a.logger.Warn("on-exit POST failed", zap.String("url", redactURL(u)), zap.Error(err))
+			a.logger.Warn("on-exit POST failed", zap.String("url", u), zap.Error(err))
 		})
 	}
 	wg.Wait()
@@ -677,7 +681,7 @@ func (a *app) healthHandler() http.Handler {
 		mux.Handle(ep, h)
 		mux.Handle(ep+"/", h) // ENDPOINT/CHECK
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(a.logger), Timeout: 5 * time.Second}))
 	return mux
 }
 

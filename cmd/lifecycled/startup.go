@@ -1,22 +1,27 @@
 package main
 
 import (
-	"net/url"
 	"runtime"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // logStartup writes the one start-up line: what runs (version, commit, Go)
 // and with which effective settings, after flags, environment and file, so
 // that a log search finds how a container was configured without its spec.
 func logStartup(logger *zap.Logger, cfg *runConfig) {
+	ver, rev := buildVersion()
+	if rev == "" {
+		rev = "unknown"
+	}
 	fields := []zap.Field{
-		zap.String("version", version),
-		zap.String("commit", buildCommit()),
+		zap.String("version", ver),
+		zap.String("commit", rev),
 		zap.String("go_version", runtime.Version()),
 	}
 	if cfg.settings != nil {
@@ -26,7 +31,7 @@ func logStartup(logger *zap.Logger, cfg *runConfig) {
 }
 
 // settingsLog writes every setting under its flag's name in snake_case,
-// durations as NAME_seconds, secrets in URLs redacted.
+// durations as NAME_seconds, passwords in URLs masked (redact.URLs).
 type settingsLog struct{ s *settings }
 
 func (l settingsLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -53,7 +58,7 @@ func (l settingsLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			}
 		default:
 			if s := d.value.String(); s != "" {
-				enc.AddString(key, redactURL(s))
+				enc.AddString(key, redact.URLs(s))
 			}
 		}
 	}
@@ -64,21 +69,7 @@ type redactedList []string
 
 func (l redactedList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	for _, s := range l {
-		enc.AppendString(redactURL(s))
+		enc.AppendString(redact.URLs(s))
 	}
 	return nil
-}
-
-// redactURL hides the password of a URL (http://user:xxxxx@host/): targets,
-// hook and on-exit URLs may carry credentials, and logs travel further than
-// the pod spec.
-func redactURL(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }
