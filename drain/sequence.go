@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -188,7 +189,7 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 // have stopped arriving (see waitQuiet).
 func (s *Sequence) drainDelay(ctx context.Context) {
 	if s.cfg.DrainQuiet <= 0 {
-		s.logger.Info("drain delay", zap.Duration("delay", s.cfg.DrainDelay))
+		s.logger.Info("drain delay", logschema.Seconds("delay", s.cfg.DrainDelay))
 		_ = sleep(ctx, s.cfg.DrainDelay)
 		return
 	}
@@ -204,7 +205,7 @@ func (s *Sequence) drainDelay(ctx context.Context) {
 		s.logger.Warn("the kernel does not report closed sockets: a connection that opens and closes between two looks may be missed")
 	}
 	s.logger.Info("adaptive drain: waiting for new connections to stop", zap.Ints("ports", s.cfg.QuietPorts),
-		zap.Duration("quiet", s.cfg.DrainQuiet), zap.Duration("min", s.cfg.DrainMin), zap.Duration("max", s.cfg.DrainDelay))
+		logschema.Seconds("quiet", s.cfg.DrainQuiet), logschema.Seconds("min", s.cfg.DrainMin), logschema.Seconds("max", s.cfg.DrainDelay))
 	s.waitQuiet(ctx, start, w.Poll)
 }
 
@@ -226,7 +227,7 @@ func (s *Sequence) waitQuiet(ctx context.Context, start time.Time, poll func() (
 			return
 		case <-ceiling.C:
 			s.logger.Info("adaptive drain: drain delay reached, new connections still arriving",
-				zap.Int("arrivals", arrivals), zap.Duration("lastArrivalAfter", last.Sub(start)))
+				zap.Int("arrivals", arrivals), logschema.Seconds("last_arrival_after", last.Sub(start)))
 			return
 		case now := <-tick.C:
 			n, err := poll()
@@ -239,7 +240,7 @@ func (s *Sequence) waitQuiet(ctx context.Context, start time.Time, poll func() (
 			}
 			if now.Sub(start) >= s.cfg.DrainMin && now.Sub(last) >= s.cfg.DrainQuiet {
 				s.logger.Info("adaptive drain: no new connection for the quiet period",
-					zap.Int("arrivals", arrivals), zap.Duration("lastArrivalAfter", last.Sub(start)), zap.Duration("took", now.Sub(start)))
+					zap.Int("arrivals", arrivals), logschema.Seconds("last_arrival_after", last.Sub(start)), logschema.Seconds("took", now.Sub(start)))
 				return
 			}
 		}
@@ -276,7 +277,7 @@ func (s *Sequence) drainConnections(ctx context.Context) {
 			return
 		case <-deadline.C:
 			s.logger.Warn("drain timeout: connections still open, stopping anyway",
-				zap.Int("port", port), zap.Int("connections", n), zap.Duration("timeout", s.cfg.DrainTimeout))
+				zap.Int("port", port), zap.Int("connections", n), logschema.Seconds("timeout", s.cfg.DrainTimeout))
 			return
 		case <-poll.C:
 		}
@@ -290,7 +291,7 @@ func (s *Sequence) drainConnections(ctx context.Context) {
 func (s *Sequence) stop(ctx context.Context) (killed bool) {
 	s.enter(StepGrace)
 	s.logger.Info("sending stop signal",
-		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), zap.Duration("gracePeriod", s.cfg.GracePeriod))
+		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), logschema.Seconds("grace_period", s.cfg.GracePeriod))
 	t := supervisor.Terminate(ctx, s.proc, s.cfg.StopSignal, s.cfg.GracePeriod)
 	s.metrics.setStep(StepGrace, t.Grace)
 	if t.SignalErr != nil {
@@ -302,7 +303,7 @@ func (s *Sequence) stop(ctx context.Context) (killed bool) {
 	}
 	s.enter(StepKill)
 	if ctx.Err() == nil {
-		s.logger.Warn("grace period over, killed the process group", zap.Duration("gracePeriod", s.cfg.GracePeriod))
+		s.logger.Warn("grace period over, killed the process group", logschema.Seconds("grace_period", s.cfg.GracePeriod))
 	}
 	if t.KillErr != nil {
 		s.logger.Warn("kill process group", zap.Error(t.KillErr))

@@ -111,39 +111,107 @@ func TestHealthReadyz(t *testing.T) {
 	}
 }
 
-func TestHealthLivezStartupz(t *testing.T) {
+func TestHealthStartupz(t *testing.T) {
 	h := NewChecks()
 	url := serve(t, h)
-	h.Set("child", true, "") // readiness does not make live or started
+	h.Set("child", true, "") // readiness does not make started
+
+	code, body := get(t, url, http.MethodGet, "/startupz?verbose")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "[-]started failed: child not started or postStart not finished\nstartupz check failed\n", body)
+
+	h.SetStarted(true)
+	code, body = get(t, url, http.MethodGet, "/startupz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "ok", body)
+	code, body = get(t, url, http.MethodGet, "/startupz?verbose=1")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "[+]started ok\nstartupz check passed\n", body)
+
+	h.SetStarted(false)
+	code, _ = get(t, url, http.MethodGet, "/startupz")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+}
+
+// TestHealthLivez: /livez is alive-and-making-progress. Nothing that only
+// waits fails it: not readiness, not a missing child; only a liveness check.
+func TestHealthLivez(t *testing.T) {
+	h := NewChecks()
+	url := serve(t, h)
+	h.Set("dependencies", false, "waiting for dependencies")
+	h.Set("child", false, "not started")
+
+	code, body := get(t, url, http.MethodGet, "/livez?verbose")
+	assert.Equal(t, http.StatusOK, code, "livez while waiting: %s", body)
+	assert.Equal(t, "[+]ping ok\nlivez check passed\n", body)
+	assert.True(t, h.Live())
+
+	h.SetLive("liveness-probe", true, "")
+	code, body = get(t, url, http.MethodGet, "/livez")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "ok", body)
+
+	h.SetLive("liveness-probe", false, "status 500 Internal Server Error")
+	assert.False(t, h.Live())
+	code, body = get(t, url, http.MethodGet, "/livez")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "[+]ping ok\n[-]liveness-probe failed: reason withheld\nlivez check failed\n", body)
+	code, body = get(t, url, http.MethodGet, "/livez?verbose")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "[+]ping ok\n[-]liveness-probe failed: status 500 Internal Server Error\nlivez check failed\n", body)
+	assert.False(t, h.Ready(), "liveness does not make ready")
+}
+
+// TestHealthSingleCheckAndExclude: /ENDPOINT/CHECK and ?exclude=CHECK, as
+// kube-apiserver serves them.
+func TestHealthSingleCheckAndExclude(t *testing.T) {
+	h := NewChecks()
+	url := serve(t, h)
+	h.Set("dependencies", true, "")
+	h.Set("readiness-probe", false, "connection refused")
+	h.Set("shutdown", true, "")
+	h.SetLive("liveness-probe", false, "timed out")
 
 	tests := []struct {
-		path        string
-		set         func(bool)
-		failVerbose string
-		passVerbose string
+		path     string
+		wantCode int
+		wantBody string
 	}{
-		{"/livez", h.SetLive, "[-]child failed: no running child\nlivez check failed\n", "[+]child ok\nlivez check passed\n"},
-		{"/startupz", h.SetStarted, "[-]started failed: child not started or postStart not finished\nstartupz check failed\n", "[+]started ok\nstartupz check passed\n"},
+		{"/readyz/dependencies", http.StatusOK, "ok"},
+		{"/readyz/dependencies?verbose", http.StatusOK, "[+]dependencies ok\nreadyz/dependencies check passed\n"},
+		{"/readyz/readiness-probe", http.StatusServiceUnavailable, "[-]readiness-probe failed: reason withheld\nreadyz/readiness-probe check failed\n"},
+		{"/readyz/readiness-probe?verbose", http.StatusServiceUnavailable, "[-]readiness-probe failed: connection refused\nreadyz/readiness-probe check failed\n"},
+		{"/readyz/readiness-probe?exclude=readiness-probe", http.StatusServiceUnavailable, "[-]readiness-probe failed: reason withheld\nreadyz/readiness-probe check failed\n"},
+		{"/readyz/nosuch", http.StatusNotFound, "/readyz has no check named \"nosuch\"\n"},
+		{"/readyz/ping", http.StatusNotFound, "/readyz has no check named \"ping\"\n"},
+		{"/livez/ping", http.StatusOK, "ok"},
+		{"/livez/liveness-probe", http.StatusServiceUnavailable, "[-]liveness-probe failed: reason withheld\nlivez/liveness-probe check failed\n"},
+		{"/livez/dependencies", http.StatusNotFound, "/livez has no check named \"dependencies\"\n"},
+		{"/startupz/started", http.StatusServiceUnavailable, "[-]started failed: reason withheld\nstartupz/started check failed\n"},
+		{"/readyz?exclude=readiness-probe", http.StatusOK, "ok"},
+		{"/readyz?exclude=readiness-probe&verbose", http.StatusOK,
+			"[+]dependencies ok\n[+]readiness-probe excluded: ok\n[+]shutdown ok\nreadyz check passed\n"},
+		{"/readyz?exclude=shutdown&exclude=readiness-probe", http.StatusOK, "ok"},
+		{"/readyz?exclude=shutdown", http.StatusServiceUnavailable,
+			"[+]dependencies ok\n[-]readiness-probe failed: reason withheld\n[+]shutdown excluded: ok\nreadyz check failed\n"},
+		{"/readyz?exclude=readiness-probe&exclude=typo&exclude=a%0Ab&verbose", http.StatusOK,
+			"[+]dependencies ok\n[+]readiness-probe excluded: ok\n[+]shutdown ok\n" +
+				"warn: some health checks cannot be excluded: no matches for \"a b\",\"typo\"\nreadyz check passed\n"},
+		{"/livez?exclude=liveness-probe", http.StatusOK, "ok"},
+		{"/livez?exclude=ping", http.StatusServiceUnavailable,
+			"[+]ping excluded: ok\n[-]liveness-probe failed: reason withheld\nlivez check failed\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			code, body := get(t, url, http.MethodGet, tt.path+"?verbose")
-			assert.Equal(t, http.StatusServiceUnavailable, code)
-			assert.Equal(t, tt.failVerbose, body)
-
-			tt.set(true)
-			code, body = get(t, url, http.MethodGet, tt.path)
-			assert.Equal(t, http.StatusOK, code)
-			assert.Equal(t, "ok", body)
-			code, body = get(t, url, http.MethodGet, tt.path+"?verbose=1")
-			assert.Equal(t, http.StatusOK, code)
-			assert.Equal(t, tt.passVerbose, body)
-
-			tt.set(false)
-			code, _ = get(t, url, http.MethodGet, tt.path)
-			assert.Equal(t, http.StatusServiceUnavailable, code)
+			code, body := get(t, url, http.MethodGet, tt.path)
+			assert.Equal(t, tt.wantCode, code)
+			assert.Equal(t, tt.wantBody, body)
 		})
 	}
+	code, _ := get(t, url, http.MethodHead, "/readyz/dependencies")
+	assert.Equal(t, http.StatusOK, code)
+	code, _ = get(t, url, http.MethodPost, "/livez/ping")
+	assert.Equal(t, http.StatusMethodNotAllowed, code)
 }
 
 func TestHealthMethodsAndPaths(t *testing.T) {
@@ -199,7 +267,8 @@ func TestHealthConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := range 50 {
 				h.Set("check", (i+j)%2 == 0, "flapping")
-				h.SetLive(j%2 == 0)
+				h.SetLive("probe", j%2 == 0, "flapping")
+				_ = h.Live()
 				h.SetStarted(j%2 == 0)
 				_ = h.Ready()
 				resp, err := http.Get(srv.URL + "/readyz?verbose")

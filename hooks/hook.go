@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -240,7 +241,7 @@ func (r *Runner) record(res Result) {
 		zap.String("hook", res.Hook),
 		zap.String("handler", res.Handler),
 		zap.String("command", res.Command),
-		zap.Duration("duration", res.Duration),
+		logschema.Seconds("duration", res.Duration),
 	}
 	if res.Err != nil {
 		fields = append(fields, zap.Error(res.Err))

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/lifecycled/lifecycled/internal/background"
+	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/redact"
 )
 
@@ -73,15 +74,8 @@ func OpenLog(dir, name string, maxBytes int64, logger *zap.Logger) *Log {
 		f.mu.Unlock()
 	}
 
-	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		TimeKey:        "time",
-		LevelKey:       "level",
-		MessageKey:     "msg",
-		LineEnding:     zapcore.DefaultLineEnding,
-		EncodeLevel:    zapcore.LowercaseLevelEncoder,
-		EncodeTime:     utcRFC3339Nano,
-		EncodeDuration: zapcore.SecondsDurationEncoder,
-	})
+	// The schema of lifecycled's stderr logs, so one parser reads both.
+	enc := zapcore.NewJSONEncoder(logschema.EncoderConfig())
 	q := background.New(logQueueLines)
 	core := zapcore.NewCore(enc, zapcore.AddSync(q.Writer(f)), zapcore.DebugLevel)
 	// rotatingFile reports its own failures, once; zap's error output
@@ -108,14 +102,14 @@ func (l *Log) Hook(res Result) {
 		fields = append(fields, zap.String("command", res.Command))
 	}
 	fields = append(fields,
-		zap.String("start", res.Start.UTC().Format(time.RFC3339Nano)),
-		zap.Float64("durationSeconds", res.Duration.Seconds()),
+		logschema.Time("start_time", res.Start),
+		logschema.Seconds("duration", res.Duration),
 	)
 	switch res.Handler {
 	case HandlerExec:
-		fields = append(fields, zap.Int("exitCode", res.ExitCode))
+		fields = append(fields, zap.Int("exit_code", res.ExitCode))
 	case HandlerHTTPGet:
-		fields = append(fields, zap.Int("httpStatus", res.HTTPStatus))
+		fields = append(fields, zap.Int("http_status", res.HTTPStatus))
 	}
 	fields = append(fields, zap.String("output", res.Output))
 	if res.Err != nil {
@@ -148,10 +142,6 @@ func (l *Log) Close() error {
 		return fmt.Errorf("hook log %s: lines still queued after %s", l.file.path, logFlushMax)
 	}
 	return l.file.Close()
-}
-
-func utcRFC3339Nano(t time.Time, enc zapcore.PrimitiveArrayEncoder) {
-	enc.AppendString(t.UTC().Format(time.RFC3339Nano))
 }
 
 // rotatingFile is a zapcore.WriteSyncer that rotates by size and swallows

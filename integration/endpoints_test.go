@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,7 +74,7 @@ func TestEndpointsThroughPhases(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, a["/readyz"].code)
 	assert.Contains(t, a["/readyz"].body, "[-]dependencies failed: ")
 	assert.Contains(t, a["/readyz"].body, "readyz check failed")
-	assert.Equal(t, http.StatusServiceUnavailable, a["/livez"].code, "livez while no child runs")
+	assert.Equal(t, http.StatusOK, a["/livez"].code, "livez while waiting: alive and making progress")
 	assert.Equal(t, http.StatusServiceUnavailable, a["/startupz"].code)
 	code, body, err := fetch(ctx, http.MethodGet, ep.url("/readyz"))
 	require.NoError(t, err)
@@ -82,7 +83,7 @@ func TestEndpointsThroughPhases(t *testing.T) {
 
 	// The child runs, postStart (sleep 1) does not have finished.
 	dep.set(http.StatusOK)
-	_, err = waitStatus(ctx, ep.url("/livez"), http.StatusOK)
+	_, err = waitStatus(ctx, ep.url("/readyz/child"), http.StatusOK)
 	require.NoError(t, err)
 	a = ep.all(ctx)
 	assert.Equal(t, http.StatusServiceUnavailable, a["/readyz"].code, "ready during postStart")
@@ -271,6 +272,11 @@ while :; do sleep 0.05; done`, dir)
 	assert.Empty(t, out, "promtool check metrics has something to say")
 
 	assert.Equal(t, 1.0, m.value("lifecycled_ready"))
+	timeToReady := m.value("lifecycled_time_to_ready_seconds")
+	assert.Greater(t, timeToReady, 0.0, "time to ready")
+	assert.Less(t, timeToReady, time.Since(p.started).Seconds(), "time to ready longer than the run so far")
+	buildInfo := regexp.MustCompile(`(?m)^lifecycled_build_info\{goversion="go[0-9.]+",revision="[^"]+",version="[^"]+"\} 1$`)
+	assert.Regexp(t, buildInfo, m.text)
 	assert.Equal(t, 1.0, m.value(`lifecycled_phase{phase="running"}`))
 	for _, phase := range []string{"waiting", "starting", "draining", "exited"} {
 		assert.Equal(t, 0.0, m.value(`lifecycled_phase{phase="`+phase+`"}`), phase)
@@ -304,6 +310,7 @@ while :; do sleep 0.05; done`, dir)
 	assert.InDelta(t, 0.3, m.value(`lifecycled_stop_phase_seconds{step="drain_delay"}`), 0.25)
 	assert.Equal(t, 1.0, m.value(`lifecycled_phase{phase="draining"}`))
 	assert.Equal(t, 0.0, m.value("lifecycled_ready"))
+	assert.Equal(t, timeToReady, m.value("lifecycled_time_to_ready_seconds"), "set once, at the first ready")
 
 	res := p.wait(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)

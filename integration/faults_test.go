@@ -239,7 +239,7 @@ func TestFaultSignalStorm(t *testing.T) {
 		}
 		_, err = stableCount(ctx, time.Second, total)
 		require.NoError(t, err, "the storm never settled")
-		code, _, err := fetch(ctx, http.MethodGet, "http://"+addr+"/livez")
+		code, _, err := fetch(ctx, http.MethodGet, "http://"+addr+"/readyz/child")
 		require.NoError(t, err, "lifecycled must survive the storm")
 		assert.Equal(t, http.StatusOK, code, "the child is still supervised")
 

@@ -271,7 +271,7 @@ type lifecycledLog map[string]any
 func (e lifecycledLog) str(k string) string { s, _ := e[k].(string); return s }
 
 func (e lifecycledLog) time(t *testing.T) time.Time {
-	ts, err := time.Parse(time.RFC3339Nano, e.str("ts"))
+	ts, err := time.Parse(time.RFC3339Nano, e.str("time"))
 	require.NoError(t, err, "log entry %v", e)
 	return ts
 }
@@ -349,6 +349,43 @@ func TestPodman(t *testing.T) {
 	for _, f := range slices.Sorted(maps.Keys(kubePlayScenarios)) {
 		t.Run("kube/"+f, func(t *testing.T) { kubePlayScenarios[f](t, p, p.play(t, f)) })
 	}
+	t.Run("liveness-while-waiting", func(t *testing.T) {
+		testPodmanLivenessWhileWaiting(t, p, p.play(t, filepath.Join(repoRoot(t), "integration", "testdata", "podman", "liveness-wait.yaml")))
+	})
+}
+
+// testPodmanLivenessWhileWaiting: a pod whose lifecycled waits a long time
+// for a dependency is alive all along: its livenessProbe on /livez (every
+// second, one failure restarts) passes every time, the container is never
+// restarted, while /readyz rightly fails.
+func testPodmanLivenessWhileWaiting(t *testing.T, p *podman, k *kubePlay) {
+	ctx := testContext(t, 3*time.Minute)
+	res := k.start(t, ctx, p)
+	require.Equal(t, 0, res.code, "%s", res)
+	web := k.container(0, "web")
+	// The health check is the livenessProbe, as podman 4.3 converted it.
+	assert.Contains(t, p.inspect(t, ctx, web, "{{json .Config.Healthcheck}}"), "/livez")
+	p.execOK(t, ctx, web, "/lifecycled", "probe", "http://127.0.0.1:9090/livez")
+
+	healthy := 0
+	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		hc := p.run(ctx, "healthcheck", "run", web)
+		require.Equal(t, 0, hc.code, "liveness failed while waiting for a dependency: %s\n%s", hc, p.logs(t, ctx, web))
+		healthy++
+		ready := p.run(ctx, "exec", web, "/lifecycled", "probe", "http://127.0.0.1:9090/readyz")
+		require.Equal(t, 1, ready.code, "/readyz must fail while waiting: %s", ready)
+	}
+	t.Logf("%d liveness checks over 12 s of waiting, all healthy", healthy)
+	assert.Equal(t, "running", p.inspect(t, ctx, web, "{{.State.Status}}"))
+	assert.Equal(t, "0", p.inspect(t, ctx, web, "{{.RestartCount}}"), "restarted while waiting")
+	assert.Equal(t, "healthy", p.inspect(t, ctx, web, "{{.State.Health.Status}}"))
+	logs := p.logs(t, ctx, web)
+	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "starting"), "%s", logs)
+	assert.Empty(t, findLogs(lifecycledLogs(logs), "child started"), "the dependency never came: %s", logs)
+
+	k.stop(t, ctx, p, 10)
+	assert.Equal(t, 143, p.exitCode(t, ctx, web), "SIGTERM while waiting: 143, nothing started")
+	k.down(t, ctx, p)
 }
 
 // testPodmanImage checks the lifecycled image: only the binary, not root,
@@ -576,7 +613,7 @@ poll:
 	logs := p.logs(t, ctx, name)
 	assert.Contains(t, logs, "app: got SIGTERM")
 	es := lifecycledLogs(logs)
-	assert.NotEmpty(t, findLogs(es, "drain delay", "delay", "2s"), "%s", logs)
+	assert.NotEmpty(t, findLogs(es, "drain delay", "delay_seconds", "2"), "%s", logs)
 	assert.NotEmpty(t, findLogs(es, "exiting", "exit_code", "0"), "%s", logs)
 	var tomb1 struct {
 		Phase    string
@@ -615,7 +652,12 @@ var hostPorts = map[string][]int{
 // the end of the test.
 func (p *podman) play(t *testing.T, file string) *kubePlay {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "podman", file))
+	path := file
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(repoRoot(t), "examples", "podman", file)
+	}
+	file = filepath.Base(file)
+	src, err := os.ReadFile(path)
 	require.NoError(t, err)
 	text := strings.NewReplacer(
 		"localhost/lifecycled:dev", p.lifecycledImage,
@@ -781,7 +823,7 @@ func kubeDeploymentEntrypoint(t *testing.T, p *podman, k *kubePlay) {
 	assert.Equal(t, 0, p.exitCode(t, ctx, web))
 	logs := p.logs(t, ctx, web)
 	assert.Contains(t, logs, "app: got SIGTERM")
-	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "drain delay", "delay", "5s"), "%s", logs)
+	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "drain delay", "delay_seconds", "5"), "%s", logs)
 	k.down(t, ctx, p)
 }
 
@@ -915,7 +957,7 @@ func kubeJobWithSidecar(t *testing.T, p *podman, k *kubePlay) {
 	}
 	if assert.Len(t, preStop, 1, "hook log:\n%s", b) {
 		assert.Equal(t, "proxy: flushing buffers\n", preStop[0]["output"])
-		assert.EqualValues(t, 0, preStop[0]["exitCode"])
+		assert.EqualValues(t, 0, preStop[0]["exit_code"])
 	}
 	k.down(t, ctx, p)
 }

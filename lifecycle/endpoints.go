@@ -9,15 +9,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/health"
 )
 
 // Endpoints serves /readyz, /livez, /startupz and /metrics (--listen).
 func (l *Lifecycle) Endpoints() http.Handler {
 	mux := http.NewServeMux()
 	h := l.health.Handler()
-	mux.Handle("/readyz", h)
-	mux.Handle("/livez", h)
-	mux.Handle("/startupz", h)
+	for _, ep := range health.Endpoints {
+		mux.Handle(ep, h)
+		mux.Handle(ep+"/", h) // ENDPOINT/CHECK
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(l.logger), Timeout: 5 * time.Second}))
 	return mux
 }

@@ -59,8 +59,12 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 	}
 	if l.cfg.TerminationLog != "" {
 		// On the files queue, after the exited tombstone: bounded at the
-		// end of Run by filesFlushMax like it.
+		// end of Run by filesFlushMax like it. The stderr tail waits there
+		// too (at most tailWait), never on the stop path itself.
 		l.files.Go(func() {
+			if c != nil {
+				msg = l.withStderrTail(msg, code)
+			}
 			if err := writeTerminationLog(l.cfg.TerminationLog, msg); err != nil {
 				l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
 			}
@@ -90,7 +94,7 @@ func (l *Lifecycle) postOnExit() {
 				if resp, err = client.Do(req); err == nil {
 					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
 					_ = resp.Body.Close()
-					l.logger.Info("posted on exit", zap.String("url", u), zap.Int("status", resp.StatusCode))
+					l.logger.Info("posted on exit", zap.String("url", u), zap.Int("http_status", resp.StatusCode))
 					return
 				}
 			}

@@ -53,3 +53,52 @@ func TestWriteTerminationLogError(t *testing.T) {
 	err := writeTerminationLog(filepath.Join(t.TempDir(), "missing", "log"), "x")
 	assert.ErrorContains(t, err, "write termination log")
 }
+
+func TestTerminationMessage(t *testing.T) {
+	const reason = "child exited with code 2 (phase running); the child exited by itself"
+	header := "\n--- last lines of the child's stderr ---\n"
+	long := strings.Repeat("x", 3000) + "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n"
+	tests := []struct {
+		name     string
+		tail     string
+		want     string // exact, when set
+		wantTail string // the end of the message, when want is not set
+	}{
+		{name: "no tail", tail: "", want: reason},
+		{name: "short", tail: "panic: boom\n", want: reason + header + "panic: boom\n"},
+		{name: "longer than the room: most recent kept", tail: strings.Repeat("old\n", 2000) + long, wantTail: long},
+		{name: "cut inside a character", tail: strings.Repeat("日", 2000), wantTail: "日日日"},
+		{name: "invalid bytes", tail: "a\xffb\xc3", want: reason + header + "a\uFFFDb\uFFFD"},
+		{name: "a run of invalid bytes is one U+FFFD", tail: strings.Repeat("\xff", 5000), want: reason + header + "\uFFFD"},
+		{name: "replacements near the cut", tail: strings.Repeat("a\xff", 3000), wantTail: "a\uFFFDa\uFFFD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := terminationMessage(reason, []byte(tt.tail))
+			assert.LessOrEqual(t, len(got), 4096)
+			assert.True(t, utf8.ValidString(got), "not valid UTF-8")
+			assert.True(t, strings.HasPrefix(got, reason), "the reason comes first")
+			if tt.want != "" {
+				assert.Equal(t, tt.want, got)
+				return
+			}
+			assert.True(t, strings.HasSuffix(got, tt.wantTail), "the most recent bytes are kept")
+			assert.Greater(t, len(got), 4090, "far less than the room was used")
+		})
+	}
+	huge := strings.Repeat("r", 5000)
+	assert.Equal(t, huge, terminationMessage(huge, []byte("tail")), "no room: the reason alone, cut by writeTerminationLog")
+}
+
+// TestTerminationMessageMasksFirst: a password shorter than the mask must
+// not push the newest bytes out when writeTerminationLog masks it.
+func TestTerminationMessageMasksFirst(t *testing.T) {
+	tail := strings.Repeat("connect http://u:pw@db/ failed\n", 300) + "panic: the end\n"
+	msg := terminationMessage("child exited with code 2 (phase running)", []byte(tail))
+	assert.NotContains(t, msg, ":pw@")
+	path := filepath.Join(t.TempDir(), "termination-log")
+	require.NoError(t, writeTerminationLog(path, msg))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(string(b), "panic: the end\n"), "the newest bytes were cut: %q", string(b[len(b)-80:]))
+}

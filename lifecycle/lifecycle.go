@@ -4,8 +4,8 @@
 // record the end (tombstone, termination message, on-exit POSTs).
 //
 // main builds one Lifecycle from the settings and adds its actors to a
-// run.Group: Run is the one that decides the exit code; ProbeReadiness and
-// WatchExitWith serve it; Signal, Endpoints and Admin are what the signal
+// run.Group: Run is the one that decides the exit code; ProbeReadiness,
+// ProbeLiveness and WatchExitWith serve it; Signal, Endpoints and Admin are what the signal
 // and HTTP actors call.
 package lifecycle
 
@@ -28,6 +28,7 @@ import (
 	"github.com/lifecycled/lifecycled/health"
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/background"
+	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -70,6 +71,9 @@ type Config struct {
 	Wait  probes.WaitConfig
 	// Ready (--ready) is the readiness probe, nil if none.
 	Ready *probes.ProbeSpec
+	// Live (--live) is the liveness probe behind /livez, nil if none; its
+	// Liveness is set.
+	Live *probes.ProbeSpec
 
 	// PostStart is the postStart hook, nil if none.
 	PostStart *hooks.Hook
@@ -81,6 +85,9 @@ type Config struct {
 	// HookLogDir, TerminationLog and TombstoneDir are the files of
 	// contract section 6; "" turns each off.
 	HookLogDir, TerminationLog, TombstoneDir string
+	// TerminationLogTail (--termination-log-tail) ends a failed run's
+	// termination message with the last bytes of the child's stderr.
+	TerminationLogTail bool
 	// ExitWith (--exit-with) names the tombstones that stop this run once
 	// they say exited.
 	ExitWith []string
@@ -89,6 +96,9 @@ type Config struct {
 
 	// UserAgent is sent with every HTTP request lifecycled makes.
 	UserAgent string
+	// Version and Revision are lifecycled's build, for
+	// lifecycled_build_info; "" revision reads "unknown".
+	Version, Revision string
 }
 
 // Deps are what a Lifecycle uses but does not own.
@@ -104,6 +114,11 @@ type Deps struct {
 	// Stderr gets the one line naming the cause of a failure that is not
 	// the child's.
 	Stderr io.Writer
+	// ChildStderr is where the child's stderr is copied with
+	// --termination-log-tail (nil: os.Stderr). main passes its stderr
+	// guard, so a SIGPIPE from a broken stderr is known as lifecycled's
+	// own and not forwarded.
+	ChildStderr io.Writer
 }
 
 // child is what the lifecycle needs of the supervised process;
@@ -142,8 +157,13 @@ type Lifecycle struct {
 	forwarder   *supervisor.Forwarder
 	stop        *stopRequest
 	started     chan struct{} // closed once the child runs
+	startedUp   chan struct{} // closed once the child runs and postStart succeeded
 	draining    chan struct{} // closed once the stop sequence has begun
 	drainingNow func()
+
+	childStderrOut io.Writer              // Deps.ChildStderr
+	stderrTail     *supervisor.StderrTail // with --termination-log-tail
+	stderrTailW    *os.File               // the child's end of its pipe
 
 	// start starts the child; tests replace it with a fake.
 	start func(supervisor.Spec) (child, error)
@@ -159,16 +179,16 @@ type Lifecycle struct {
 // actors to a run.Group.
 func New(cfg Config, deps Deps) *Lifecycle {
 	l := &Lifecycle{
-		cfg: cfg, logger: deps.Logger, stderr: deps.Stderr, reg: deps.Registry, reaper: deps.Reaper,
-		stop: newStopRequest(), started: make(chan struct{}), draining: make(chan struct{}), now: time.Now,
+		cfg: cfg, logger: deps.Logger, stderr: deps.Stderr, childStderrOut: deps.ChildStderr, reg: deps.Registry,
+		reaper: deps.Reaper, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{}),
+		draining: make(chan struct{}), now: time.Now,
 	}
 	l.drainingNow = sync.OnceFunc(func() { close(l.draining) })
-	l.metrics = newMetrics(deps.Registry)
+	l.metrics = newMetrics(deps.Registry, l.now(), cfg.Version, cfg.Revision)
 	l.probeMetrics = probes.NewMetrics(deps.Registry)
 	l.drainMetrics = drain.NewMetrics(deps.Registry)
 
 	l.health = health.NewChecks()
-	l.health.OnReadyChange(l.metrics.setReady)
 	l.health.Set(checkDependencies, len(cfg.Waits) == 0, "waiting for dependencies")
 	l.health.Set(checkChild, false, "not started")
 	l.health.Set(checkPostStart, cfg.PostStart == nil, "postStart hook has not finished")
@@ -176,6 +196,10 @@ func New(cfg Config, deps Deps) *Lifecycle {
 		l.health.Set(checkProbe, false, "no probe has passed yet")
 	}
 	l.health.Set(checkShutdown, true, "")
+	// Hooked once every check is registered: while they are, the first
+	// one alone (dependencies, passing without --wait) reads as ready,
+	// which would set lifecycled_time_to_ready_seconds at once.
+	l.health.OnReadyChange(l.metrics.setReady)
 
 	if cfg.HookLogDir != "" {
 		l.hookLog = hooks.OpenLog(cfg.HookLogDir, cfg.Name, 0, l.logger)
@@ -293,7 +317,7 @@ func (l *Lifecycle) Run(ctx context.Context) int {
 		// the lock free reads the tombstone's last word.
 		if !l.files.Close(filesFlushMax) {
 			l.logger.Warn("exiting before the last tombstone was written: the volume does not answer",
-				zap.String("dir", l.cfg.TombstoneDir), zap.Duration("waited", filesFlushMax))
+				zap.String("dir", l.cfg.TombstoneDir), logschema.Seconds("waited", filesFlushMax))
 		}
 		if err := l.hookLog.Close(); err != nil {
 			l.logger.Warn("exiting before the hook log was written", zap.Error(err))
@@ -324,7 +348,9 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 		Argv:              l.cfg.Command,
 		SingleChild:       l.cfg.SingleChild,
 		ParentDeathSignal: syscall.SIGKILL,
+		Stderr:            l.childStderr(),
 	})
+	l.startStderrTail(err == nil)
 	if err != nil {
 		code := exitCannotExec
 		var se *supervisor.StartError
@@ -340,12 +366,10 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	l.mu.Unlock()
 	l.logger.Info("child started", zap.Int("pid", c.Pid()), zap.Strings("command", logArgv(l.cfg.Command)), zap.Int("argc", len(l.cfg.Command)))
 	l.health.Set(checkChild, true, "")
-	l.health.SetLive(true)
 	close(l.started)
 
 	if failure := l.postStart(ctx, c); failure != "" {
 		l.stopChild(ctx, c)
-		l.health.SetLive(false)
 		l.finish(c, exitPostStart, "", failure)
 		return exitPostStart
 	}
@@ -379,14 +403,13 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 		// waiting for it would make the grace period a lie.
 		left := c.LeftInGroup()
 		l.logger.Warn("exiting with processes left in the child's process group after SIGKILL",
-			zap.Duration("waited", supervisor.KillWait), zap.Strings("processes", left))
+			logschema.Seconds("waited", supervisor.KillWait), zap.Strings("processes", left))
 		how += fmt.Sprintf("; %d process(es) left in the child's process group after SIGKILL", len(left))
 	}
 	if err := c.ReturnTerminal(); err != nil {
 		l.logger.Debug("cannot take the terminal back", zap.Error(err))
 	}
 	l.health.Set(checkChild, false, "exited")
-	l.health.SetLive(false)
 	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.FinalStatus()))
 	l.finish(c, code, how, "")
 	return code
@@ -473,6 +496,7 @@ func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 	}
 	l.health.Set(checkPostStart, true, "")
 	l.health.SetStarted(true)
+	close(l.startedUp)
 	return ""
 }
 

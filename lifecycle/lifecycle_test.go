@@ -397,8 +397,10 @@ func TestPostOnExit(t *testing.T) {
 	assert.ElementsMatch(t, []string{"POST /quitquitquit lifecycled/test", "POST /shutdown lifecycled/test"}, got)
 }
 
-// The endpoints follow the lifecycle: not ready before the start, ready
-// while running, not ready once POST /drain says so.
+// The endpoints follow the lifecycle: not ready before the start (but
+// alive: /livez is "alive and making progress", and waiting is progress),
+// ready while running, not ready once POST /drain says so; one check alone
+// at /ENDPOINT/CHECK.
 func TestEndpoints(t *testing.T) {
 	c := newFakeChild(nil)
 	h := newHarness(t, Config{}, c, nil)
@@ -408,7 +410,11 @@ func TestEndpoints(t *testing.T) {
 		return w.Code
 	}
 	assert.Equal(t, http.StatusServiceUnavailable, status(h.l.Endpoints(), http.MethodGet, "/readyz"))
-	assert.Equal(t, http.StatusServiceUnavailable, status(h.l.Endpoints(), http.MethodGet, "/livez"))
+	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/livez"), "alive before the start")
+	assert.Equal(t, http.StatusServiceUnavailable, status(h.l.Endpoints(), http.MethodGet, "/readyz/child"))
+	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/readyz/shutdown"))
+	assert.Equal(t, http.StatusNotFound, status(h.l.Endpoints(), http.MethodGet, "/readyz/nosuch"))
+	assert.Equal(t, 0.0, valueOf(t, h.l.metrics.timeToReady), "never ready yet")
 	code := h.run(t, context.Background())
 	h.started(t)
 	assert.Eventually(t, func() bool { return h.phase(t, tombstone.PhaseRunning) == 1 }, 5*time.Second, time.Millisecond)
@@ -416,6 +422,9 @@ func TestEndpoints(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/livez"))
 	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/startupz"))
 	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/metrics"))
+	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/readyz/child"))
+	assert.Equal(t, http.StatusOK, status(h.l.Endpoints(), http.MethodGet, "/livez/ping"))
+	assert.Positive(t, valueOf(t, h.l.metrics.timeToReady), "time to ready set once ready")
 
 	assert.Equal(t, http.StatusOK, status(h.l.Admin(), http.MethodPost, "http://localhost/drain"))
 	assert.Equal(t, http.StatusServiceUnavailable, status(h.l.Endpoints(), http.MethodGet, "/readyz"))
@@ -538,4 +547,40 @@ func TestFailRedactsPasswords(t *testing.T) {
 	h.l.fail("lifecycled: postStart hook failed: httpGet %s: status 500", "http://bob:S3cretPW@127.0.0.1:9/x")
 	assert.NotContains(t, h.stderr.String(), "S3cretPW")
 	assert.Contains(t, h.stderr.String(), "http://bob:xxxxx@127.0.0.1:9/x")
+}
+
+// ProbeLiveness: /livez follows the --live probe only between postStart and
+// the stop: it fails when the probe does, and passes again once the stop
+// sequence starts (a draining app is not hung).
+func TestProbeLiveness(t *testing.T) {
+	target, err := probes.ParseTarget("file://"+filepath.Join(t.TempDir(), "never"), false)
+	require.NoError(t, err)
+	live := &probes.ProbeSpec{Target: target, Period: 10 * time.Millisecond, Timeout: time.Second,
+		SuccessThreshold: 1, FailureThreshold: 1, Liveness: true}
+	c := newFakeChild(nil)
+	h := newHarness(t, Config{Live: live}, c, nil)
+	livez := func() (int, string) {
+		w := httptest.NewRecorder()
+		h.l.Endpoints().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/livez?verbose", nil))
+		return w.Code, w.Body.String()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	actorDone := make(chan error, 1)
+	go func() { actorDone <- h.l.ProbeLiveness(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-actorDone) }()
+
+	assert.Eventually(t, func() bool { _, b := livez(); return strings.Contains(b, "[+]liveness-probe ok") }, 5*time.Second, time.Millisecond,
+		"passing before the start")
+	code := h.run(t, context.Background())
+	h.started(t)
+	assert.Eventually(t, func() bool { c, _ := livez(); return c == http.StatusServiceUnavailable }, 10*time.Second, 5*time.Millisecond,
+		"failing once the probe fails after postStart")
+	_, body := livez()
+	assert.Contains(t, body, "[-]liveness-probe failed")
+
+	h.l.Signal(syscall.SIGTERM)
+	assert.Eventually(t, func() bool { c, _ := livez(); return c == http.StatusOK }, 10*time.Second, 5*time.Millisecond,
+		"passing again once the stop starts")
+	c.exit(exitCode(0))
+	h.wait(t, code)
 }

@@ -1,7 +1,10 @@
 package lifecycle
 
 import (
+	"runtime"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -13,16 +16,26 @@ import (
 // metrics are the metrics of the run itself; probes/, hooks/ and drain/
 // register their own on the same private registry.
 type metrics struct {
-	ready     prometheus.Gauge
-	phase     *prometheus.GaugeVec
-	forwarded *prometheus.CounterVec
+	ready       prometheus.Gauge
+	timeToReady prometheus.Gauge
+	readyOnce   sync.Once
+	start       time.Time // lifecycled's start, for timeToReady
+	phase       *prometheus.GaugeVec
+	forwarded   *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the run's metrics; start is when lifecycled started,
+// version and revision are its build (lifecycled_build_info).
+func newMetrics(reg prometheus.Registerer, start time.Time, version, revision string) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
+		start: start,
 		ready: f.NewGauge(prometheus.GaugeOpts{
 			Name: "lifecycled_ready", Help: "1 when /readyz answers 200, else 0.",
+		}),
+		timeToReady: f.NewGauge(prometheus.GaugeOpts{
+			Name: "lifecycled_time_to_ready_seconds",
+			Help: "Seconds from lifecycled's start to the first time /readyz answered 200; 0 until then.",
 		}),
 		phase: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lifecycled_phase", Help: "1 for the current phase of the supervised child, 0 for the others.",
@@ -32,6 +45,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"signal"}),
 	}
 	m.setPhase("")
+	if revision == "" {
+		revision = "unknown"
+	}
+	f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lifecycled_build_info", Help: "Always 1; the labels say which lifecycled runs.",
+	}, []string{"version", "revision", "goversion"}).WithLabelValues(version, revision, runtime.Version()).Set(1)
 	return m
 }
 
@@ -47,10 +66,13 @@ func (m *metrics) setPhase(phase string) {
 	}
 }
 
+// setReady records readiness; the first time it is true, also how long
+// lifecycled took to get there since its start.
 func (m *metrics) setReady(ready bool) {
 	v := 0.0
 	if ready {
 		v = 1
+		m.readyOnce.Do(func() { m.timeToReady.Set(time.Since(m.start).Seconds()) })
 	}
 	m.ready.Set(v)
 }

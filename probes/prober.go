@@ -9,8 +9,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// ProbeSpec is a readiness probe, as a Kubernetes Probe. Zero durations and
-// thresholds take the defaults of CONTRACT section 4.
+// ProbeSpec is a readiness or liveness probe, as a Kubernetes Probe. Zero
+// durations and thresholds take the defaults of CONTRACT section 4.
 type ProbeSpec struct {
 	// Target is what is checked.
 	Target Target
@@ -26,9 +26,14 @@ type ProbeSpec struct {
 	// FailureThreshold is how many consecutive failures make a ready target
 	// not ready (default 3).
 	FailureThreshold int
+	// Liveness makes it a liveness probe: passing until FailureThreshold
+	// consecutive failures, as the kubelet starts a liveness probe at
+	// Success and a readiness probe at Failure (SuccessThreshold must then
+	// be 1, as the API server requires).
+	Liveness bool
 }
 
-// Prober runs a readiness probe with the kubelet's semantics: not ready until
+// Prober runs a probe with the kubelet's semantics: not ready until
 // SuccessThreshold consecutive successes; once ready, not ready after
 // FailureThreshold consecutive failures; a result that does not reach its
 // threshold leaves readiness as it was. It is an actor: NewProber starts
@@ -69,13 +74,18 @@ func NewProber(spec ProbeSpec, opts Options, logger *zap.Logger, m *Metrics, onC
 	if onChange == nil {
 		onChange = func(bool, string) {}
 	}
+	kind, reason := "readiness", "not probed yet"
+	if spec.Liveness {
+		kind, reason = "liveness", ""
+	}
 	return &Prober{
 		spec:     spec,
 		opts:     opts,
-		logger:   logger.With(zap.Stringer("target", spec.Target)),
+		logger:   logger.With(zap.String("probe", kind), zap.Stringer("target", spec.Target)),
 		metrics:  m,
 		onChange: onChange,
-		reason:   "not probed yet",
+		ready:    spec.Liveness,
+		reason:   reason,
 	}
 }
 
@@ -90,7 +100,7 @@ func (p *Prober) state() (bool, string) {
 // nil: stopping is the only way out and is not an error.
 func (p *Prober) Run(ctx context.Context) error {
 	ready, reason := p.state()
-	if p.spec.InitialDelay > 0 {
+	if p.spec.InitialDelay > 0 && !ready {
 		reason = fmt.Sprintf("initial delay of %s", p.spec.InitialDelay)
 	}
 	p.set(ready, reason)
@@ -174,9 +184,9 @@ func (p *Prober) update(ok bool, run int, err error) {
 	p.set(ready, reason)
 	if ready != wasReady {
 		if ready {
-			p.logger.Info("ready")
+			p.logger.Info("probe passing")
 		} else {
-			p.logger.Info("not ready", zap.String("reason", reason))
+			p.logger.Info("probe failing", zap.String("reason", reason))
 		}
 	}
 	p.onChange(ready, reason)

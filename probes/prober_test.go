@@ -237,3 +237,22 @@ func TestProberStopsPromptly(t *testing.T) {
 	ready, _ := p.state()
 	assert.False(t, ready)
 }
+
+// TestProberLiveness: a liveness probe passes from the start, through its
+// initial delay and through failures under the threshold, as the kubelet's.
+func TestProberLiveness(t *testing.T) {
+	srv := newScriptedServer(t, always(http.StatusInternalServerError))
+	p, changes := runProber(t, srv, ProbeSpec{Period: 20 * time.Millisecond, FailureThreshold: 3, Liveness: true}, nil, nil)
+
+	first := <-changes
+	assert.True(t, first.ready, "a liveness probe passes before its first probe")
+	assert.Empty(t, first.reason)
+	c := nextReadyChange(t, changes, false)
+	assert.Equal(t, 3, c.hits, "failing after other than 3 failures")
+	assert.Contains(t, c.reason, "500")
+
+	srv.setBehavior(always(http.StatusOK))
+	c = nextReadyChange(t, changes, true)
+	ready, _ := p.state()
+	assert.True(t, ready)
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/internal/logschema"
 )
 
 // firstBackoff is the first pause between attempts (CONTRACT section 4): short,
@@ -157,7 +159,7 @@ func waitOne(ctx context.Context, t Target, cfg WaitConfig, start time.Time, fai
 		waited := time.Since(start)
 		if err == nil {
 			cfg.Metrics.setDependency(t.String(), true, waited.Seconds())
-			log.Info("dependency up", zap.Int("attempt", attempt), zap.Duration("waited", waited))
+			log.Info("dependency up", zap.Int("attempt", attempt), logschema.Seconds("waited", waited))
 			return true
 		}
 		cfg.Metrics.setDependency(t.String(), false, waited.Seconds())
@@ -174,7 +176,7 @@ func waitOne(ctx context.Context, t Target, cfg WaitConfig, start time.Time, fai
 		if now := time.Now(); now.Sub(lastProgress) >= cfg.ProgressEvery {
 			lastProgress = now
 			log.Info("waiting for dependency", zap.Int("attempt", attempt),
-				zap.Duration("waited", waited), zap.Error(err))
+				logschema.Seconds("waited", waited), zap.Error(err))
 		}
 
 		var pause time.Duration

@@ -132,7 +132,7 @@ func (r *Reaper) reapZombies() {
 			continue
 		}
 		r.onOrphan()
-		r.logger.Debug("reaped orphan", zap.Int("pid", pid), zap.Int("status", exitCode(ws)))
+		r.logger.Debug("reaped orphan", zap.Int("pid", pid), zap.Int("exit_code", exitCode(ws)))
 	}
 	r.checkGroups()
 }

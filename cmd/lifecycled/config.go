@@ -35,6 +35,7 @@ type runConfig struct {
 	waits []probes.Target
 	wait  probes.WaitConfig
 	ready *probes.ProbeSpec
+	live  *probes.ProbeSpec
 
 	listen, adminListen string
 
@@ -43,7 +44,10 @@ type runConfig struct {
 	terminationGrace   time.Duration
 
 	hookLogDir, terminationLog, tombstoneDir string
+	terminationLogTail                       bool
 	exitWith, onExitPost                     []string
+
+	settings *settings // as given, for the start-up log line
 }
 
 // newRunConfig validates s into a runConfig. Every error is one line naming
@@ -62,9 +66,11 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		adminListen:    o.AdminListen,
 		hookLogDir:     o.HookLogDir,
 		terminationLog: o.TerminationLog,
-		tombstoneDir:   o.TombstoneDir,
-		exitWith:       o.ExitWith,
-		onExitPost:     o.OnExitPost,
+
+		terminationLogTail: o.TerminationLogTail,
+		tombstoneDir:       o.TombstoneDir,
+		exitWith:           o.ExitWith,
+		onExitPost:         o.OnExitPost,
 
 		terminationGrace: o.TerminationGracePeriod,
 	}
@@ -107,6 +113,19 @@ func newRunConfig(o *settings) (*runConfig, error) {
 
 	if c.ready, err = o.Ready.spec("--ready"); err != nil {
 		return nil, err
+	}
+
+	if o.TerminationLogTail && o.TerminationLog == "" {
+		return nil, errors.New("--termination-log-tail needs --termination-log: the tail goes into that file")
+	}
+	if c.live, err = o.Live.spec("--live"); err != nil {
+		return nil, err
+	}
+	if c.live != nil {
+		if c.live.SuccessThreshold != 1 {
+			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", c.live.SuccessThreshold)
+		}
+		c.live.Liveness = true
 	}
 
 	if o.HookTimeout <= 0 {

@@ -93,6 +93,9 @@ func TestUsageErrors(t *testing.T) {
 		{"bad wait target", []string{"--wait", "ftp://x", "--", "x"}, nil, "ftp://x"},
 		{"exec wait target", []string{"--wait", "exec:true", "--", "x"}, nil, "--wait"},
 		{"bad ready target", []string{"--ready", "tcp://nohost", "--", "x"}, nil, "--ready"},
+		{"bad live target", []string{"--live", "tcp://nohost", "--", "x"}, nil, "--live"},
+		{"live success threshold", []string{"--live", "tcp://127.0.0.1:1", "--live-success-threshold", "2", "--", "x"}, nil, "must be 1"},
+		{"live failure threshold", []string{"--live", "tcp://127.0.0.1:1", "--live-failure-threshold", "0", "--", "x"}, nil, "--live-failure-threshold"},
 		{"two hooks", []string{"--pre-stop", "x", "--pre-stop-http", "http://a/", "--", "x"}, nil, "--pre-stop"},
 		{"bad hook json", []string{"--post-start", "[]", "--", "x"}, nil, "--post-start"},
 		{"admin not loopback", []string{"--admin-listen", "0.0.0.0:1", "--", "x"}, nil, "loopback"},
@@ -141,6 +144,10 @@ readinessProbe:
   timeoutSeconds: 2
   successThreshold: 2
   failureThreshold: 4
+livenessProbe:
+  tcpSocket: {port: 8081}
+  periodSeconds: 7
+  failureThreshold: 5
 lifecycle:
   postStart:
     httpGet: {path: /warm, port: "8080"}
@@ -161,6 +168,13 @@ tombstoneDir: /tmp/t
 	assert.Equal(t, 2*time.Second, cfg.ready.Timeout)
 	assert.Equal(t, 2, cfg.ready.SuccessThreshold)
 	assert.Equal(t, 4, cfg.ready.FailureThreshold)
+	require.NotNil(t, cfg.live)
+	assert.Equal(t, "tcp://127.0.0.1:8081", cfg.live.Target.String())
+	assert.Equal(t, 7*time.Second, cfg.live.Period)
+	assert.Equal(t, time.Second, cfg.live.Timeout, "the default")
+	assert.Equal(t, 1, cfg.live.SuccessThreshold)
+	assert.Equal(t, 5, cfg.live.FailureThreshold)
+	assert.True(t, cfg.live.Liveness)
 	require.NotNil(t, cfg.postStart)
 	assert.Equal(t, "http://127.0.0.1:8080/warm", cfg.postStart.HTTPURL)
 	require.NotNil(t, cfg.preStop)

@@ -90,6 +90,10 @@ func (e *explainWriter) startup(c *runConfig) {
 		step("readiness probe %s every %s (timeout %s, first after %s): ready after %d success(es), unready after %d failure(s)",
 			r.Target, r.Period, r.Timeout, r.InitialDelay, r.SuccessThreshold, r.FailureThreshold)
 	}
+	if l := c.live; l != nil {
+		step("liveness probe %s every %s (timeout %s, first %s after postStart): /livez fails after %d failure(s)",
+			l.Target, l.Period, l.Timeout, l.InitialDelay, l.FailureThreshold)
+	}
 	if c.listen != "" {
 		e.line("  endpoints on %s: /readyz /livez /startupz /metrics", c.listen)
 	}

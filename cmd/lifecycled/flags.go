@@ -37,6 +37,7 @@ type settings struct {
 	WaitTimeout  time.Duration
 
 	Ready probeSettings
+	Live  probeSettings
 
 	Listen      string
 	AdminListen string
@@ -50,11 +51,12 @@ type settings struct {
 	DrainTimeout           time.Duration
 	TerminationGracePeriod time.Duration
 
-	HookLogDir     string
-	TerminationLog string
-	TombstoneDir   string
-	ExitWith       []string
-	OnExitPost     []string
+	HookLogDir         string
+	TerminationLog     string
+	TerminationLogTail bool
+	TombstoneDir       string
+	ExitWith           []string
+	OnExitPost         []string
 
 	DrainQuiet time.Duration
 	DrainMin   time.Duration
@@ -152,6 +154,7 @@ func (s *settings) declare() []setting {
 		duration(&s.WaitTimeout, "wait-timeout", 0, "give up waiting after this long and exit 124 (0: never)", "waitTimeout"),
 	}
 	ds = append(ds, probeSettingsDecl(&s.Ready, "ready", "readinessProbe", "readiness")...)
+	ds = append(ds, probeSettingsDecl(&s.Live, "live", "livenessProbe", "liveness")...)
 	ds = append(ds,
 		str(&s.Listen, "listen", "ADDR", "", "serve /readyz /livez /startupz /metrics on `ADDR` (e.g. :9090)", "listen"),
 		str(&s.AdminListen, "admin-listen", "ADDR", "", "serve POST /drain and /quitquitquit on loopback `ADDR`", "adminListen"),
@@ -170,6 +173,9 @@ func (s *settings) declare() []setting {
 
 		str(&s.HookLogDir, "hook-log-dir", "DIR", "", "write NAME.hooks.log (JSON lines) in `DIR`", "hookLogDir"),
 		str(&s.TerminationLog, "termination-log", "PATH", "", "on exit write why the container ended to `PATH` (/dev/termination-log)", "terminationMessagePath"),
+		boolean(&s.TerminationLogTail, "termination-log-tail",
+			"when the child fails, add the end of its stderr to --termination-log; the child's stderr becomes a pipe through lifecycled, not a TTY",
+			"terminationMessageTail"),
 		str(&s.TombstoneDir, "tombstone-dir", "DIR", "", "write NAME.json with the current phase in `DIR`", "tombstoneDir"),
 		list(&s.ExitWith, "exit-with", "NAME", "stop once the tombstone of `NAME` says exited (repeatable)", "exitWith"),
 		list(&s.OnExitPost, "on-exit-post", "URL", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit", "onExitPost"),

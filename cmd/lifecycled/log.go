@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/redact"
 )
 
@@ -22,10 +23,7 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
 	}
-	encCfg := zap.NewProductionEncoderConfig()
-	encCfg.TimeKey = "ts"
-	encCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	encCfg.EncodeDuration = zapcore.StringDurationEncoder
+	encCfg := logschema.EncoderConfig()
 	var enc zapcore.Encoder
 	switch format {
 	case "json":

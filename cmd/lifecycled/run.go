@@ -62,6 +62,7 @@ func runMain(args []string, stderr io.Writer) int {
 	logs.OnDrained = func(n uint64) {
 		logger.Warn("dropped log lines: stderr was not being read", zap.Uint64("lines", n))
 	}
+	logStartup(logger, cfg)
 	return runActors(cfg, logger, logs, guard, sigs)
 }
 
@@ -81,6 +82,7 @@ func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
 	}
+	cfg.settings = s
 	return cfg, 0, true
 }
 
@@ -91,23 +93,28 @@ func userAgent() string {
 
 // lifecycleConfig is what the lifecycle needs of the settings.
 func (c *runConfig) lifecycleConfig() lifecycle.Config {
+	ver, rev := buildVersion()
 	return lifecycle.Config{
-		Name:           c.name,
-		Command:        c.command,
-		SingleChild:    c.singleChild,
-		SignalMap:      c.signalMap,
-		ExitCodeMap:    c.exitCodeMap,
-		Waits:          c.waits,
-		Wait:           c.wait,
-		Ready:          c.ready,
-		PostStart:      c.postStart,
-		Stop:           c.drain,
-		HookLogDir:     c.hookLogDir,
-		TerminationLog: c.terminationLog,
-		TombstoneDir:   c.tombstoneDir,
-		ExitWith:       c.exitWith,
-		OnExitPost:     c.onExitPost,
-		UserAgent:      userAgent(),
+		Name:               c.name,
+		Command:            c.command,
+		SingleChild:        c.singleChild,
+		SignalMap:          c.signalMap,
+		ExitCodeMap:        c.exitCodeMap,
+		Waits:              c.waits,
+		Wait:               c.wait,
+		Ready:              c.ready,
+		Live:               c.live,
+		PostStart:          c.postStart,
+		Stop:               c.drain,
+		HookLogDir:         c.hookLogDir,
+		TerminationLog:     c.terminationLog,
+		TerminationLogTail: c.terminationLogTail,
+		TombstoneDir:       c.tombstoneDir,
+		ExitWith:           c.exitWith,
+		OnExitPost:         c.onExitPost,
+		UserAgent:          userAgent(),
+		Version:            ver,
+		Revision:           rev,
 	}
 }
 
@@ -142,7 +149,9 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 		Help: "Lines of lifecycled's own log dropped because stderr was not being read.",
 	}, func() float64 { return float64(logs.Dropped()) })
 	reaper := supervisor.NewReaper(logger, reaped.Inc)
-	lc := lifecycle.New(cfg.lifecycleConfig(), lifecycle.Deps{Logger: logger, Registry: reg, Reaper: reaper, Stderr: stderr})
+	lc := lifecycle.New(cfg.lifecycleConfig(), lifecycle.Deps{
+		Logger: logger, Registry: reg, Reaper: reaper, Stderr: stderr, ChildStderr: guard,
+	})
 
 	// The reaper is no actor: it must outlive them all, since a hook or an
 	// exec probe cancelled at the end still waits for its status.
@@ -178,6 +187,9 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	}
 	if cfg.ready != nil {
 		actor(lc.ProbeReadiness)
+	}
+	if cfg.live != nil {
+		actor(lc.ProbeLiveness)
 	}
 	if len(cfg.exitWith) > 0 {
 		actor(lc.WatchExitWith)

@@ -1,0 +1,112 @@
+package lifecycle
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/supervisor"
+)
+
+// tailWait bounds how long the termination message waits for the last of
+// the child's stderr: the child is gone by then, so the pipe ends at once
+// unless a descendant escaped with it or lifecycled's stderr is blocked,
+// and neither may hold up the exit.
+const tailWait = 500 * time.Millisecond
+
+// stderrTailBytes is how much of the child's stderr is kept: the most the
+// kubelet reads of a termination message.
+const stderrTailBytes = maxTerminationMessage
+
+// childStderr returns the child's stderr: nil (lifecycled's own file, handed
+// over untouched) unless --termination-log-tail, then the write end of the
+// tail's pipe, copied on to Deps.ChildStderr.
+func (l *Lifecycle) childStderr() *os.File {
+	if !l.cfg.TerminationLogTail {
+		return nil
+	}
+	var out io.Writer = os.Stderr
+	if l.childStderrOut != nil {
+		out = l.childStderrOut
+	}
+	tail, w, err := supervisor.NewStderrTail(out, stderrTailBytes)
+	if err != nil {
+		l.logger.Warn("cannot capture the child's stderr; the termination message will have no tail", zap.Error(err))
+		return nil
+	}
+	l.stderrTail, l.stderrTailW = tail, w
+	return w
+}
+
+// startStderrTail starts copying once the child runs (started) or gives up
+// the pipe (it did not start): lifecycled's copy of the write end closes
+// either way, or the copy would never see the end of the stream.
+func (l *Lifecycle) startStderrTail(started bool) {
+	if l.stderrTail == nil {
+		return
+	}
+	_ = l.stderrTailW.Close()
+	if !started {
+		l.stderrTail = nil
+		return
+	}
+	go l.stderrTail.Run()
+}
+
+// withStderrTail adds the end of the child's stderr to a failed run's
+// termination message (the exit code, after --exit-code-map, is not 0: what
+// Kubernetes' FallbackToLogsOnError calls an error).
+func (l *Lifecycle) withStderrTail(msg string, code int) string {
+	if l.stderrTail == nil || code == 0 {
+		return msg
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), tailWait)
+	defer cancel()
+	tail, err := l.stderrTail.Tail(ctx)
+	if err != nil {
+		l.logger.Debug("termination message: stderr tail incomplete", zap.Error(err))
+	}
+	return terminationMessage(msg, tail)
+}
+
+// stderrTailHeader separates the reason from the child's last words.
+const stderrTailHeader = "\n--- last lines of the child's stderr ---\n"
+
+// terminationMessage is the reason line followed by the end of what the
+// child wrote to stderr, within the 4096 bytes the kubelet reads: the
+// reason is kept whole (it says what happened), the tail gets what is left
+// and keeps its most recent bytes, which is where a panic or a stack trace
+// ends. The tail is made valid UTF-8 (the API server stores the message as
+// a string): a character cut at the start is dropped, and invalid bytes
+// become U+FFFD. Passwords in URLs are masked in both. An empty tail adds
+// nothing.
+func terminationMessage(reason string, tail []byte) string {
+	// Masked before measuring: writeTerminationLog masks again, and a
+	// mask longer than its password would push the newest bytes out.
+	reason = redact.URLs(reason)
+	if len(tail) > 0 {
+		tail = []byte(redact.URLs(string(tail)))
+	}
+	budget := maxTerminationMessage - len(reason) - len(stderrTailHeader)
+	if len(tail) == 0 || budget <= 0 {
+		return reason
+	}
+	if len(tail) > budget {
+		tail = tail[len(tail)-budget:]
+	}
+	for i := 0; i < utf8.UTFMax-1 && len(tail) > 0 && !utf8.RuneStart(tail[0]); i++ {
+		tail = tail[1:] // the rest of a character cut above
+	}
+	s := strings.ToValidUTF8(string(tail), "\uFFFD")
+	for len(s) > budget { // U+FFFD is 3 bytes: a replaced byte may not fit
+		_, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+	}
+	return reason + stderrTailHeader + s
+}

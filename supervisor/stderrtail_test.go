@@ -1,0 +1,102 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for Run's goroutine and the test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestStderrTailCopiesAndKeepsTheEnd(t *testing.T) {
+	var out syncBuffer
+	tail, w, err := NewStderrTail(&out, 100)
+	require.NoError(t, err)
+	go tail.Run()
+
+	var all strings.Builder
+	for i := range 500 {
+		line := strings.Repeat(string(rune('a'+i%26)), i%37) + "\n"
+		all.WriteString(line)
+		_, err := io.WriteString(w, line)
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := tail.Tail(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, all.String(), out.String(), "every byte copied through, in order")
+	assert.Equal(t, all.String()[all.Len()-100:], string(got), "the last 100 bytes")
+}
+
+// blockedWriter blocks every Write until released.
+type blockedWriter struct{ release chan struct{} }
+
+func (b blockedWriter) Write(p []byte) (int, error) { <-b.release; return len(p), nil }
+
+// TestStderrTailBlockedOut: an out that does not take bytes holds up
+// neither Tail (bounded by its context) nor the bytes already read.
+func TestStderrTailBlockedOut(t *testing.T) {
+	out := blockedWriter{make(chan struct{})}
+	defer close(out.release)
+	tail, w, err := NewStderrTail(out, 4096)
+	require.NoError(t, err)
+	go tail.Run()
+	_, err = io.WriteString(w, "panic: first words\n")
+	require.NoError(t, err)
+	defer w.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	got, err := tail.Tail(ctx)
+	assert.Error(t, err, "the copy cannot have ended")
+	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Equal(t, "panic: first words\n", string(got), "read before the blocked write, so in the tail")
+}
+
+// failingWriter fails every write, as stderr with its reader gone.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+func TestStderrTailBrokenOut(t *testing.T) {
+	tail, w, err := NewStderrTail(failingWriter{}, 10)
+	require.NoError(t, err)
+	go tail.Run()
+	for range 1000 { // far more than a pipe holds: the writer must never block
+		_, err := io.WriteString(w, "0123456789abcdef")
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := tail.Tail(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "6789abcdef", string(got))
+}
