@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo bench image
+.PHONY: build test demo bench image kube-up kube-down kube-env kube-status kube-test
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/lifecycled ./cmd/lifecycled
 
@@ -34,3 +34,24 @@ IMAGE       ?= localhost/lifecycled:dev
 IMAGE_BUILD ?= podman build --isolation chroot
 image: build
 	$(IMAGE_BUILD) -t $(IMAGE) .
+
+# A real single-node Kubernetes cluster (integration/kube): etcd,
+# kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy and
+# containerd, in network and mount namespaces of its own. The first run
+# builds the components from the Go module proxy (~5 min on 2 cores, cached
+# in /var/cache/lifecycled-kube); then ~10-20 s. Needs root.
+#   make kube-up; eval "$$(make -s kube-env)"; kubectl get pods -A; make kube-down
+KUBECLUSTER = go run ./integration/kube/cmd/kubecluster
+kube-up:
+	$(KUBECLUSTER) up
+kube-down:
+	$(KUBECLUSTER) down
+kube-env:
+	@$(KUBECLUSTER) env
+kube-status:
+	$(KUBECLUSTER) status
+
+# The cluster tests alone: bring a cluster up, run every test against it,
+# tear it down (also run by `make test`, after the other tests).
+kube-test:
+	bash .ci/kube-test.sh
