@@ -76,9 +76,13 @@ func (c *Cluster) startContainerd(ctx context.Context) error {
 // namespace, where the kubelet finds them, under every name they need.
 func (c *Cluster) importImages(ctx context.Context) error {
 	ctr := []string{"ctr", "--address", "/run/containerd/containerd.sock", "-n", "k8s.io"}
+	imported := map[string]bool{}
 	for _, img := range c.cfg.Images {
-		if err := c.inNamespaces(ctx, append(ctr, "images", "import", "--no-unpack=false", img.Archive)...); err != nil {
-			return err
+		if !imported[img.Archive] {
+			if err := c.inNamespaces(ctx, append(ctr, "images", "import", img.Archive)...); err != nil {
+				return err
+			}
+			imported[img.Archive] = true
 		}
 		for _, n := range img.Names {
 			if n == img.Source {

@@ -212,8 +212,22 @@ func makeCgroupRoot() error {
 		if h.Name() == "unified" || !h.IsDir() {
 			continue
 		}
-		if err := os.MkdirAll(filepath.Join(cgroupFS, h.Name(), CgroupRoot), 0o755); err != nil {
+		dir := filepath.Join(cgroupFS, h.Name(), CgroupRoot)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create cgroup: %w", err)
+		}
+		if h.Name() == "cpuset" {
+			// A v1 cpuset starts empty and takes no process until it has
+			// CPUs and memory nodes: those of its parent.
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+					return fmt.Errorf("cgroup %s: %w", f, err)
+				}
+			}
 		}
 	}
 	return nil

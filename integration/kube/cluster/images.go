@@ -120,6 +120,9 @@ func BuildImages(ctx context.Context, root, work string, logf func(string, ...an
 			_ = sh(work, nil, "podman", "rmi", "-f", bld.tag)
 		}
 	}()
+	// One archive for all: containerd imports it in one go.
+	archive := filepath.Join(work, "images.tar")
+	save := []string{"podman", "save", "--multi-image-archive", "--format", "docker-archive", "-o", archive}
 	for _, bld := range builds {
 		df := bld.dockerfile
 		if !filepath.IsAbs(df) {
@@ -129,14 +132,14 @@ func BuildImages(ctx context.Context, root, work string, logf func(string, ...an
 			"-f", df, "-t", bld.tag, bld.dir); err != nil {
 			return nil, err
 		}
-		archive := filepath.Join(work, strings.NewReplacer("/", "_", ":", "_").Replace(bld.tag)+".tar")
-		if err := sh(work, nil, "podman", "save", "--format", "docker-archive", "-o", archive, bld.tag); err != nil {
-			return nil, err
-		}
+		save = append(save, bld.tag)
 		images = append(images, Image{Archive: archive, Source: bld.tag, Names: bld.names})
 		if logf != nil {
 			logf("cluster: image %s built", bld.names[0])
 		}
+	}
+	if err := sh(work, nil, save...); err != nil {
+		return nil, err
 	}
 	return images, nil
 }
