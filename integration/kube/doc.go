@@ -11,5 +11,8 @@
 //
 // TestMain brings one cluster up for the whole run, shares it with every
 // test (each in a namespace of its own) and tears it down, failing the run
-// if any cluster process or changed host setting is left behind.
+// if any cluster process or changed host setting is left behind. With
+// KUBE_REUSE=1 the tests run against the cluster `make kube-up` left
+// running (and its images), and leave it running: quicker rounds while
+// writing a test.
 package kube

@@ -40,6 +40,11 @@ func testMain(m *testing.M) (code int) {
 		return 1
 	}
 	cfg := cluster.Config{StateDir: os.Getenv("KUBE_STATE"), Log: logf}
+	if os.Getenv("KUBE_REUSE") != "" {
+		// A cluster `make kube-up` brought up, left running: quicker
+		// rounds while writing a test.
+		return reuse(m, cfg, logf)
+	}
 	before, err := cluster.HostSysctls()
 	if err != nil {
 		logf("kube: %v", err)
@@ -119,6 +124,35 @@ func testMain(m *testing.M) (code int) {
 	code = m.Run()
 	logf("kube: cluster RSS at the end of the tests: %d MiB", kc.RSS()>>20)
 	return code
+}
+
+// reuse runs the tests against the running cluster of the state
+// directory, and leaves it running.
+func reuse(m *testing.M, cfg cluster.Config, logf func(string, ...any)) int {
+	out, err := exec.Command("bash", filepath.Join(repo, "integration", "kube", "build", "build.sh")).Output()
+	if err != nil {
+		logf("kube: %v", err)
+		return 1
+	}
+	cfg.BinDir = strings.TrimSpace(string(out))
+	if kc, err = cluster.Open(cfg); err != nil {
+		logf("kube: KUBE_REUSE: %v", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "lifecycled-kube-")
+	if err != nil {
+		logf("kube: %v", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	lifecycledBin = filepath.Join(dir, "lifecycled")
+	build := exec.Command("go", "build", "-o", lifecycledBin, "./cmd/lifecycled")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		logf("kube: go build lifecycled: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
 }
 
 func repoRoot() (string, error) {
