@@ -153,6 +153,20 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
+	api, err := c.apiClient()
+	if err != nil {
+		return err
+	}
+	// The controller manager exits if the API server does not answer at
+	// its start: start it (and the scheduler) once it is ready.
+	if err := poll(ctx, func() (bool, error) {
+		if err := c.alive(); err != nil {
+			return false, err
+		}
+		return api.get(ctx, "/readyz") == nil, nil
+	}); err != nil {
+		return err
+	}
 	if err := c.start("kube-controller-manager", c.bin("kube-controller-manager"),
 		"--kubeconfig", filepath.Join(dir, "controller-manager.kubeconfig"),
 		"--authentication-kubeconfig", filepath.Join(dir, "controller-manager.kubeconfig"),
@@ -180,16 +194,8 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	api, err := c.apiClient()
-	if err != nil {
-		return err
-	}
-	return poll(ctx, func() (bool, error) {
-		if err := c.alive(); err != nil {
-			return false, err
-		}
-		return api.get(ctx, "/readyz") == nil, nil
-	})
+	// Both up: their health endpoints are served only once they run.
+	return poll(ctx, func() (bool, error) { return true, c.alive() })
 }
 
 func (c *Cluster) startNode(ctx context.Context) error {
