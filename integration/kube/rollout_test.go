@@ -21,7 +21,7 @@ import (
 
 // variant is one way to run the test backend in a Deployment.
 type variant struct {
-	name string
+	key, name string
 	// expectZero: the variant claims zero failed requests.
 	expectZero bool
 	container  func(c *corev1.Container)
@@ -32,18 +32,18 @@ type variant struct {
 var backendCmd = []string{"/backend", "-addr", ":8080"}
 
 var (
-	withLifecycled = variant{name: "lifecycled (--drain-delay 5s, no preStop)", expectZero: true, container: func(c *corev1.Container) {
+	withLifecycled = variant{key: "lifecycled", name: "lifecycled (--drain-delay 5s, no preStop)", expectZero: true, container: func(c *corev1.Container) {
 		c.Args = append([]string{"--listen", ":9090", "--ready", "http://127.0.0.1:8080/healthz",
 			"--drain-delay", "5s", "--grace-period", "20s", "--termination-grace-period", "30s", "--"}, backendCmd...)
 		c.ReadinessProbe = httpProbe("/readyz", 9090)
 		c.LivenessProbe = httpProbe("/livez", 9090)
 		c.LivenessProbe.PeriodSeconds = 5
 	}}
-	withTini = variant{name: "tini, no preStop", container: func(c *corev1.Container) {
+	withTini = variant{key: "tini", name: "tini, no preStop", container: func(c *corev1.Container) {
 		c.Command = append([]string{"/tini", "--"}, backendCmd...)
 		c.ReadinessProbe = httpProbe("/healthz", 8080)
 	}}
-	withTiniSleep = variant{name: "tini + preStop sleep 5", container: func(c *corev1.Container) {
+	withTiniSleep = variant{key: "tini-prestop-sleep", name: "tini + preStop sleep 5", container: func(c *corev1.Container) {
 		c.Command = append([]string{"/tini", "--"}, backendCmd...)
 		c.ReadinessProbe = httpProbe("/healthz", 8080)
 		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sleep", "5"}}}}
@@ -166,7 +166,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	var rows []rolloutResult
 	for _, v := range []variant{withLifecycled, withTini, withTiniSleep} {
-		t.Run(strings.Fields(v.name)[0], func(t *testing.T) {
+		t.Run(v.key, func(t *testing.T) {
 			ns := namespace(t)
 			applyObjects(t, ctx, ns, appService("app", 80, "http"), appDeployment("app", 2, v))
 			url := fmt.Sprintf("http://%s/", serviceIP(t, ctx, ns, "app"))

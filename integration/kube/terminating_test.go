@@ -37,7 +37,7 @@ func TestTerminatingEndpoints(t *testing.T) {
 	}
 	var rows []row
 	for _, v := range []variant{withLifecycled, withTiniSleep} {
-		t.Run(strings.Fields(v.name)[0], func(t *testing.T) {
+		t.Run(v.key, func(t *testing.T) {
 			ns := namespace(t)
 			svc := appService("app", 80, "http")
 			svc.Spec.Type = corev1.ServiceTypeNodePort
