@@ -39,6 +39,24 @@ func Down(ctx context.Context, cfg Config) error {
 	if err := killAll(ctx, st); err != nil {
 		errs = append(errs, err)
 	}
+	// Killed processes stay zombies until their parent (this process, or
+	// init once the process that started them has exited) reaps them:
+	// wait for that, so that nothing of the cluster shows in ps after Down.
+	recorded := []int{st.Holder}
+	for _, p := range st.Components {
+		recorded = append(recorded, p.PID)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		left := false
+		for _, pid := range recorded {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); pid > 0 && err == nil {
+				left = true
+			}
+		}
+		if !left {
+			break
+		}
+	}
 	for _, ns := range []string{ClientNetNS, NetNS} {
 		if _, err := os.Stat(NetNSPath(ns)); err == nil {
 			if err := run(ctx, "ip", "netns", "delete", ns); err != nil {
