@@ -16,7 +16,7 @@ GOARCH ?=
 BINDIR ?= bin
 BIN    := $(BINDIR)/lifecycled$(if $(GOARCH),-linux-$(GOARCH))
 
-.PHONY: build build-all test demo bench image
+.PHONY: build build-all test demo bench image kube-up kube-down kube-env kube-status kube-test
 build:
 	CGO_ENABLED=0 $(if $(GOARCH),GOOS=linux GOARCH=$(GOARCH)) go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lifecycled
 
@@ -48,3 +48,24 @@ IMAGE_BUILD ?= podman build --isolation chroot
 image: build
 	$(IMAGE_BUILD) -f Dockerfile.prebuilt --build-arg BINARY=$(BIN) $(if $(GOARCH),--platform linux/$(GOARCH)) \
 	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t $(IMAGE) .
+
+# A real single-node Kubernetes cluster (integration/kube): etcd,
+# kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy and
+# containerd, in network and mount namespaces of its own. The first run
+# builds the components from the Go module proxy (~5 min on 2 cores, cached
+# in /var/cache/lifecycled-kube); then ~10-20 s. Needs root.
+#   make kube-up; eval "$$(make -s kube-env)"; kubectl get pods -A; make kube-down
+KUBECLUSTER = go run ./integration/kube/cmd/kubecluster
+kube-up:
+	$(KUBECLUSTER) up
+kube-down:
+	$(KUBECLUSTER) down
+kube-env:
+	@$(KUBECLUSTER) env
+kube-status:
+	$(KUBECLUSTER) status
+
+# The cluster tests alone: bring a cluster up, run every test against it,
+# tear it down (also run by `make test`, after the other tests).
+kube-test:
+	bash .ci/kube-test.sh

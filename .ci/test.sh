@@ -32,5 +32,8 @@ export GOTOOLCHAIN=go1.26.10
 go version
 go vet ./...
 go test -race -count=1 -timeout 30m "$@" ./...
+# The real-cluster tests (build tag kube, skipped above): their own stage,
+# after the others, so that they do not compete for the cores.
+bash .ci/kube-test.sh
 bash .ci/fuzz.sh
 bash .ci/vuln.sh

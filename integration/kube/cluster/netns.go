@@ -1,0 +1,171 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// makeNamespaces makes the cluster's network namespace (lo, the node-IP
+// ifb device as black-hole default route), the client namespace on a veth
+// pair, and the holder process that keeps the private mount namespace with
+// its tmpfs and bind mounts.
+func (c *Cluster) makeNamespaces(ctx context.Context) error {
+	dir := c.cfg.stateDir()
+	ns := NetNSPath(NetNS)
+	steps := [][]string{
+		{"ip", "netns", "add", NetNS},
+		{"ip", "netns", "add", ClientNetNS},
+		{"ip", "-n", NetNS, "link", "set", "lo", "up"},
+		{"ip", "-n", NetNS, "link", "add", "node0", "type", "ifb"},
+		{"ip", "-n", NetNS, "addr", "add", NodeIP + "/24", "dev", "node0"},
+		{"ip", "-n", NetNS, "link", "set", "node0", "up"},
+		{"ip", "-n", NetNS, "route", "add", "default", "dev", "node0"},
+		{"ip", "-n", NetNS, "link", "add", "client0", "type", "veth", "peer", "name", "eth0", "netns", ClientNetNS},
+		{"ip", "-n", NetNS, "addr", "add", NodeLinkIP + "/24", "dev", "client0"},
+		{"ip", "-n", NetNS, "link", "set", "client0", "up"},
+		{"ip", "-n", ClientNetNS, "link", "set", "lo", "up"},
+		{"ip", "-n", ClientNetNS, "addr", "add", ClientIP + "/24", "dev", "eth0"},
+		{"ip", "-n", ClientNetNS, "link", "set", "eth0", "up"},
+		{"ip", "-n", ClientNetNS, "route", "add", "default", "via", NodeLinkIP},
+		// Per-namespace settings a node needs: routing for pods, and
+		// iptables on bridged traffic so that pod-to-Service-to-pod
+		// replies on the same bridge are un-NATed.
+		{"nsenter", "--net=" + ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+		{"nsenter", "--net=" + ns, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"},
+	}
+	for i, s := range steps {
+		if err := run(ctx, s...); err != nil {
+			return err
+		}
+		if i == 1 {
+			// Recorded as soon as they exist, for Down.
+			var err error
+			if c.state.NetNS, err = inode(ns); err != nil {
+				return err
+			}
+			if err := c.save(); err != nil {
+				return err
+			}
+		}
+	}
+
+	holder := exec.Command("nsenter", "--net="+ns, "--", "unshare", "--mount", "--propagation", "slave", "--", "sleep", "infinity")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := holder.Start(); err != nil {
+		return fmt.Errorf("start the namespace holder: %w", err)
+	}
+	c.state.Holder = holder.Process.Pid
+	go func() { _ = holder.Wait() }()
+	if err := c.save(); err != nil {
+		return err
+	}
+	// unshare has made the mount namespace once the holder runs sleep.
+	own, err := inode("/proc/self/ns/mnt")
+	if err != nil {
+		return err
+	}
+	if err := poll(ctx, func() (bool, error) {
+		mnt, err := inode(fmt.Sprintf("/proc/%d/ns/mnt", c.state.Holder))
+		if err != nil {
+			return false, fmt.Errorf("namespace holder: %w", err)
+		}
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.state.Holder))
+		if mnt != own && strings.HasSuffix(exe, "/sleep") {
+			c.state.MountNS = mnt
+			return true, nil
+		}
+		return false, nil
+	}); err != nil {
+		return err
+	}
+	if err := c.save(); err != nil {
+		return err
+	}
+	// The paths the kubelet and containerd hard-code: /run (containerd
+	// 1.6's /run/containerd), /var/lib (containerd's root, etcd's data),
+	// /var/lib/kubelet (device-plugins), /var/lib/cni (IPAM and the CNI
+	// cache) and /var/log (/var/log/pods, /var/log/containers); the last
+	// three are on disk in the state directory, so that a person can read
+	// the pods' logs from the host.
+	script := fmt.Sprintf(`set -e
+mount -t tmpfs -o mode=0755 lifecycled-kube-run /run
+mount -t tmpfs -o mode=0755 lifecycled-kube-varlib /var/lib
+mkdir -p /var/lib/kubelet /var/lib/cni /var/lib/containerd /var/lib/etcd
+mount --bind %[1]s/data/kubelet /var/lib/kubelet
+mount --bind %[1]s/data/cni /var/lib/cni
+mount --bind %[1]s/data/log /var/log
+`, dir)
+	return c.inNamespaces(ctx, "sh", "-c", script)
+}
+
+// inNamespaces runs a command in the cluster's mount and network
+// namespaces and waits for it.
+func (c *Cluster) inNamespaces(ctx context.Context, args ...string) error {
+	return run(ctx, append(c.nsenter(), args...)...)
+}
+
+func (c *Cluster) nsenter() []string {
+	return []string{"nsenter", fmt.Sprintf("--target=%d", c.state.Holder), "--mount", "--net", "--"}
+}
+
+// run runs a command and returns an error with its output if it fails.
+func run(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// inode is the inode number of path (a namespace file).
+func inode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return st.Ino, nil
+}
+
+// Dialer returns a DialContext function whose connections are made inside
+// the network namespace at nsPath (NetNSPath(NetNS) or
+// NetNSPath(ClientNetNS)), for HTTP clients running in this process.
+//
+// Each dial runs on a goroutine locked to its own OS thread, which enters
+// the namespace and is never unlocked: Go discards the thread when the
+// goroutine ends, so the switch cannot leak to other goroutines. A socket
+// stays in the namespace it was made in.
+func Dialer(nsPath string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		type result struct {
+			conn net.Conn
+			err  error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			runtime.LockOSThread()
+			f, err := os.Open(nsPath)
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			defer f.Close()
+			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+				ch <- result{err: fmt.Errorf("enter %s: %w", nsPath, err)}
+				return
+			}
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, addr)
+			ch <- result{conn, err}
+		}()
+		r := <-ch
+		return r.conn, r.err
+	}
+}
