@@ -221,9 +221,10 @@ func TestExamplesShowFiles(t *testing.T) {
 	assert.Positive(t, hookLogs, "no example shows hook logs on an emptyDir")
 }
 
-// TestREADMEConfigExplained: every YAML block of the READMEs is a
-// configuration `lifecycled explain --config` accepts and whose stop
-// sequence fits its own terminationGracePeriodSeconds.
+// TestREADMEConfigExplained: every YAML block of the READMEs (fenced
+// ```yaml) is a configuration `lifecycled explain --config` accepts and
+// whose stop sequence fits its own terminationGracePeriodSeconds. Pod spec
+// snippets are fenced ```yaml pod-spec and are not configurations.
 func TestREADMEConfigExplained(t *testing.T) {
 	root := repoRoot(t)
 	mds, err := filepath.Glob(filepath.Join(root, "examples", "*.md"))

@@ -35,7 +35,7 @@ func TestTerminationLogTail(t *testing.T) {
 			2, "child exited with code 2 (phase running)", []string{"starting\npanic: boom\ngoroutine 1 [running]:\n"}, "goroutine 1 [running]:\n"},
 		{"killed by a signal", []string{"--", "sh", "-c", `echo "fatal: segfault ahead" >&2; kill -SEGV $$`},
 			139, "child killed by SIGSEGV (phase running)", []string{"fatal: segfault ahead\n"}, "fatal: segfault ahead\n"},
-		{"postStart failed", []string{"--post-start", "exit 3", "--", "sh", "-c", `echo "app: cannot warm up" >&2; sleep 30`},
+		{"postStart failed", []string{"--post-start", `while [ ! -e "$TAIL_MARK" ]; do sleep 0.01; done; exit 3`, "--", "sh", "-c", `echo "app: cannot warm up" >&2; touch "$TAIL_MARK"; sleep 30`},
 			125, "postStart hook failed", []string{"app: cannot warm up\n"}, ""},
 		{"more than 4096 bytes", []string{"--", "sh", "-c", manyLines},
 			1, "child exited with code 1 (phase running)", []string{"line 19999: déjà vu 日本語\n"}, "line 19999: déjà vu 日本語\n"},
@@ -47,7 +47,10 @@ func TestTerminationLogTail(t *testing.T) {
 			ctx := testContext(t, 60*time.Second)
 			termLog := filepath.Join(t.TempDir(), "termination-log")
 			args := append([]string{"--log-level", "error", "--termination-log", termLog, "--termination-log-tail"}, tc.args...)
-			res := start(t, options{env: quickExit()}, args...).wait(ctx)
+			// postStart fails only once the child has written: the tail
+			// is what the child wrote before the stop.
+			env := append(quickExit(), "TAIL_MARK="+filepath.Join(t.TempDir(), "written"))
+			res := start(t, options{env: env}, args...).wait(ctx)
 			require.Equal(t, tc.code, res.code, "stderr:\n%s", res.stderr)
 			b, err := os.ReadFile(termLog)
 			require.NoError(t, err)
