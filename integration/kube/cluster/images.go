@@ -27,7 +27,7 @@ const (
 // static binaries), and saves each as a docker-archive in work for Up to
 // import:
 //   - the pause image, from integration/kube/images/pause.c (gcc -static);
-//   - the lifecycled image, from the repository's Dockerfile and a static
+//   - the lifecycled image, from the repository's Dockerfile.prebuilt and a static
 //     lifecycled built as `make build` does;
 //   - the examples' demo images (examples/demo/Dockerfile{,.noshell});
 //   - the test app image (integration/kube/images/Dockerfile.app).
@@ -109,7 +109,9 @@ func BuildImages(ctx context.Context, root, work string, logf func(string, ...an
 		names                []string
 	}{
 		{tag("localhost/lifecycled-kube/pause"), pause, "Dockerfile", []string{PauseImage}},
-		{lcTag, lc, filepath.Join(root, "Dockerfile"), []string{LifecycledImage}},
+		// Dockerfile.prebuilt: the image's final stage from the binary
+		// built above (the multi-stage Dockerfile needs a Go image pulled).
+		{lcTag, lc, filepath.Join(root, "Dockerfile.prebuilt"), []string{LifecycledImage}},
 		{tag("localhost/lifecycled-demo"), demo, "Dockerfile", []string{DemoImage}},
 		{tag("localhost/lifecycled-demo-noshell"), demo, "Dockerfile.noshell", []string{NoShellImage}},
 		{tag("localhost/lifecycled-kube/app"), app, "Dockerfile", []string{AppImage}},
