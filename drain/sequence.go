@@ -42,6 +42,13 @@ const connsLogEvery = 5 * time.Second
 // take the defaults above, and a zero DrainPort turns the connection drain
 // off.
 type Config struct {
+	// KeepReady (--drain-readiness keep) leaves /readyz passing while the
+	// sequence drains. Kubernetes already takes a terminating pod out of
+	// its Services' ready endpoints; a readiness that stays up keeps the
+	// EndpointSlice condition serving=true, which is what kube-proxy falls
+	// back to when every endpoint of a Service (or, with
+	// externalTrafficPolicy: Local, of a node) is terminating (KEP-1669).
+	KeepReady bool
 	// DrainDelay (--drain-delay) gives endpoints and iptables rules time
 	// to drop the pod before the app stops taking connections. With
 	// DrainQuiet it is the ceiling of the adaptive drain.

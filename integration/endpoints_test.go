@@ -482,3 +482,58 @@ func promtoolCheck(ctx context.Context, text string) (string, error) {
 	err := cmd.Run()
 	return out.String(), err
 }
+
+// TestEndpointsDrainReadiness: --drain-readiness decides what /readyz
+// answers during the drain delay: fail (the default) 503 from SIGTERM on,
+// keep 200 until the child is gone, with the tombstone saying draining
+// either way. The child gets its stop signal only after the delay.
+func TestEndpointsDrainReadiness(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		during int
+	}{
+		{"", http.StatusServiceUnavailable},
+		{"fail", http.StatusServiceUnavailable},
+		{"keep", http.StatusOK},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 30*time.Second)
+			dir := t.TempDir()
+			stones := t.TempDir()
+			ep, addr := newEndpoints(t)
+			args := []string{"--listen", addr, "--drain-delay", "2s", "--tombstone-dir", stones, "--name", "app"}
+			if tc.mode != "" {
+				args = append(args, "--drain-readiness", tc.mode)
+			}
+			p := start(t, options{env: quickExit()}, append(append(args, "--"), childTrapsTerm(dir)...)...)
+			require.NotNil(t, p)
+			_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
+			require.NoError(t, err)
+
+			require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+			require.NoError(t, poll(ctx, func() bool {
+				b, err := os.ReadFile(filepath.Join(stones, "app.json"))
+				return err == nil && strings.Contains(string(b), `"phase":"draining"`)
+			}))
+			for range 5 { // across the 2 s delay, not only its first instant
+				code, body, err := fetch(ctx, http.MethodGet, ep.url("/readyz?verbose"))
+				require.NoError(t, err)
+				assert.Equal(t, tc.during, code, "/readyz during the drain delay: %s", body)
+				time.Sleep(200 * time.Millisecond)
+			}
+			assert.NoFileExists(t, filepath.Join(dir, "term"), "the child got SIGTERM before the drain delay")
+			res := p.wait(ctx)
+			assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+		})
+	}
+}
+
+// TestEndpointsDrainReadinessBad: a mode that is neither fail nor keep is
+// a usage error.
+func TestEndpointsDrainReadinessBad(t *testing.T) {
+	ctx := testContext(t, 20*time.Second)
+	res := runQuick(t, ctx, "--drain-readiness", "sometimes", "--", "true")
+	assert.Equal(t, 2, res.code)
+	assert.Contains(t, res.stderr, `--drain-readiness "sometimes": want fail or keep`)
+}

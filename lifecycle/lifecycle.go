@@ -505,7 +505,9 @@ func (l *Lifecycle) stopChild(ctx context.Context, c child) bool {
 	seq := drain.NewSequence(l.cfg.Stop, c, l.runner, l.logger, l.drainMetrics, func(step string) {
 		if step == drain.StepDraining {
 			l.drainingNow()
-			l.health.Set(checkShutdown, false, "draining")
+			if !l.cfg.Stop.KeepReady {
+				l.health.Set(checkShutdown, false, "draining")
+			}
 			l.enterPhase(tombstone.PhaseDraining, nil, "")
 		}
 		l.logger.Info("stop sequence", zap.String("step", step))

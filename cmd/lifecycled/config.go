@@ -144,7 +144,16 @@ func newRunConfig(o *settings) (*runConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	var keepReady bool
+	switch o.DrainReadiness {
+	case "fail":
+	case "keep":
+		keepReady = true
+	default:
+		return nil, fmt.Errorf("--drain-readiness %q: want fail or keep", o.DrainReadiness)
+	}
 	c.drain = drain.Config{
+		KeepReady:    keepReady,
 		DrainQuiet:   o.DrainQuiet,
 		DrainMin:     o.DrainMin,
 		QuietPorts:   quietPorts,

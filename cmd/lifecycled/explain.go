@@ -127,6 +127,9 @@ func (e *explainWriter) shutdown(c *runConfig) {
 		switch s.Name {
 		case drain.StepDraining:
 			r.what, r.arrow = "SIGTERM received: /readyz answers 503, tombstone says draining", "SIGTERM 0s -> readiness off"
+			if c.drain.KeepReady {
+				r.what, r.arrow = "SIGTERM received: /readyz stays 200 (--drain-readiness keep), tombstone says draining", "SIGTERM 0s -> draining"
+			}
 		case drain.StepDrainDelay:
 			r.what = fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", s.Max)
 			r.arrow = "drain " + fmtSeconds(s.Max)

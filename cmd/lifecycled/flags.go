@@ -60,6 +60,9 @@ type settings struct {
 
 	DrainQuiet time.Duration
 	DrainMin   time.Duration
+	// DrainReadiness is fail (the default: /readyz answers 503 from
+	// SIGTERM on) or keep (it stays up while the sequence drains).
+	DrainReadiness string
 
 	Command []string
 }
@@ -183,6 +186,9 @@ func (s *settings) declare() []setting {
 		duration(&s.DrainQuiet, "drain-quiet", 0, "adaptive drain: end the drain delay once no new connection to the app's port "+
 			"came for this long (e.g. 1s; --drain-delay is the ceiling)", "drain.quiet"),
 		duration(&s.DrainMin, "drain-min", 0, "adaptive drain: wait at least this long", "drain.min"),
+		str(&s.DrainReadiness, "drain-readiness", "MODE", "fail",
+			"/readyz while draining: fail (503 from SIGTERM on) or keep (stays 200: Kubernetes' serving condition, "+
+				"for the last endpoints of a Service or of a node with externalTrafficPolicy: Local)", "drain.readiness"),
 	)
 	return ds
 }

@@ -183,7 +183,7 @@ func logTime(t *testing.T, logs, msg string) time.Time {
 	for _, l := range strings.Split(logs, "\n") {
 		var e struct {
 			Msg string    `json:"msg"`
-			TS  time.Time `json:"ts"`
+			TS  time.Time `json:"time"` // the log schema's timestamp key
 		}
 		if json.Unmarshal([]byte(l), &e) == nil && e.Msg == msg {
 			return e.TS

@@ -70,8 +70,20 @@ func TestJobWithSidecar(t *testing.T) {
 		job := exampleObject[batchv1.Job](t, "job-with-sidecar.yaml", "Job")
 		job.Name = "native"
 		spec := &job.Spec.Template.Spec
-		spec.Volumes = nil
 		spec.InitContainers = shop.Spec.Template.Spec.InitContainers // the proxy, restartPolicy: Always
+		// The volumes the proxy mounts (its hook logs), and no other.
+		mounted := map[string]bool{}
+		for _, c := range spec.InitContainers {
+			for _, m := range c.VolumeMounts {
+				mounted[m.Name] = true
+			}
+		}
+		spec.Volumes = nil
+		for _, v := range shop.Spec.Template.Spec.Volumes {
+			if mounted[v.Name] {
+				spec.Volumes = append(spec.Volumes, v)
+			}
+		}
 		spec.Containers = []corev1.Container{{
 			Name: "main", Image: cluster.DemoImage, ImagePullPolicy: corev1.PullIfNotPresent,
 			Args: []string{"--", "sh", "-c", "echo main: working; sleep 3; echo main: done"},

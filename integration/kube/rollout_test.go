@@ -39,6 +39,14 @@ var (
 		c.LivenessProbe = httpProbe("/livez", 9090)
 		c.LivenessProbe.PeriodSeconds = 5
 	}}
+	// withLifecycledKeep keeps /readyz up while it drains
+	// (--drain-readiness keep): the EndpointSlice says serving=true,
+	// terminating=true, and kube-proxy falls back to it when no ready
+	// endpoint is left (TestTerminatingEndpoints).
+	withLifecycledKeep = variant{key: "lifecycled-keep", name: "lifecycled (--drain-delay 5s, --drain-readiness keep)", expectZero: true, container: func(c *corev1.Container) {
+		withLifecycled.container(c)
+		c.Args = append([]string{"--drain-readiness", "keep"}, c.Args...)
+	}}
 	withTini = variant{key: "tini", name: "tini, no preStop", container: func(c *corev1.Container) {
 		c.Command = append([]string{"/tini", "--"}, backendCmd...)
 		c.ReadinessProbe = httpProbe("/healthz", 8080)
