@@ -5,6 +5,8 @@ package kube
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +191,12 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		})
 	}
 	t.Run("example", func(t *testing.T) {
+		// explain -f calls the example fine; the cluster then shows that
+		// it stops cleanly: a rolling restart under load loses nothing.
+		out, err := exec.Command(lifecycledBin, "explain", "-f", filepath.Join(repo, "examples", "deployment-entrypoint.yaml"),
+			"--image", "localhost/lifecycled-demo").CombinedOutput()
+		require.NoError(t, err, "explain -f:\n%s", out)
+		require.Contains(t, string(out), "No problems found.")
 		ns := namespace(t)
 		for _, d := range example(t, "deployment-entrypoint.yaml") {
 			apply(t, ctx, ns, d)
