@@ -117,9 +117,12 @@ func TestHooksWithKubelet(t *testing.T) {
 		kubectl(t, ctx, "delete", "pod", "-n", ns, "order", "--wait=true", "--timeout=60s")
 		m, seq := marks(t, order.read("order"))
 		t.Logf("order: %v (deleted at %.2f): %v", seq, deleted, m)
-		// Start: the app starts, then lifecycled's postStart runs (the
-		// kubelet's runs concurrently with the start: no order to it).
-		assert.Less(t, m["app-start"], m["lifecycled-poststart"]+0.001)
+		// Start: lifecycled's postStart runs right after the child is
+		// started, as the kubelet's does: concurrently with the app's own
+		// start, so the app's first mark may come a little after the
+		// hook's (seen: 10 ms), never long after (the kubelet's own
+		// postStart has no order to the start either).
+		assert.Less(t, m["app-start"], m["lifecycled-poststart"]+0.5)
 		// Stop: the kubelet's preStop (1 s), then SIGTERM to lifecycled:
 		// drain 1 s, lifecycled's preStop, then the app's SIGTERM.
 		require.Contains(t, m, "kubelet-prestop")
