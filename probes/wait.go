@@ -17,9 +17,10 @@ import (
 	"github.com/lifecycled/lifecycled/internal/logschema"
 )
 
-// firstBackoff is the first pause between attempts (CONTRACT section 4): short,
+// FirstBackoff is the first pause between attempts (CONTRACT section 4): short,
 // because a dependency started alongside is often up within moments.
-const firstBackoff = 50 * time.Millisecond
+// `lifecycled explain` prints it.
+const FirstBackoff = 50 * time.Millisecond
 
 // refusedDoubling is how long the pause after a refused attempt takes to
 // double: the backoff grows with the time waited, not with the attempts
@@ -147,7 +148,7 @@ func WaitAll(ctx context.Context, targets []Target, cfg WaitConfig) error {
 func waitOne(ctx context.Context, t Target, cfg WaitConfig, start time.Time, failed func(error)) bool {
 	log := cfg.Logger.With(zap.Stringer("target", t))
 	attemptTimeout := max(cfg.MaxInterval, minAttemptTimeout)
-	backoff := min(firstBackoff, cfg.MaxInterval)
+	backoff := min(FirstBackoff, cfg.MaxInterval)
 	lastProgress := start // the first progress line comes after ProgressEvery: short waits stay quiet
 	for attempt := 1; ; attempt++ {
 		attemptCtx, cancel := context.WithTimeout(ctx, attemptTimeout)
@@ -206,9 +207,9 @@ func refused(err error) bool {
 }
 
 // refusedPause is the pause after a refused attempt, waited into the wait:
-// firstBackoff doubled every refusedDoubling, at most maxInterval.
+// FirstBackoff doubled every refusedDoubling, at most maxInterval.
 func refusedPause(waited, maxInterval time.Duration) time.Duration {
-	pause := float64(firstBackoff) * math.Exp2(waited.Seconds()/refusedDoubling.Seconds())
+	pause := float64(FirstBackoff) * math.Exp2(waited.Seconds()/refusedDoubling.Seconds())
 	return time.Duration(min(pause, float64(maxInterval)))
 }
 

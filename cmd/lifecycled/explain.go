@@ -12,7 +12,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
-
+	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -67,7 +67,7 @@ func (e *explainWriter) startup(c *runConfig) {
 		if c.wait.Timeout > 0 {
 			limit = c.wait.Timeout.String() + ", then exit 124"
 		}
-		step("wait for dependencies, all at once, retrying every 50ms up to %s (%s):", c.wait.MaxInterval, limit)
+		step("wait for dependencies, all at once, retrying every %s up to %s (%s):", probes.FirstBackoff, c.wait.MaxInterval, limit)
 		for _, t := range c.waits {
 			e.line("       %s", t)
 		}
