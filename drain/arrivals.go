@@ -64,10 +64,14 @@ type Arrivals struct {
 	events   *os.File // destruction reports; nil if the kernel refused them
 	done     chan struct{}
 
-	mu    sync.Mutex
-	seen  map[uint64]bool // cookies of live connections already counted
-	fresh int             // connections new since the last Poll
-	lost  error           // destruction reports were lost (ENOBUFS)
+	mu   sync.Mutex
+	seen map[uint64]bool // cookies of live connections already counted
+	// gone are the cookies of connections counted at their destruction
+	// since the last Poll: a dump that ran before the destruction may still
+	// hold them, and must not count them twice.
+	gone  map[uint64]bool
+	fresh int   // connections new since the last Poll
+	lost  error // destruction reports were lost (ENOBUFS)
 }
 
 // WatchArrivals starts watching ports. Close must be called when done.
@@ -75,7 +79,7 @@ func WatchArrivals(ports []int) (*Arrivals, error) {
 	if len(ports) == 0 {
 		return nil, errors.New("watch new connections: no port")
 	}
-	a := &Arrivals{ports: map[uint16]bool{}, seen: map[uint64]bool{}, dumpFD: -1, done: make(chan struct{})}
+	a := &Arrivals{ports: map[uint16]bool{}, seen: map[uint64]bool{}, gone: map[uint64]bool{}, dumpFD: -1, done: make(chan struct{})}
 	for _, p := range ports {
 		if p <= 0 || p > 65535 {
 			return nil, fmt.Errorf("watch new connections: port %d is not a port number", p)
@@ -131,11 +135,14 @@ func (a *Arrivals) Poll() (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, c := range cookies {
-		if !a.seen[c] {
+		if !a.seen[c] && !a.gone[c] {
 			a.seen[c] = true
 			a.fresh++
 		}
 	}
+	// Every destruction reported before this merge is in gone; a dump that
+	// starts after it cannot hold those connections any more.
+	clear(a.gone)
 	n, lost := a.fresh, a.lost
 	a.fresh, a.lost = 0, nil
 	return n, lost
@@ -309,6 +316,7 @@ func (a *Arrivals) readDestroyed() {
 				delete(a.seen, c) // gone for good: no need to remember it
 			} else {
 				a.fresh++
+				a.gone[c] = true // a dump already under way may still hold it
 			}
 		}
 		a.mu.Unlock()
