@@ -158,7 +158,11 @@ func TestFaultForkStorm(t *testing.T) {
 	if _, err := exec.LookPath("perl"); err != nil {
 		t.Fatal("perl is needed to fork fast enough (Debian's perl-base, always installed)")
 	}
-	ctx := testContext(t, 90*time.Second)
+	// 10 000 forks of perl take 38 s on this machine with no lifecycled
+	// at all (measured 2026-11-30, idle), and about twice that when other
+	// test packages share the 2 cores: the budget is for the machine, the
+	// assertions below are the test.
+	ctx := testContext(t, 240*time.Second)
 	dir := t.TempDir()
 	addr := listenAddr(t)
 	began := time.Now()
