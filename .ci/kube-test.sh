@@ -13,22 +13,11 @@ cd "$(dirname "$0")/.."
 # (bridge, host-local, portmap, loopback in /usr/lib/cni), conntrack and
 # iptables for kube-proxy, podman and busybox-static and tini (tini-static)
 # for the images, gcc and libc6-dev for the static pause binary.
-need=()
-for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+. .ci/need.sh
+need_packages containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
 	conntrack:conntrack iptables:iptables podman:podman busybox:busybox-static \
 	/usr/bin/tini-static:tini gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
-	nsenter:util-linux ip:iproute2; do
-	cmd=${pair%%:*} pkg=${pair#*:}
-	if [[ $cmd == /* ]]; then [ -e "$cmd" ] && continue; else command -v "$cmd" >/dev/null 2>&1 && continue; fi
-	need+=("$pkg")
-done
-if ((${#need[@]})); then
-	echo "kube-test.sh: installing ${need[*]}" >&2
-	SUDO=""
-	[ "$(id -u)" = 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+	nsenter:util-linux ip:iproute2
 
 export CONTAINERS_CONF="$PWD/integration/podman/containers.conf"
 export GOTOOLCHAIN=go1.26.10

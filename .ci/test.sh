@@ -5,20 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for pair in tini:tini dumb-init:dumb-init catatonit:catatonit promtool:prometheus \
+. .ci/need.sh
+need_packages tini:tini dumb-init:dumb-init catatonit:catatonit promtool:prometheus \
 	socat:socat busybox:busybox-static podman:podman runc:runc wait-for-it:wait-for-it \
-	unshare:util-linux make:make; do
-	cmd=${pair%%:*} pkg=${pair#*:}
-	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
-done
-if ((${#need[@]})); then
-	echo "test.sh: installing ${need[*]}" >&2
-	SUDO=""
-	[ "$(id -u)" = 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+	unshare:util-linux make:make
 
 # Podman on these machines: runc (crun fails with hybrid cgroups), cgroupfs,
 # ulimits that can actually be set. The integration tests read this file.
