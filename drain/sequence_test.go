@@ -2,7 +2,6 @@ package drain
 
 import (
 	"context"
-	"maps"
 	"net"
 	"sync"
 	"syscall"
@@ -10,13 +9,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/proctest"
+	"github.com/lifecycled/lifecycled/internal/promtest"
 )
 
 // steps records the onPhase callbacks with their times.
@@ -88,9 +87,8 @@ func TestSequenceOrder(t *testing.T) {
 	assert.Positive(t, gaugeOf(t, reg, StepPreStop))
 	assert.Positive(t, gaugeOf(t, reg, StepGrace))
 	assert.Zero(t, gaugeOf(t, reg, StepDrainConnections), "step not configured")
-	hook := seriesOf(t, reg, "lifecycled_hook_duration_seconds",
-		map[string]string{"hook": hooks.PreStop, "result": "success"})
-	assert.Equal(t, uint64(1), hook.GetHistogram().GetSampleCount(), "one preStop run recorded")
+	assert.Equal(t, uint64(1), promtest.HistogramCount(t, reg, "lifecycled_hook_duration_seconds",
+		map[string]string{"hook": hooks.PreStop, "result": "success"}), "one preStop run recorded")
 }
 
 func TestSequenceGracePeriod(t *testing.T) {
@@ -316,27 +314,8 @@ func TestSequenceContextCancelled(t *testing.T) {
 
 // gaugeOf reads lifecycled_stop_phase_seconds{step} as a scrape would.
 func gaugeOf(t *testing.T, reg prometheus.Gatherer, step string) float64 {
-	return seriesOf(t, reg, "lifecycled_stop_phase_seconds", map[string]string{"step": step}).GetGauge().GetValue()
-}
-
-// seriesOf finds the series of the family name with exactly these labels.
-func seriesOf(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) *dto.Metric {
 	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			if f.GetName() == name && maps.Equal(got, labels) {
-				return m
-			}
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return nil
+	return promtest.Value(t, reg, "lifecycled_stop_phase_seconds", map[string]string{"step": step})
 }
 
 // A child that exits during the drain while a member of its process group

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/internal/proctest"
+	"github.com/lifecycled/lifecycled/internal/promtest"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -298,7 +299,7 @@ func TestRunRecordsMetricsAndLogs(t *testing.T) {
 	r.Run(context.Background(), shellHook(t, "exit 1", time.Second))
 
 	count := func(hook, result string) uint64 {
-		return histogramCount(t, reg, "lifecycled_hook_duration_seconds", map[string]string{"hook": hook, "result": result})
+		return promtest.HistogramCount(t, reg, "lifecycled_hook_duration_seconds", map[string]string{"hook": hook, "result": result})
 	}
 	assert.Equal(t, uint64(1), count(PreStop, resultSuccess))
 	assert.Equal(t, uint64(1), count(PreStop, resultFailure))
@@ -312,33 +313,6 @@ func TestRunRecordsMetricsAndLogs(t *testing.T) {
 	// The pedantic registry checks each metric's consistency on Gather.
 	_, err := reg.Gather()
 	assert.NoError(t, err)
-}
-
-// histogramCount returns the sample count of the histogram series name
-// with exactly labels, as a scrape would see it.
-func histogramCount(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) uint64 {
-	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue series
-				}
-			}
-			return m.GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
 }
 
 func TestHeadBuffer(t *testing.T) {

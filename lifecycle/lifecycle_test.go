@@ -26,6 +26,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/promtest"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
@@ -195,20 +196,7 @@ func (h *harness) tombstone(t *testing.T) map[string]any {
 
 func (h *harness) phase(t *testing.T, phase string) float64 {
 	t.Helper()
-	m, err := h.reg.Gather()
-	require.NoError(t, err)
-	for _, f := range m {
-		if f.GetName() != "lifecycled_phase" {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			if s.GetLabel()[0].GetValue() == phase {
-				return s.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no lifecycled_phase{phase=%q}", phase)
-	return 0
+	return promtest.Value(t, h.reg, "lifecycled_phase", map[string]string{"phase": phase})
 }
 
 func TestRunChildExitsByItself(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/promtest"
 )
 
 func TestMetrics(t *testing.T) {
@@ -18,11 +20,11 @@ func TestMetrics(t *testing.T) {
 	m.countProbe(false)
 	m.countProbe(false)
 
-	assert.Equal(t, 0.0, metricValue(t, reg, "lifecycled_dependency_up", map[string]string{"target": "tcp://db:5432"}))
-	assert.Equal(t, 1.5, metricValue(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": "tcp://db:5432"}))
-	assert.Equal(t, 1.0, metricValue(t, reg, "lifecycled_dependency_up", map[string]string{"target": "http://api/healthz"}))
-	assert.Equal(t, 1.0, metricValue(t, reg, "lifecycled_probe_total", map[string]string{"result": "success"}))
-	assert.Equal(t, 2.0, metricValue(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}))
+	assert.Equal(t, 0.0, promtest.Value(t, reg, "lifecycled_dependency_up", map[string]string{"target": "tcp://db:5432"}))
+	assert.Equal(t, 1.5, promtest.Value(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": "tcp://db:5432"}))
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "lifecycled_dependency_up", map[string]string{"target": "http://api/healthz"}))
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "lifecycled_probe_total", map[string]string{"result": "success"}))
+	assert.Equal(t, 2.0, promtest.Value(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}))
 
 	// What `promtool check metrics` checks.
 	families, err := reg.Gather()
@@ -35,8 +37,8 @@ func TestMetrics(t *testing.T) {
 func TestMetricsProbeSeriesFromStart(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	NewMetrics(reg)
-	assert.Equal(t, 0.0, metricValue(t, reg, "lifecycled_probe_total", map[string]string{"result": "success"}))
-	assert.Equal(t, 0.0, metricValue(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}))
+	assert.Equal(t, 0.0, promtest.Value(t, reg, "lifecycled_probe_total", map[string]string{"result": "success"}))
+	assert.Equal(t, 0.0, promtest.Value(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}))
 }
 
 func TestMetricsPrivateRegistry(t *testing.T) {

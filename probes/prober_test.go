@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/promtest"
 )
 
 // scriptedServer answers each request with the next behaviour of a script
@@ -145,8 +147,8 @@ func TestProberFailureThreshold(t *testing.T) {
 	assert.False(t, ready)
 	assert.Contains(t, reason, "status 500")
 
-	assert.Equal(t, 1.0, metricValue(t, reg, "lifecycled_probe_total", map[string]string{"result": "success"}))
-	assert.GreaterOrEqual(t, metricValue(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}), 3.0)
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "lifecycled_probe_total", map[string]string{"result": "success"}))
+	assert.GreaterOrEqual(t, promtest.Value(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}), 3.0)
 }
 
 func TestProberFailuresBelowThreshold(t *testing.T) {
@@ -194,7 +196,7 @@ func TestProberTimeoutIsFailure(t *testing.T) {
 	assert.Equal(t, 2, down.hits-failedFrom)
 	assert.Contains(t, down.reason, "timed out after 50ms")
 	assert.Less(t, time.Since(start), 5*time.Second)
-	assert.GreaterOrEqual(t, metricValue(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}), 2.0)
+	assert.GreaterOrEqual(t, promtest.Value(t, reg, "lifecycled_probe_total", map[string]string{"result": "failure"}), 2.0)
 }
 
 func TestProberInitialDelay(t *testing.T) {

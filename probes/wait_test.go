@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/lifecycled/lifecycled/internal/promtest"
 )
 
 func TestWaitAllLateDependency(t *testing.T) {
@@ -62,12 +64,12 @@ func TestWaitAllLateDependency(t *testing.T) {
 	// Backoff is capped at 100ms: a generous bound for a slow machine.
 	assert.Less(t, elapsed, appearAfter+2*time.Second)
 
-	assert.Equal(t, 1.0, metricValue(t, reg, "lifecycled_dependency_up", map[string]string{"target": late.String()}))
-	assert.Equal(t, 1.0, metricValue(t, reg, "lifecycled_dependency_up", map[string]string{"target": present.String()}))
-	waited := metricValue(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": late.String()})
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "lifecycled_dependency_up", map[string]string{"target": late.String()}))
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "lifecycled_dependency_up", map[string]string{"target": present.String()}))
+	waited := promtest.Value(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": late.String()})
 	assert.GreaterOrEqual(t, waited, appearAfter.Seconds())
 	assert.LessOrEqual(t, waited, elapsed.Seconds())
-	assert.Less(t, metricValue(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": present.String()}), 0.3)
+	assert.Less(t, promtest.Value(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": present.String()}), 0.3)
 }
 
 func TestWaitAllTimeout(t *testing.T) {
@@ -101,9 +103,9 @@ func TestWaitAllTimeout(t *testing.T) {
 	assert.GreaterOrEqual(t, elapsed, timeout)
 	assert.Less(t, elapsed, timeout+2*time.Second)
 
-	assert.Equal(t, 0.0, metricValue(t, reg, "lifecycled_dependency_up", map[string]string{"target": never.String()}))
-	assert.Equal(t, 1.0, metricValue(t, reg, "lifecycled_dependency_up", map[string]string{"target": present.String()}))
-	assert.Greater(t, metricValue(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": never.String()}), 0.2)
+	assert.Equal(t, 0.0, promtest.Value(t, reg, "lifecycled_dependency_up", map[string]string{"target": never.String()}))
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "lifecycled_dependency_up", map[string]string{"target": present.String()}))
+	assert.Greater(t, promtest.Value(t, reg, "lifecycled_dependency_wait_seconds", map[string]string{"target": never.String()}), 0.2)
 }
 
 func TestWaitAllCancel(t *testing.T) {
