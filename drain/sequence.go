@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -197,14 +198,14 @@ func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
 func (s *Sequence) drainDelay(ctx context.Context) {
 	if s.cfg.DrainQuiet <= 0 {
 		s.logger.Info("drain delay", logschema.Seconds("delay", s.cfg.DrainDelay))
-		_ = sleep(ctx, s.cfg.DrainDelay)
+		_ = ctxtime.Sleep(ctx, s.cfg.DrainDelay)
 		return
 	}
 	start := time.Now()
 	w, err := WatchArrivals(s.cfg.QuietPorts)
 	if err != nil {
 		s.logger.Warn("cannot watch new connections, waiting the whole drain delay", zap.Error(err))
-		_ = sleep(ctx, s.cfg.DrainDelay)
+		_ = ctxtime.Sleep(ctx, s.cfg.DrainDelay)
 		return
 	}
 	defer w.Close()
@@ -336,16 +337,4 @@ func (s *Sequence) timed(step string, f func()) {
 	start := time.Now()
 	f()
 	s.metrics.setStep(step, time.Since(start))
-}
-
-// sleep waits d, or less if ctx ends first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
@@ -212,7 +213,7 @@ func (r *Runner) Run(ctx context.Context, h Hook) Result {
 	case HandlerHTTPGet:
 		err = r.runHTTPGet(runCtx, h.HTTPURL, &res)
 	default:
-		err = sleep(runCtx, h.Sleep)
+		err = ctxtime.Sleep(runCtx, h.Sleep)
 	}
 	res.Duration = time.Since(res.Start)
 	if err != nil {
@@ -320,17 +321,6 @@ func (r *Runner) runHTTPGet(ctx context.Context, rawURL string, res *Result) err
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // headBuffer keeps the first limit bytes written to it and counts, but

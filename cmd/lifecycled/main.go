@@ -24,6 +24,8 @@ import (
 	// First of lifecycled's own packages to be initialised: it catches
 	// signals before the heavy dependencies' init functions run.
 	"github.com/lifecycled/lifecycled/internal/earlysignal"
+
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/redact"
 )
@@ -105,14 +107,10 @@ func sleepMain(args []string, stderr io.Writer) int {
 	// only answer there is.
 	ctx, cancel, got := signalContext(context.Background())
 	defer cancel()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return exitOK
-	case <-ctx.Done():
+	if ctxtime.Sleep(ctx, d) != nil {
 		return 128 + int(got())
 	}
+	return exitOK
 }
 
 // signalContext returns a context that ends when a signal arrives whose

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 )
 
 // BackendPackage is the import path of the backend program the simulation
@@ -209,7 +211,7 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 	})
 	defer endLoad()
 
-	if err := sleep(ctx, s.Before); err != nil {
+	if err := ctxtime.Sleep(ctx, s.Before); err != nil {
 		return res, err
 	}
 	res.SignalAt = time.Now()
@@ -227,7 +229,7 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 	res.Stop = a.exitAt.Sub(res.SignalAt)
 	res.ExitCode = a.state.ExitCode()
 
-	if err := sleep(ctx, s.After); err != nil {
+	if err := ctxtime.Sleep(ctx, s.After); err != nil {
 		return res, err
 	}
 	lr := endLoad()
@@ -441,15 +443,4 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
