@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 )
 
 // ProbeSpec is a readiness or liveness probe, as a Kubernetes Probe. Zero
@@ -107,12 +109,8 @@ func (p *Prober) Run(ctx context.Context) error {
 	p.onChange(ready, reason)
 
 	if p.spec.InitialDelay > 0 {
-		delay := time.NewTimer(p.spec.InitialDelay)
-		select {
-		case <-ctx.Done():
-			delay.Stop()
+		if ctxtime.Sleep(ctx, p.spec.InitialDelay) != nil {
 			return nil
-		case <-delay.C:
 		}
 	}
 

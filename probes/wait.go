@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 	"github.com/lifecycled/lifecycled/internal/logschema"
 )
 
@@ -189,12 +190,8 @@ func waitOne(ctx context.Context, t Target, cfg WaitConfig, start time.Time, fai
 			pause = backoff
 			backoff = min(backoff*2, cfg.MaxInterval)
 		}
-		timer := time.NewTimer(jitter(pause))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if ctxtime.Sleep(ctx, jitter(pause)) != nil {
 			return false
-		case <-timer.C:
 		}
 	}
 }
