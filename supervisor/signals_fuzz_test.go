@@ -20,6 +20,23 @@ func checkOneLineNaming(t *testing.T, err error, in string) {
 	}
 }
 
+// checkOneLineNamingEntry fails the test unless err, for the list in made
+// of entries, is one line that names one of the entries as the user typed
+// it (quoted).
+func checkOneLineNamingEntry(t *testing.T, err error, in string, entries []string) {
+	t.Helper()
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\r\n") {
+		t.Fatalf("error for %q is not one line: %q", in, msg)
+	}
+	for _, e := range entries {
+		if strings.Contains(msg, strconv.Quote(e)) {
+			return
+		}
+	}
+	t.Fatalf("error for %q names no entry: %q", in, msg)
+}
+
 // FuzzParseSignal: whatever --stop-signal or a --signal-map side says, a
 // signal that parses is a real signal (1-64, not one of the C library's own),
 // its conventional name parses back to it, and so does its number; anything
@@ -69,17 +86,7 @@ func FuzzParseSignalMap(f *testing.F) {
 		entries := strings.Split(in, ",")
 		m, err := ParseSignalMap(entries)
 		if err != nil {
-			msg := err.Error()
-			if strings.ContainsAny(msg, "\r\n") {
-				t.Fatalf("error for %q is not one line: %q", in, msg)
-			}
-			named := false
-			for _, e := range entries {
-				named = named || strings.Contains(msg, strconv.Quote(e))
-			}
-			if !named {
-				t.Fatalf("error for %q names no entry: %q", in, msg)
-			}
+			checkOneLineNamingEntry(t, err, in, entries)
 			return
 		}
 		if len(m) > len(entries) {
@@ -119,17 +126,7 @@ func FuzzParseExitCodeMap(f *testing.F) {
 		entries := strings.Split(in, ",")
 		m, err := ParseExitCodeMap(entries)
 		if err != nil {
-			msg := err.Error()
-			if strings.ContainsAny(msg, "\r\n") {
-				t.Fatalf("error for %q is not one line: %q", in, msg)
-			}
-			named := false
-			for _, e := range entries {
-				named = named || strings.Contains(msg, strconv.Quote(e))
-			}
-			if !named {
-				t.Fatalf("error for %q names no entry: %q", in, msg)
-			}
+			checkOneLineNamingEntry(t, err, in, entries)
 			return
 		}
 		if len(m) > len(entries) {
