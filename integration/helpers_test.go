@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 )
 
 // binDir holds the binaries TestMain built.
@@ -438,16 +440,7 @@ func runMode(t testing.TB, ctx context.Context, m mode, args ...string) result {
 
 // poll calls cond every few milliseconds until it is true or ctx ends.
 func poll(ctx context.Context, cond func() bool) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
+	return ctxtime.Poll(ctx, 5*time.Millisecond, cond)
 }
 
 // waitFile waits until path exists.

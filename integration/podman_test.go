@@ -44,6 +44,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 )
 
 // podmanTimeout bounds one podman command unless a test says otherwise.
@@ -256,12 +258,8 @@ func (p *podman) logs(t *testing.T, ctx context.Context, name string) string {
 // the test with what.
 func eventually(t *testing.T, ctx context.Context, interval time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(interval):
-		}
+	if ctxtime.Poll(ctx, interval, cond) != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lifecycled/lifecycled/integration/kube/cluster"
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 )
 
 // testContext is a context that ends at d or at the test's deadline.
@@ -126,14 +127,8 @@ func dumpNamespace(t *testing.T, ctx context.Context, ns string) {
 // with what when ctx ends first.
 func eventually(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
+	if ctxtime.Poll(ctx, 200*time.Millisecond, cond) != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/ctxtime"
 )
 
 // testBackend is an HTTP server that answers its name and whose readiness
@@ -109,7 +111,7 @@ func TestBalancerDropsAfterPropagation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var drop Event
-	require.NoError(t, pollUntil(ctx, func() bool {
+	require.NoError(t, ctxtime.Poll(ctx, 5*time.Millisecond, func() bool {
 		for _, e := range lb.Events() {
 			if !e.Ready {
 				drop = e
@@ -175,7 +177,7 @@ func TestBalancerTimeoutsNeedThreshold(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	require.NoError(t, pollUntil(ctx, func() bool { return !lb.Stats()[0].InRotation }))
+	require.NoError(t, ctxtime.Poll(ctx, 5*time.Millisecond, func() bool { return !lb.Stats()[0].InRotation }))
 	assert.GreaterOrEqual(t, time.Since(start), 3*50*time.Millisecond, "three timeouts before the backend counts as not ready")
 	events := lb.Events()
 	require.Len(t, events, 2)
@@ -185,17 +187,4 @@ func TestBalancerTimeoutsNeedThreshold(t *testing.T) {
 func TestNewBalancerRefusesNonLoopback(t *testing.T) {
 	_, err := NewBalancer([]Backend{{Name: "x", Addr: "192.0.2.1:80", ReadyURL: "http://192.0.2.1/"}}, BalancerOptions{})
 	assert.ErrorContains(t, err, "not a loopback")
-}
-
-func pollUntil(ctx context.Context, cond func() bool) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
 }
