@@ -46,7 +46,7 @@ func checkSchema(line map[string]any) []string {
 	var walk func(prefix string, m map[string]any)
 	walk = func(prefix string, m map[string]any) {
 		for k, v := range m {
-			if !logschema.Key.MatchString(k) {
+			if !logschema.Key().MatchString(k) {
 				bad = append(bad, fmt.Sprintf("key %s%s: not snake_case", prefix, k))
 			}
 			if strings.HasSuffix(k, "_seconds") {

@@ -106,7 +106,8 @@ type Deps struct {
 	// Logger is lifecycled's own logger.
 	Logger *zap.Logger
 	// Registry is the private registry every metric goes to and /metrics
-	// serves.
+	// serves. nil when nothing serves them (no --listen): the metrics are
+	// kept but registered nowhere, which costs the start nothing.
 	Registry *prometheus.Registry
 	// Reaper starts the child, hooks and exec probes, and is the process's
 	// one waiter; its Run is the caller's to start and stop.
@@ -170,6 +171,9 @@ type Lifecycle struct {
 	// now is the clock of the tombstone's updatedAt.
 	now func() time.Time
 
+	// early is the child StartEarly started, nil if it did not.
+	early *earlyStart
+
 	mu    sync.Mutex
 	pid   int
 	phase string // the current phase, for the termination message
@@ -184,9 +188,13 @@ func New(cfg Config, deps Deps) *Lifecycle {
 		draining: make(chan struct{}), now: time.Now,
 	}
 	l.drainingNow = sync.OnceFunc(func() { close(l.draining) })
-	l.metrics = newMetrics(deps.Registry, l.now(), cfg.Version, cfg.Revision)
-	l.probeMetrics = probes.NewMetrics(deps.Registry)
-	l.drainMetrics = drain.NewMetrics(deps.Registry)
+	var reg prometheus.Registerer // nil: promauto registers nowhere
+	if deps.Registry != nil {
+		reg = deps.Registry
+	}
+	l.metrics = newMetrics(reg, l.now(), cfg.Version, cfg.Revision)
+	l.probeMetrics = probes.NewMetrics(reg)
+	l.drainMetrics = drain.NewMetrics(reg)
 
 	l.health = health.NewChecks()
 	l.health.Set(checkDependencies, len(cfg.Waits) == 0, "waiting for dependencies")
@@ -204,10 +212,33 @@ func New(cfg Config, deps Deps) *Lifecycle {
 	if cfg.HookLogDir != "" {
 		l.hookLog = hooks.OpenLog(cfg.HookLogDir, cfg.Name, 0, l.logger)
 	}
-	l.runner = hooks.NewRunner(l.reaper, l.logger, l.hookLog, hooks.NewMetrics(deps.Registry), cfg.UserAgent)
+	l.runner = hooks.NewRunner(l.reaper, l.logger, l.hookLog, hooks.NewMetrics(reg), cfg.UserAgent)
 	l.forwarder = supervisor.NewForwarder(cfg.SignalMap, l.metrics.signalForwarded)
 	l.start = l.startChild
 	return l
+}
+
+// earlyStart is what StartEarly's start gave.
+type earlyStart struct {
+	child child
+	err   error
+}
+
+// StartEarly starts the child at once when nothing has to come first (no
+// --wait, no tombstone lock to take), before main builds what only serves
+// the run (the start-up line, the registry's collectors, the actors): every
+// millisecond before the fork is a millisecond the app starts late, and
+// what comes after it runs beside the app. Run then goes on from the
+// child's start; phases and the "child started" line come from Run, in
+// their usual order. It reports whether it started (or tried to start) the
+// child.
+func (l *Lifecycle) StartEarly() bool {
+	if l.early != nil || len(l.cfg.Waits) > 0 || l.cfg.TombstoneDir != "" {
+		return false
+	}
+	c, err := l.startNow()
+	l.early = &earlyStart{child: c, err: err}
+	return true
 }
 
 // probeOptions are the options of every check: exec probes run through the
@@ -344,13 +375,13 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	l.health.Set(checkDependencies, true, "")
 
 	l.enterPhase(tombstone.PhaseStarting, nil, "")
-	c, err := l.start(supervisor.Spec{
-		Argv:              l.cfg.Command,
-		SingleChild:       l.cfg.SingleChild,
-		ParentDeathSignal: syscall.SIGKILL,
-		Stderr:            l.childStderr(),
-	})
-	l.startStderrTail(err == nil)
+	var c child
+	var err error
+	if l.early != nil {
+		c, err = l.early.child, l.early.err
+	} else {
+		c, err = l.startNow()
+	}
 	if err != nil {
 		code := exitCannotExec
 		var se *supervisor.StartError
@@ -413,6 +444,19 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.FinalStatus()))
 	l.finish(c, code, how, "")
 	return code
+}
+
+// startNow starts the child, with its stderr through the tail pipe of
+// --termination-log-tail if there is one.
+func (l *Lifecycle) startNow() (child, error) {
+	c, err := l.start(supervisor.Spec{
+		Argv:              l.cfg.Command,
+		SingleChild:       l.cfg.SingleChild,
+		ParentDeathSignal: syscall.SIGKILL,
+		Stderr:            l.childStderr(),
+	})
+	l.startStderrTail(err == nil)
+	return c, err
 }
 
 // startChild starts the child through the reaper and hands it the signals

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -571,4 +572,63 @@ func TestProbeLiveness(t *testing.T) {
 		"passing again once the stop starts")
 	c.exit(exitCode(0))
 	h.wait(t, code)
+}
+
+func closedTarget(t *testing.T) probes.Target {
+	target, err := probes.ParseTarget("tcp://"+closedPort(t), false)
+	require.NoError(t, err)
+	return target
+}
+
+// TestStartEarly: with nothing to come first, the child starts before Run
+// (main builds the rest while it runs), and Run goes on from that start as
+// if it had made it; with --wait or a tombstone lock to take, it does not.
+func TestStartEarly(t *testing.T) {
+	startErr := &supervisor.StartError{Path: "nope", Code: 127, Err: fs.ErrNotExist}
+	tests := []struct {
+		name      string
+		cfg       Config
+		tombstone bool
+		startErr  error
+		wantEarly bool
+		wantCode  int
+		wantErr   string
+	}{
+		{name: "nothing first", wantEarly: true, wantCode: 3},
+		{name: "start fails", startErr: startErr, wantEarly: true, wantCode: 127,
+			wantErr: "lifecycled: nope: command not found: file does not exist\n"},
+		{name: "dependencies first", cfg: Config{Waits: []probes.Target{closedTarget(t)},
+			Wait: probes.WaitConfig{Timeout: 100 * time.Millisecond}}, wantCode: ExitWaitTimeout},
+		{name: "tombstone lock first", tombstone: true, wantCode: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newFakeChild(nil)
+			h := newHarness(t, tt.cfg, c, tt.startErr)
+			if !tt.tombstone {
+				h.l.cfg.TombstoneDir = ""
+			}
+			var starts atomic.Int32
+			start := h.l.start
+			h.l.start = func(s supervisor.Spec) (child, error) { starts.Add(1); return start(s) }
+
+			assert.Equal(t, tt.wantEarly, h.l.StartEarly())
+			wantStarts := int32(0)
+			if tt.wantEarly {
+				wantStarts = 1
+			}
+			assert.Equal(t, wantStarts, starts.Load(), "started before Run")
+
+			code := h.run(t, context.Background())
+			if tt.startErr == nil && tt.cfg.Waits == nil {
+				h.started(t)
+				c.exit(exitCode(3))
+			}
+			assert.Equal(t, tt.wantCode, h.wait(t, code))
+			assert.LessOrEqual(t, starts.Load(), int32(1), "one start, early or in Run")
+			if tt.wantErr != "" {
+				assert.Equal(t, tt.wantErr, h.stderr.String())
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lifecycled/lifecycled/drain"
@@ -73,7 +74,11 @@ func kubeletPreStop(c *Container) preStop {
 	return preStop{known: true}
 }
 
-var shellSleepRE = regexp.MustCompile(`^\s*(?:exec\s+)?sleep\s+([^\s;]+)\s*;?\s*$`)
+// shellSleepRE is compiled on first use: package initialisation is paid
+// by every start of lifecycled, and only explain -f reads pod specs.
+var shellSleepRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*(?:exec\s+)?sleep\s+([^\s;]+)\s*;?\s*$`)
+})
 
 // sleepCommand reads the length of an exec hook that does nothing but
 // sleep.
@@ -87,7 +92,7 @@ func sleepCommand(argv []string) (time.Duration, bool) {
 	case base == "lifecycled" && len(argv) == 3 && argv[1] == "sleep":
 		return sleepArg(argv[2])
 	case (base == "sh" || base == "bash" || base == "ash" || base == "dash") && len(argv) == 3 && argv[1] == "-c":
-		if m := shellSleepRE.FindStringSubmatch(argv[2]); m != nil {
+		if m := shellSleepRE().FindStringSubmatch(argv[2]); m != nil {
 			return sleepArg(m[1])
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -541,13 +542,13 @@ func contains(l []string, s string) bool {
 // for a character it cannot read, and for an unknown anchor.
 func yamlError(err error, data []byte) error {
 	msg := strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " ")
-	if yamlLineRE.MatchString(msg) {
+	if yamlLineRE().MatchString(msg) {
 		return errors.New(msg)
 	}
 	line := 1
 	if l, ok := badCharLine(data); ok {
 		line = l
-	} else if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
+	} else if m := yamlAnchorRE().FindStringSubmatch(msg); m != nil {
 		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
 			line = 1 + bytes.Count(data[:i], []byte("\n"))
 		}
@@ -555,9 +556,11 @@ func yamlError(err error, data []byte) error {
 	return fmt.Errorf("line %d: %s", line, msg)
 }
 
+// Compiled on first use, by a bad config file: package initialisation is
+// paid by every start of lifecycled.
 var (
-	yamlLineRE   = regexp.MustCompile(`\bline \d+\b`)
-	yamlAnchorRE = regexp.MustCompile(`anchor '([^']*)'`)
+	yamlLineRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bline \d+\b`) })
+	yamlAnchorRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`anchor '([^']*)'`) })
 )
 
 // badCharLine returns the line of the first character YAML does not allow:

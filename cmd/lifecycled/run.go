@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"syscall"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
@@ -62,7 +62,6 @@ func runMain(args []string, stderr io.Writer) int {
 	logs.OnDrained = func(n uint64) {
 		logger.Warn("dropped log lines: stderr was not being read", zap.Uint64("lines", n))
 	}
-	logStartup(logger, cfg)
 	return runActors(cfg, logger, logs, guard, sigs)
 }
 
@@ -132,19 +131,19 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // had to drop.
 func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard *epipeGuard, sigs <-chan os.Signal) int {
 	stderr := logs.Writer(guard)
-	if err := supervisor.BecomeSubreaper(); err != nil {
-		logger.Warn("cannot become the reaper of the child's orphans", zap.Error(err))
+	subreaperErr := supervisor.BecomeSubreaper() // before the child starts: its orphans come here
+	// Metrics are registered only where /metrics serves them (--listen);
+	// without it they are kept, registered nowhere, for free.
+	var reg *prometheus.Registry
+	var registerer prometheus.Registerer // nil: promauto registers nowhere
+	if cfg.listen != "" {
+		reg = prometheus.NewRegistry()
+		registerer = reg
 	}
-	if cfg.terminationGrace > 0 {
-		if err := cfg.budget().Check(); err != nil {
-			logger.Warn("stop sequence does not fit --termination-grace-period", zap.Error(err))
-		}
-	}
-	reg := newRegistry(cfg.listen != "")
-	reaped := promauto.With(reg).NewCounter(prometheus.CounterOpts{
+	reaped := promauto.With(registerer).NewCounter(prometheus.CounterOpts{
 		Name: "lifecycled_zombies_reaped_total", Help: "Adopted orphans reaped (not counting the child itself).",
 	})
-	promauto.With(reg).NewCounterFunc(prometheus.CounterOpts{
+	promauto.With(registerer).NewCounterFunc(prometheus.CounterOpts{
 		Name: "lifecycled_log_lines_dropped_total",
 		Help: "Lines of lifecycled's own log dropped because stderr was not being read.",
 	}, func() float64 { return float64(logs.Dropped()) })
@@ -152,6 +151,60 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	lc := lifecycle.New(cfg.lifecycleConfig(), lifecycle.Deps{
 		Logger: logger, Registry: reg, Reaper: reaper, Stderr: stderr, ChildStderr: guard,
 	})
+
+	// The addresses are bound before the child starts: a busy one is a
+	// usage error (exit 2), not a child started and stopped again.
+	type server struct {
+		ln      net.Listener
+		handler http.Handler
+	}
+	var servers []server
+	for _, s := range []struct {
+		addr     string
+		loopback bool
+		handler  func() http.Handler
+	}{
+		{cfg.listen, false, lc.Endpoints},
+		{cfg.adminListen, true, lc.Admin},
+	} {
+		if s.addr == "" {
+			continue
+		}
+		ln, err := listen(s.addr, s.loopback)
+		if err != nil {
+			for _, prev := range servers {
+				_ = prev.ln.Close()
+			}
+			_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
+			return exitUsage
+		}
+		servers = append(servers, server{ln, s.handler()})
+	}
+
+	// Fork first: what follows only serves the run, and runs beside the
+	// app rather than before it (issue 13: start-up over the Go floor).
+	lc.StartEarly()
+	logStartup(logger, cfg)
+	if subreaperErr != nil {
+		logger.Warn("cannot become the reaper of the child's orphans", zap.Error(subreaperErr))
+	}
+	if cfg.terminationGrace > 0 {
+		if err := cfg.budget().Check(); err != nil {
+			logger.Warn("stop sequence does not fit --termination-grace-period", zap.Error(err))
+		}
+	}
+	if reg != nil {
+		// /metrics never exposes the global default registry, so nothing
+		// a library registers behind our back shows up. These are the
+		// very collectors package collectors returns (it only wraps
+		// them), called here directly because importing that package
+		// links database/sql in for its DB stats collector, and every
+		// start of lifecycled would pay its package initialisation.
+		reg.MustRegister(
+			prometheus.NewGoCollector(),                                       //nolint:staticcheck // SA1019: see above
+			prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), //nolint:staticcheck // SA1019: see above
+		)
+	}
 
 	// The reaper is no actor: it must outlive them all, since a hook or an
 	// exec probe cancelled at the end still waits for its status.
@@ -166,24 +219,9 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 		g.Add(func() error { return execute(ctx) }, func(error) { cancel() })
 	}
 	actor(func(ctx context.Context) error { return handleSignals(ctx, sigs, guard, lc) })
-	for _, s := range []struct {
-		addr     string
-		loopback bool
-		handler  http.Handler
-	}{
-		{cfg.listen, false, lc.Endpoints()},
-		{cfg.adminListen, true, lc.Admin()},
-	} {
-		if s.addr == "" {
-			continue
-		}
-		ln, err := listen(s.addr, s.loopback)
-		if err != nil {
-			_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
-			return exitUsage
-		}
+	for _, s := range servers {
 		srv := newHTTPServer(s.handler, logger)
-		actor(func(ctx context.Context) error { return serve(ctx, srv, ln) })
+		actor(func(ctx context.Context) error { return serve(ctx, srv, s.ln) })
 	}
 	if cfg.ready != nil {
 		actor(lc.ProbeReadiness)
@@ -224,17 +262,4 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, guard *epipeGuard
 			lc.Signal(sig)
 		}
 	}
-}
-
-// newRegistry returns the private registry every metric goes to, with the
-// Go and process collectors when it is served: /metrics never exposes the
-// global default registry, so nothing a library registers behind our back
-// shows up. Without --listen nobody reads the collectors, and building
-// them costs start-up time.
-func newRegistry(served bool) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	if served {
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
-	return reg
 }

@@ -15,6 +15,7 @@ package logschema
 
 import (
 	"regexp"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,8 +23,9 @@ import (
 )
 
 // Key matches a key of the schema: snake_case, lower case letters and
-// digits.
-var Key = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+// digits. Compiled on first use: tests read it, lifecycled's start need not
+// pay for it.
+var Key = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`) })
 
 // EncoderConfig is the zap encoder configuration of the schema. A
 // zap.Duration that slips through is still encoded as seconds.
