@@ -182,6 +182,26 @@ func (b *bench) progress(format string, a ...any) {
 	fmt.Fprintf(b.log, "bench: "+format+"\n", a...)
 }
 
+// subject returns lifecycled.
+func (b *bench) subject() *wrapper {
+	for _, w := range b.wrappers {
+		if w.subject {
+			return w
+		}
+	}
+	return nil
+}
+
+// floor returns go-floor, or nil if it was not built.
+func (b *bench) floor() *wrapper {
+	for _, w := range b.wrappers {
+		if w.floor {
+			return w
+		}
+	}
+	return nil
+}
+
 // reference returns tini, or nil if it is not installed.
 func (b *bench) reference() *wrapper {
 	for _, w := range b.wrappers {

@@ -168,6 +168,13 @@ func signalSection(b *bench) (*table, error) {
 		t.rows = append(t.rows, []string{c.name, fmtDur(s.median), fmtDur(s.p99), fmtDur(fwdMed), fmtDur(fwdP99),
 			fmtRatio(ratio(float64(s.median), refE2E)), fmtRatio(r), v})
 	}
+	if f, subj := b.floor(), b.subject(); f != nil && subj != nil {
+		// Issue 13: lifecycled's forwarding is Go's (os/signal, kill) and
+		// nothing of its own on top.
+		d := added(subj.name) - added(f.name)
+		t.verdicts = append(t.verdicts, check(fmt.Sprintf("signal forwarding − go-floor's ≤ %s", fmtDur(forwardOverFloorGoal)),
+			float64(d), float64(forwardOverFloorGoal), fmt.Sprintf("%s (go-floor %s)", fmtDur(d), fmtDur(added(f.name)))))
+	}
 	t.notes = append(t.notes, floorNote(b, added, "forwarding latency")...)
 	t.notes = append(t.notes, "Command lines: "+commandLines(b, "RECEIVER"))
 	return t, nil
@@ -181,3 +188,7 @@ func commandLines(b *bench, cmd string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// forwardOverFloorGoal is issue 13's bound on what lifecycled adds to
+// go-floor's forwarding latency.
+const forwardOverFloorGoal = 10 * time.Microsecond

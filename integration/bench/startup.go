@@ -46,6 +46,12 @@ func roundRobin(cs []candidate, rounds int, f func(round int, c candidate) error
 func startupSection(b *bench) (*table, error) {
 	const target = "/bin/true"
 	cs := b.candidates(true)
+	// lifecycled with --listen too: the registry, collectors and HTTP
+	// server it then builds are part of its start-up (port 0: the kernel
+	// picks a free one, so rounds never collide).
+	if s := b.subject(); s != nil {
+		cs = append(cs, candidate{name: listenName, w: &wrapper{name: listenName, path: s.path, argv: dashDash("--listen", "127.0.0.1:0")}})
+	}
 	samples := map[string][]time.Duration{}
 	run := func(c candidate) (time.Duration, error) {
 		argv := []string{target}
@@ -117,8 +123,32 @@ func startupSection(b *bench) (*table, error) {
 		t.rows = append(t.rows, []string{c.name, "`" + c.w.usage(target) + "`", fmtDur(s.median), fmtDur(s.p99), fmtDur(med), fmtDur(p99), fmtRatio(r), v})
 	}
 	t.notes = append(t.notes, floorNote(b, func(name string) time.Duration { med, _ := overhead(name); return med }, "startup overhead")...)
+	if f, subj := b.floor(), b.subject(); f != nil && subj != nil {
+		// Issue 13's goals: what lifecycled adds to any Go init, without
+		// and with --listen (registry, collectors, HTTP server).
+		floorMed, _ := overhead(f.name)
+		over := func(name string) time.Duration { med, _ := overhead(name); return med - floorMed }
+		for _, g := range []struct {
+			name string
+			goal time.Duration
+		}{{subj.name, startupOverFloorGoal}, {listenName, startupOverFloorListenGoal}} {
+			d := over(g.name)
+			vd := check(fmt.Sprintf("%s startup − go-floor's ≤ %s", g.name, fmtDur(g.goal)), float64(d), float64(g.goal),
+				fmt.Sprintf("%s (go-floor %s)", fmtDur(d), fmtDur(floorMed)))
+			t.verdicts = append(t.verdicts, vd)
+		}
+	}
 	return t, nil
 }
+
+// Issue 13's goals for the start-up lifecycled adds to go-floor's.
+const (
+	startupOverFloorGoal       = 1000 * time.Microsecond
+	startupOverFloorListenGoal = 1500 * time.Microsecond
+)
+
+// listenName is the startup row of lifecycled with --listen set.
+const listenName = "lifecycled --listen"
 
 // floorNote splits lifecycled's cost (by metric) into go-floor's — what any
 // Go init pays — and lifecycled's own, and says what ratio vs tini the floor
