@@ -3,10 +3,13 @@
 package kube
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -33,14 +37,29 @@ type variant struct {
 // SIGTERM it closes its listener at once and finishes requests in flight.
 var backendCmd = []string{"/backend", "-addr", ":8080"}
 
-var (
-	withLifecycled = variant{key: "lifecycled", name: "lifecycled (--drain-delay 5s, no preStop)", expectZero: true, container: func(c *corev1.Container) {
-		c.Args = append([]string{"--listen", ":9090", "--ready", "http://127.0.0.1:8080/healthz",
-			"--drain-delay", "5s", "--grace-period", "20s", "--termination-grace-period", "30s", "--"}, backendCmd...)
+// lifecycledContainer wraps the backend in lifecycled with the given drain
+// flags. The kubelet probes lifecycled's /readyz and /livez on 9090, never
+// the app's port 8080: the adaptive drain counts new connections to 8080.
+func lifecycledContainer(drain ...string) func(c *corev1.Container) {
+	return func(c *corev1.Container) {
+		c.Args = append([]string{"--listen", ":9090", "--ready", "http://127.0.0.1:8080/healthz"}, drain...)
+		c.Args = append(c.Args, "--grace-period", "20s", "--termination-grace-period", "30s", "--")
+		c.Args = append(c.Args, backendCmd...)
 		c.ReadinessProbe = httpProbe("/readyz", 9090)
 		c.LivenessProbe = httpProbe("/livez", 9090)
 		c.LivenessProbe.PeriodSeconds = 5
-	}}
+	}
+}
+
+var (
+	withLifecycled = variant{key: "lifecycled", name: "lifecycled (--drain-delay 5s, no preStop)", expectZero: true,
+		container: lifecycledContainer("--drain-delay", "5s")}
+	// withLifecycledAdaptive ends the drain once no new connection to the
+	// app has come for 1 s (kube-proxy has dropped the pod), at least 1 s
+	// and at most 10 s after SIGTERM; 10 s + the 20 s grace period fit the
+	// pod's 30 s.
+	withLifecycledAdaptive = variant{key: "lifecycled-adaptive", name: "lifecycled (--drain-quiet 1s --drain-min 1s --drain-delay 10s)", expectZero: true,
+		container: lifecycledContainer("--drain-quiet", "1s", "--drain-min", "1s", "--drain-delay", "10s")}
 	// withLifecycledKeep keeps /readyz up while it drains
 	// (--drain-readiness keep): the EndpointSlice says serving=true,
 	// terminating=true, and kube-proxy falls back to it when no ready
@@ -122,6 +141,90 @@ type rolloutResult struct {
 	rollout  time.Duration // kubectl rollout restart -> rollout status done
 	drained  time.Duration // ... -> the last old pod gone
 	attempts int
+	// drains are the old pods' drains, as lifecycled logged them (none
+	// for a variant without lifecycled).
+	drains []podDrain
+}
+
+// podDrain is one pod's drain: from lifecycled's "stop requested" to its
+// "sending stop signal", and in adaptive mode what ended it.
+type podDrain struct {
+	pod    string
+	stopAt time.Time // SIGTERM reached lifecycled
+	took   time.Duration
+	// arrivals and lastArrival: the new connections the adaptive drain
+	// counted after SIGTERM, and when the last one came (-1: not adaptive).
+	arrivals    int
+	lastArrival time.Duration
+	ceiling     bool // the adaptive drain ran into --drain-delay
+}
+
+func (d podDrain) String() string {
+	if d.arrivals < 0 {
+		return fmt.Sprintf("%.1fs", d.took.Seconds())
+	}
+	ceiling := ""
+	if d.ceiling {
+		ceiling = ", ceiling"
+	}
+	return fmt.Sprintf("%.1fs (%d new conns, last at %.1fs%s)", d.took.Seconds(), d.arrivals, d.lastArrival.Seconds(), ceiling)
+}
+
+// followDrain streams a pod's logs from now until its containers end
+// (`kubectl logs -f`: the pod is gone soon after, and its logs with it);
+// the returned func waits for the stream, at most until ctx ends, and
+// reads lifecycled's drain from it (ok false: no drain in the logs).
+func followDrain(ctx context.Context, ns, pod string) (wait func() (podDrain, bool)) {
+	ctx, cancel := context.WithCancel(ctx)
+	cmd := kubectlCmd(ctx, "logs", "-f", "--all-containers", "-n", ns, pod)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = cmd.Run()
+	}()
+	return func() (podDrain, bool) {
+		// The pod is gone already: its stream ends at once, or never.
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+		cancel()
+		<-done
+		return parseDrain(pod, out.String())
+	}
+}
+
+// parseDrain finds lifecycled's drain in its JSON log lines.
+func parseDrain(pod, logs string) (podDrain, bool) {
+	d := podDrain{pod: pod, arrivals: -1}
+	var stop, signal time.Time
+	for _, l := range strings.Split(logs, "\n") {
+		var e struct {
+			Time        time.Time `json:"time"`
+			Msg         string    `json:"msg"`
+			Arrivals    int       `json:"arrivals"`
+			LastArrival float64   `json:"last_arrival_after_seconds"`
+		}
+		if json.Unmarshal([]byte(l), &e) != nil {
+			continue
+		}
+		switch e.Msg {
+		case "stop requested":
+			stop = e.Time
+		case "sending stop signal":
+			signal = e.Time
+		case "adaptive drain: no new connection for the quiet period", "adaptive drain: drain delay reached, new connections still arriving":
+			d.arrivals, d.lastArrival = e.Arrivals, time.Duration(e.LastArrival*float64(time.Second))
+			d.ceiling = strings.Contains(e.Msg, "drain delay reached")
+		}
+	}
+	if stop.IsZero() || signal.IsZero() {
+		return d, false
+	}
+	d.stopAt, d.took = stop, signal.Sub(stop)
+	return d, true
 }
 
 // rolloutUnderLoad restarts deployment name in ns while clients send
@@ -137,6 +240,11 @@ func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, r
 		old[p.Name] = true
 	}
 	require.Len(t, old, replicas)
+
+	var follows []func() (podDrain, bool)
+	for p := range old {
+		follows = append(follows, followDrain(ctx, ns, p))
+	}
 
 	l := startLoad(nsPath, url, 2, 2)
 	time.Sleep(2 * time.Second) // a baseline before the restart
@@ -159,7 +267,14 @@ func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, r
 	drained := time.Since(start)
 	time.Sleep(time.Second)
 	res := l.Stop()
-	return rolloutResult{load: res, rollout: rollout, drained: drained}
+	r := rolloutResult{load: res, rollout: rollout, drained: drained}
+	for _, wait := range follows {
+		if d, ok := wait(); ok {
+			r.drains = append(r.drains, d)
+		}
+	}
+	sort.Slice(r.drains, func(i, j int) bool { return r.drains[i].stopAt.Before(r.drains[j].stopAt) })
+	return r
 }
 
 // TestRollingRestartUnderLoad is the headline claim on a real kubelet,
@@ -183,7 +298,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			r := rolloutUnderLoad(t, ctx, ns, "app", url, 2)
 			r.name = v.name
 			rows = append(rows, r)
-			t.Logf("%s: %s; rollout %s, old pods gone after %s", v.name, r.load, r.rollout.Round(100*time.Millisecond), r.drained.Round(100*time.Millisecond))
+			t.Logf("%s: %s; rollout %s, old pods gone after %s; drains %v", v.name, r.load, r.rollout.Round(100*time.Millisecond), r.drained.Round(100*time.Millisecond), r.drains)
 			assert.Greater(t, r.load.OK, int64(200), "too few requests to mean anything")
 			if v.expectZero {
 				assert.Zero(t, r.load.Failed, "failed requests during the rollout: %s", r.load)
@@ -216,4 +331,135 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %d | %d | %.1f s | %.1f s |\n", r.name, r.load.OK+r.load.Failed, r.load.Failed, r.rollout.Seconds(), r.drained.Seconds())
 	}
 	t.Log(b.String())
+}
+
+// TestRollingRestartAdaptiveDrain measures what the adaptive drain
+// (--drain-quiet) buys in a real rolling update: a Deployment of 4
+// replicas of the naive backend behind a ClusterIP Service, maxSurge and
+// maxUnavailable 25% (Kubernetes' defaults: one pod at a time each way),
+// restarted under the same load as TestRollingRestartUnderLoad, with
+// lifecycled's fixed 5 s drain delay and with the adaptive drain, both
+// with terminationGracePeriodSeconds 30. Neither may fail a request; each
+// old pod's drain (from lifecycled's logs) must be the fixed 5 s in one
+// and end well before it in the other, once kube-proxy has dropped the pod
+// and its new connections have stopped for the 1 s quiet period.
+//
+// Where the rollout's wall time is concerned, two nodes: one with room to
+// spare, where Kubernetes does not wait for terminating pods (the
+// ReplicaSet no longer counts them) and the drain only delays the moment
+// the old pods are gone; and a full one, whose CPU the 4 pods' requests
+// take whole, as bin-packing and cluster autoscalers leave nodes, where a
+// terminating pod holds its request until it is gone, the surge pod waits
+// Pending for it, and so every step of the rollout waits for a drain.
+// There the adaptive rollout must be at least 4 s shorter (1 s a pod; the
+// drains differ by ~3 s each).
+func TestRollingRestartAdaptiveDrain(t *testing.T) {
+	ctx := testContext(t, 12*time.Minute)
+	const replicas = 4
+	type key struct{ node, mode string }
+	rows := map[key]rolloutResult{}
+	nodes := []string{"spare", "full"}
+	modes := []variant{withLifecycled, withLifecycledAdaptive}
+	for _, node := range nodes {
+		for _, v := range modes {
+			t.Run(node+"/"+v.key, func(t *testing.T) {
+				ns := namespace(t)
+				d := appDeployment("app", replicas, v)
+				d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{
+					MaxSurge:       ptr(intstr.FromString("25%")),
+					MaxUnavailable: ptr(intstr.FromString("25%")),
+				}
+				if node == "full" {
+					d.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{
+						corev1.ResourceCPU: fillNode(t, ctx, replicas),
+					}
+					// The next case needs the whole node again.
+					t.Cleanup(func() {
+						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+						defer cancel()
+						_, _, _ = kubectlRun(ctx, nil, "delete", "-n", ns, "deployment", "app", "--cascade=foreground", "--wait", "--timeout=90s")
+					})
+				}
+				applyObjects(t, ctx, ns, appService("app", 80, "http"), d)
+				url := fmt.Sprintf("http://%s/", serviceIP(t, ctx, ns, "app"))
+				r := rolloutUnderLoad(t, ctx, ns, "app", url, replicas)
+				r.name = v.name
+				rows[key{node, v.key}] = r
+				t.Logf("%s node, %s: %s; rollout status after %s, old pods gone after %s; drains %v", node, v.name, r.load,
+					r.rollout.Round(100*time.Millisecond), r.drained.Round(100*time.Millisecond), r.drains)
+				assert.Greater(t, r.load.OK, int64(400), "too few requests to mean anything")
+				assert.Zero(t, r.load.Failed, "failed requests during the rollout: %s", r.load)
+				require.Len(t, r.drains, replicas, "a drain in the logs of every old pod")
+				saw := 0
+				for _, d := range r.drains {
+					if v.key == withLifecycled.key {
+						assert.InDelta(t, 5.0, d.took.Seconds(), 0.5, "fixed drain of %s", d.pod)
+						continue
+					}
+					// The drain ended on the traffic's end: at least
+					// the quiet period, well short of the fixed 5 s.
+					assert.False(t, d.ceiling, "adaptive drain of %s ran into --drain-delay: %s", d.pod, d)
+					assert.GreaterOrEqual(t, d.took, time.Second, "adaptive drain of %s", d.pod)
+					assert.Less(t, d.took, 4*time.Second, "adaptive drain of %s", d.pod)
+					if d.arrivals > 0 {
+						saw++
+					}
+				}
+				if v.key == withLifecycledAdaptive.key {
+					// A pod whose SIGTERM came after kube-proxy had
+					// dropped it sees no new connection, rightly; a
+					// drain that sees none in any pod is blind.
+					assert.Positive(t, saw, "no adaptive drain saw a new connection after SIGTERM: %v", r.drains)
+				}
+			})
+		}
+	}
+
+	var b strings.Builder
+	b.WriteString("\n| node | drain | requests | failed | rollout status | old pods gone | per-pod drain (in SIGTERM order) |\n|---|---|---|---|---|---|---|\n")
+	for _, node := range nodes {
+		for _, v := range modes {
+			r, ok := rows[key{node, v.key}]
+			if !ok {
+				continue
+			}
+			var ds []string
+			for _, d := range r.drains {
+				ds = append(ds, d.String())
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %.1f s | %.1f s | %s |\n", node, r.name, r.load.OK+r.load.Failed, r.load.Failed,
+				r.rollout.Seconds(), r.drained.Seconds(), strings.Join(ds, "; "))
+		}
+	}
+	t.Log(b.String())
+	fixed, okF := rows[key{"full", withLifecycled.key}]
+	adaptive, okA := rows[key{"full", withLifecycledAdaptive.key}]
+	if okF && okA {
+		assert.Less(t, adaptive.rollout, fixed.rollout-4*time.Second,
+			"full node: adaptive rollout %s, fixed %s", adaptive.rollout, fixed.rollout)
+	}
+}
+
+// fillNode is the CPU request that makes n pods fill the node, so that an
+// (n+1)th waits for one of them to be gone. It first waits until no other
+// pod requests CPU (a previous case's pods may still terminate).
+func fillNode(t *testing.T, ctx context.Context, n int) resource.Quantity {
+	t.Helper()
+	eventually(t, ctx, "no pod requesting CPU on the node", func() bool {
+		var list corev1.PodList
+		require.NoError(t, getJSON(ctx, &list, "pods", "-A"))
+		for _, p := range list.Items {
+			for _, c := range p.Spec.Containers {
+				if !c.Resources.Requests.Cpu().IsZero() {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	var node corev1.Node
+	require.NoError(t, getJSON(ctx, &node, "node", cluster.NodeName))
+	milli := node.Status.Allocatable.Cpu().MilliValue() / int64(n)
+	require.Positive(t, milli)
+	return *resource.NewMilliQuantity(milli, resource.DecimalSI)
 }

@@ -44,13 +44,15 @@ func (c *Cluster) start(name string, args ...string) error {
 // alive fails if a component has exited, pointing at its log.
 func (c *Cluster) alive() error {
 	for _, p := range c.state.Components {
-		if err := syscall.Kill(p.PID, 0); err != nil {
-			return fmt.Errorf("%s (pid %d) exited; see %s", p.Name, p.PID, filepath.Join(c.cfg.stateDir(), "logs", p.Name+".log"))
-		}
+		// Gone, or a zombie this process has not reaped yet.
+		exited := syscall.Kill(p.PID, 0) != nil
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID)); err == nil {
 			if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
-				return fmt.Errorf("%s (pid %d) exited; see %s", p.Name, p.PID, filepath.Join(c.cfg.stateDir(), "logs", p.Name+".log"))
+				exited = true
 			}
+		}
+		if exited {
+			return fmt.Errorf("%s (pid %d) exited; see %s", p.Name, p.PID, filepath.Join(c.cfg.stateDir(), "logs", p.Name+".log"))
 		}
 	}
 	return nil
@@ -167,32 +169,35 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := c.start("kube-controller-manager", c.bin("kube-controller-manager"),
-		"--kubeconfig", filepath.Join(dir, "controller-manager.kubeconfig"),
-		"--authentication-kubeconfig", filepath.Join(dir, "controller-manager.kubeconfig"),
-		"--authorization-kubeconfig", filepath.Join(dir, "controller-manager.kubeconfig"),
-		"--bind-address", "127.0.0.1",
-		"--leader-elect=false",
-		"--use-service-account-credentials=true",
-		"--service-account-private-key-file", filepath.Join(pki, "sa.key"),
-		"--root-ca-file", filepath.Join(pki, "ca.crt"),
-		"--cluster-cidr", PodCIDR,
-		"--service-cluster-ip-range", ServiceCIDR,
-		"--profiling=false",
-		"--v=1",
-	); err != nil {
-		return err
-	}
-	if err := c.start("kube-scheduler", c.bin("kube-scheduler"),
-		"--kubeconfig", filepath.Join(dir, "scheduler.kubeconfig"),
-		"--authentication-kubeconfig", filepath.Join(dir, "scheduler.kubeconfig"),
-		"--authorization-kubeconfig", filepath.Join(dir, "scheduler.kubeconfig"),
-		"--bind-address", "127.0.0.1",
-		"--leader-elect=false",
-		"--profiling=false",
-		"--v=1",
-	); err != nil {
-		return err
+	// The controller manager and the scheduler read the API server
+	// through a kubeconfig of their own, serve their health on loopback
+	// only and run alone (no leader election).
+	for _, comp := range []struct {
+		name, kubeconfig string
+		extra            []string
+	}{
+		{"kube-controller-manager", "controller-manager.kubeconfig", []string{
+			"--use-service-account-credentials=true",
+			"--service-account-private-key-file", filepath.Join(pki, "sa.key"),
+			"--root-ca-file", filepath.Join(pki, "ca.crt"),
+			"--cluster-cidr", PodCIDR,
+			"--service-cluster-ip-range", ServiceCIDR,
+		}},
+		{"kube-scheduler", "scheduler.kubeconfig", nil},
+	} {
+		kubeconfig := filepath.Join(dir, comp.kubeconfig)
+		args := append([]string{c.bin(comp.name),
+			"--kubeconfig", kubeconfig,
+			"--authentication-kubeconfig", kubeconfig,
+			"--authorization-kubeconfig", kubeconfig,
+			"--bind-address", "127.0.0.1",
+			"--leader-elect=false",
+			"--profiling=false",
+			"--v=1",
+		}, comp.extra...)
+		if err := c.start(comp.name, args...); err != nil {
+			return err
+		}
 	}
 	// Both up: their health endpoints are served only once they run.
 	return poll(ctx, func() (bool, error) { return true, c.alive() })
