@@ -87,8 +87,9 @@ func (f *Forwarder) flush() {
 
 func (f *Forwarder) send(sig syscall.Signal) error {
 	to := f.remap.Map(sig)
-	f.onForward(to)
-	return f.child.Signal(to)
+	err := f.child.Signal(to)
+	f.onForward(to) // counted after the kill: the child need not wait for a metric
+	return err
 }
 
 // waitHandled waits, at most max, until the child catches or ignores sig

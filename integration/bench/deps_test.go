@@ -1,8 +1,15 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/lifecycled/lifecycled/internal/logschema"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,4 +53,29 @@ func TestParseWrkDur(t *testing.T) {
 	}
 	_, err := parseWrkDur("12")
 	assert.Error(t, err)
+}
+
+// TestCountChecks reads waiter logs written in lifecycled's own log schema
+// (logschema.EncoderConfig), so that a change of schema breaks this test
+// rather than the bench's figures.
+func TestCountChecks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "waiter.log")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logschema.EncoderConfig()), f, zapcore.DebugLevel))
+	start := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	for _, at := range []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 3 * time.Second, 9 * time.Second} {
+		ce := logger.Check(zapcore.DebugLevel, "dependency not up")
+		ce.Time = start.Add(at)
+		ce.Write(zap.String("target", "tcp://127.0.0.1:1"))
+	}
+	logger.Info("dependencies up") // not a check
+	require.NoError(t, f.Close())
+
+	counts := map[string][]float64{"tcp://127.0.0.1:1": make([]float64, len(depsCostBins))}
+	require.NoError(t, countChecks(path, counts))
+	assert.Equal(t, []float64{2, 1, 1, 0, 1}, counts["tcp://127.0.0.1:1"])
+
+	require.NoError(t, os.WriteFile(path, []byte(`{"msg":"dependency not up","ts":"2026-11-30T06:00:00Z"}`+"\n"), 0o644))
+	assert.ErrorContains(t, countChecks(path, counts), "no time", "a log in another schema is an error, not zeros")
 }

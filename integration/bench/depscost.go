@@ -115,16 +115,21 @@ func countChecks(path string, counts map[string][]float64) error {
 	for sc.Scan() {
 		var line struct {
 			Msg    string    `json:"msg"`
-			TS     time.Time `json:"ts"`
+			Time   time.Time `json:"time"`
 			Target string    `json:"target"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "dependency not up" {
 			continue
 		}
-		if first.IsZero() {
-			first = line.TS
+		if line.Time.IsZero() {
+			// A log schema this reader does not know would put every
+			// check at 0 s: say so rather than report it.
+			return fmt.Errorf("%s: a check with no time: %s", path, sc.Bytes())
 		}
-		at := line.TS.Sub(first).Seconds()
+		if first.IsZero() {
+			first = line.Time
+		}
+		at := line.Time.Sub(first).Seconds()
 		for i, bin := range depsCostBins {
 			if at >= bin[0] && at < bin[1] && counts[line.Target] != nil {
 				counts[line.Target][i]++
