@@ -156,7 +156,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	// usage error (exit 2), not a child started and stopped again.
 	type server struct {
 		ln      net.Listener
-		handler http.Handler
+		handler func() http.Handler // built after the fork
 	}
 	var servers []server
 	for _, s := range []struct {
@@ -178,7 +178,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 			_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
 			return exitUsage
 		}
-		servers = append(servers, server{ln, s.handler()})
+		servers = append(servers, server{ln, s.handler})
 	}
 
 	// Fork first: what follows only serves the run, and runs beside the
@@ -220,7 +220,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	}
 	actor(func(ctx context.Context) error { return handleSignals(ctx, sigs, guard, lc) })
 	for _, s := range servers {
-		srv := newHTTPServer(s.handler, logger)
+		srv := newHTTPServer(s.handler(), logger)
 		actor(func(ctx context.Context) error { return serve(ctx, srv, s.ln) })
 	}
 	if cfg.ready != nil {
