@@ -62,8 +62,12 @@ func (f *fakeChild) exit(ws unix.WaitStatus) {
 		f.mu.Lock()
 		f.status = ws
 		f.mu.Unlock()
-		close(f.exited)
+		// Done first: a child alone in its group is gone with its group,
+		// and whoever sees Exited must find Done closed too, or it would
+		// take the group for still there and signal it (a real race
+		// seen in CI, not a behaviour).
 		close(f.done)
+		close(f.exited)
 	})
 }
 
