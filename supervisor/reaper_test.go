@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,16 +26,17 @@ import (
 // test process (wait4(-1)), so they do not run in parallel: two reapers
 // would take each other's statuses.
 
-// startReaper runs a Reaper until the test ends and returns it with a count
-// of the orphans it reaped. The test process becomes a subreaper first, as
+// startReaper runs a Reaper until the test ends and returns it with the
+// orphans it reaped. The test process becomes a subreaper first, as
 // lifecycled does: otherwise the killed members of a child's group would
 // be zombies of the host's init until it gets round to reaping them, and
 // the group would not be gone before then.
-func startReaper(t *testing.T) (*Reaper, *atomic.Int64) {
+func startReaper(t *testing.T) (*Reaper, *orphanLog) {
 	t.Helper()
 	require.NoError(t, BecomeSubreaper())
-	var orphans atomic.Int64
-	r := NewReaper(zap.NewNop(), func() { orphans.Add(1) })
+	core, logs := observer.New(zap.DebugLevel)
+	orphans := &orphanLog{logs: logs}
+	r := NewReaper(zap.New(core), func() { orphans.n.Add(1) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -44,7 +47,28 @@ func startReaper(t *testing.T) (*Reaper, *atomic.Int64) {
 		cancel()
 		<-done
 	})
-	return r, &orphans
+	return r, orphans
+}
+
+// orphanLog is what a test's reaper reaped as orphans: every call of
+// onOrphan, and the pid of each from the reaper's own "reaped orphan" line.
+// A test asserts on the pids of its own processes: the test process is a
+// subreaper, and a process an earlier test left behind (a killed group
+// member reparented here after that test's reaper stopped) is reaped, and
+// counted, by whichever reaper runs next.
+type orphanLog struct {
+	n    atomic.Int64
+	logs *observer.ObservedLogs
+}
+
+// pids returns the pid of every orphan reaped so far, once for each time
+// it was reaped.
+func (o *orphanLog) pids() []int {
+	var out []int
+	for _, e := range o.logs.FilterMessage("reaped orphan").All() {
+		out = append(out, int(e.ContextMap()["pid"].(int64)))
+	}
+	return out
 }
 
 // startChild starts argv through r, killing its group when the test ends.
@@ -96,6 +120,7 @@ func readLines(path string) []string {
 
 func TestReaperExitStatus(t *testing.T) {
 	r, orphans := startReaper(t)
+	var pids []int
 	tests := []struct {
 		argv []string
 		want int
@@ -109,12 +134,15 @@ func TestReaperExitStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.argv, " "), func(t *testing.T) {
 			c := startChild(t, r, Spec{Argv: tt.argv})
+			pids = append(pids, c.Pid())
 			within(t, c.Exited(), 10*time.Second, "exit")
 			within(t, c.Done(), 10*time.Second, "group gone")
 			assert.Equal(t, tt.want, ExitCode(c.Status()))
 		})
 	}
-	assert.Zero(t, orphans.Load(), "the children themselves are no orphans")
+	for _, pid := range orphans.pids() {
+		assert.NotContains(t, pids, pid, "the children themselves are no orphans")
+	}
 }
 
 // TestReaperManyQuickChildren: children that exit at once, many at a time,
@@ -125,6 +153,7 @@ func TestReaperManyQuickChildren(t *testing.T) {
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
+	pids := make(chan int, n)
 	for i := range n {
 		wg.Go(func() {
 			code := i % 256
@@ -133,6 +162,7 @@ func TestReaperManyQuickChildren(t *testing.T) {
 				errs <- err
 				return
 			}
+			pids <- c.Pid()
 			select {
 			case <-c.Done():
 			case <-time.After(30 * time.Second):
@@ -149,7 +179,11 @@ func TestReaperManyQuickChildren(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	assert.Zero(t, orphans.Load())
+	close(pids)
+	orphaned := orphans.pids()
+	for pid := range pids {
+		assert.NotContains(t, orphaned, pid, "a child taken for an orphan")
+	}
 }
 
 func TestReaperStartErrors(t *testing.T) {
@@ -191,15 +225,36 @@ func TestReaperStartErrors(t *testing.T) {
 func TestReaperOrphans(t *testing.T) {
 	r, orphans := startReaper(t)
 	// Each setsid'd sleep leaves the child's group; the child exits at
-	// once and its sleeps are orphaned to us.
-	c := startChild(t, r, Spec{Argv: []string{"sh", "-c", "for i in 1 2 3 4 5; do setsid sleep 0.2 & done; exit 0"}})
+	// once and its sleeps are orphaned to us. (setsid does not fork here:
+	// a background job of a non-interactive shell leads no group, so $!
+	// is the sleep's pid.)
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	c := startChild(t, r, Spec{Argv: []string{"sh", "-c",
+		`for i in 1 2 3 4 5; do setsid sleep 0.2 & echo $! >>"$0"; done; exit 0`, pidFile}})
 	within(t, c.Done(), 10*time.Second, "child done")
 	assert.Equal(t, 0, ExitCode(c.Status()))
+	var want []int
+	for _, f := range readLines(pidFile) {
+		pid, err := strconv.Atoi(f)
+		require.NoError(t, err)
+		want = append(want, pid)
+	}
+	require.Len(t, want, 5)
+	mine := func() []int {
+		var got []int
+		for _, pid := range orphans.pids() {
+			if slices.Contains(want, pid) {
+				got = append(got, pid)
+			}
+		}
+		return got
+	}
 	deadline := time.Now().Add(20 * time.Second)
-	for orphans.Load() < 5 && time.Now().Before(deadline) {
+	for len(mine()) < 5 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	assert.Equal(t, int64(5), orphans.Load(), "each orphan reaped once")
+	assert.ElementsMatch(t, want, mine(), "each orphan reaped once")
+	assert.GreaterOrEqual(t, orphans.n.Load(), int64(5), "onOrphan called for each")
 	assertNoZombies(t)
 }
 
