@@ -7,20 +7,30 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // Why sock_diag and not /proc/net/tcp*: both list the sockets of the
-// network namespace, but only sock_diag gives each socket a cookie that
-// stays its own for life, filters by local port in the kernel and answers in
-// binary; and only sock_diag can also tell of sockets as they are destroyed
-// (the SKNLGRP_INET*_TCP_DESTROY groups, which `ss -E` uses), so a
-// connection that opens and closes between two looks is still seen. Between
-// two polls /proc/net/tcp would miss it unless it happened to linger in
-// TIME_WAIT. The listener's own numbers do not help: its accept queue is a
-// level, not a count, and the namespace's PassiveOpens counter mixes every
-// port (the kubelet's probes of --listen, metric scrapes).
+// network namespace, but only sock_diag filters by local port in the kernel
+// and answers in binary; and only sock_diag can also tell of sockets as
+// they are destroyed (the SKNLGRP_INET*_TCP_DESTROY groups, which `ss -E`
+// uses), so a connection that opens and closes between two looks is still
+// seen. Between two polls /proc/net/tcp would miss it unless it happened to
+// linger in TIME_WAIT. The listener's own numbers do not help: its accept
+// queue is a level, not a count, and the namespace's PassiveOpens counter
+// mixes every port (the kubelet's probes of --listen, metric scrapes).
+//
+// Why a connection is known by its addresses and ports, not by its socket
+// cookie: one connection can be two sockets. When two CPUs complete the
+// same handshake at once (the client's last ACK and its first data, on a
+// busy host), each makes a socket for it; the loser is destroyed at once
+// and reported like any closed connection, sometimes even with the
+// winner's cookie (both inherit the cookie of the pending request). Counted
+// by cookie, such a connection arrived twice, and a reported destruction
+// could hide the winner. Both sockets have the connection's addresses and
+// ports, which no other connection has while it lives.
 
 // TCP states (include/net/tcp_states.h) as bits of inet_diag_req_v2.states.
 const (
@@ -35,8 +45,8 @@ const (
 )
 
 // connectionStates are the states of a connection that was accepted: not
-// LISTEN, not a handshake in progress (SYN_RECV, whose request socket has a
-// cookie of its own), not an outgoing SYN_SENT.
+// LISTEN, not a handshake in progress (SYN_RECV: it is counted once
+// accepted), not an outgoing SYN_SENT.
 const connectionStates = 1<<tcpStateEstablished | 1<<tcpStateFinWait1 | 1<<tcpStateFinWait2 |
 	1<<tcpStateCloseWait | 1<<tcpStateLastAck | 1<<tcpStateClosing
 
@@ -46,8 +56,8 @@ const (
 )
 
 // Arrivals counts new TCP connections to local ports, IPv4 and IPv6, in the
-// network namespace lifecycled runs in (the pod's): it takes the sockets
-// there at WatchArrivals as known, and Poll tells how many connections it
+// network namespace lifecycled runs in (the pod's): it takes the
+// connections there at WatchArrivals as known, and Poll tells how many it
 // has not known before. It sees a connection either alive, in a dump at
 // Poll, or at its destruction, reported by the kernel as it happens; so a
 // connection that opens and closes between two polls is counted too. When
@@ -64,22 +74,36 @@ type Arrivals struct {
 	events   *os.File // destruction reports; nil if the kernel refused them
 	done     chan struct{}
 
-	mu   sync.Mutex
-	seen map[uint64]bool // cookies of live connections already counted
-	// gone are the cookies of connections counted at their destruction
-	// since the last Poll: a dump that ran before the destruction may still
-	// hold them, and must not count them twice.
-	gone  map[uint64]bool
+	mu sync.Mutex
+	// known are the connections already counted, with when each was last
+	// seen alive or reported destroyed. A live one is seen again at every
+	// Poll; a destroyed one is forgotten knownLinger after its report.
+	known map[connID]time.Time
 	fresh int   // connections new since the last Poll
 	lost  error // destruction reports were lost (ENOBUFS)
 }
+
+// connID is what tells one TCP connection from every other alive at the
+// same time: family, ports, addresses and interface (inet_diag_sockid
+// without its cookie).
+type connID [1 + 40]byte
+
+// knownLinger is how long a destroyed connection stays known. It covers a
+// dump that was under way when the connection went (it may still list
+// it), and the destroyed duplicate of a connection that is still alive and
+// will be listed by the next dump. A new connection can only be taken for
+// a known one if its client reuses the same address and port for the same
+// server within that time: a client that closed first holds them in
+// TIME_WAIT for 60 s, and Linux picks a client's next port for the same
+// server further along its range each time.
+const knownLinger = 2 * time.Second
 
 // WatchArrivals starts watching ports. Close must be called when done.
 func WatchArrivals(ports []int) (*Arrivals, error) {
 	if len(ports) == 0 {
 		return nil, errors.New("watch new connections: no port")
 	}
-	a := &Arrivals{ports: map[uint16]bool{}, seen: map[uint64]bool{}, gone: map[uint64]bool{}, dumpFD: -1, done: make(chan struct{})}
+	a := &Arrivals{ports: map[uint16]bool{}, known: map[connID]time.Time{}, dumpFD: -1, done: make(chan struct{})}
 	for _, p := range ports {
 		if p <= 0 || p > 65535 {
 			return nil, fmt.Errorf("watch new connections: port %d is not a port number", p)
@@ -122,30 +146,49 @@ func (a *Arrivals) Poll() (int, error) {
 	if a.events == nil {
 		states |= 1 << tcpStateTimeWait
 	}
-	var cookies []uint64
+	now := time.Now()
+	var alive []connID
 	for port := range a.ports {
 		for family := range a.families {
 			got, err := a.dump(family, port, states)
 			if err != nil {
 				return 0, err
 			}
-			cookies = append(cookies, got...)
+			alive = append(alive, got...)
 		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, c := range cookies {
-		if !a.seen[c] && !a.gone[c] {
-			a.seen[c] = true
-			a.fresh++
-		}
-	}
-	// Every destruction reported before this merge is in gone; a dump that
-	// starts after it cannot hold those connections any more.
-	clear(a.gone)
+	a.seenAlive(alive, now)
 	n, lost := a.fresh, a.lost
 	a.fresh, a.lost = 0, nil
 	return n, lost
+}
+
+// seenAlive counts the connections of a dump that are not known yet, marks
+// all of them seen at now (the dump's start), and forgets the destroyed
+// ones reported knownLinger ago or more. Must be called with a.mu held.
+func (a *Arrivals) seenAlive(alive []connID, now time.Time) {
+	for _, id := range alive {
+		if _, ok := a.known[id]; !ok {
+			a.fresh++
+		}
+		a.known[id] = now
+	}
+	for id, at := range a.known {
+		if now.Sub(at) >= knownLinger {
+			delete(a.known, id)
+		}
+	}
+}
+
+// seenDestroyed counts a destroyed connection if it is not known yet and
+// keeps it known for knownLinger from now. Must be called with a.mu held.
+func (a *Arrivals) seenDestroyed(id connID, now time.Time) {
+	if _, ok := a.known[id]; !ok {
+		a.fresh++
+	}
+	a.known[id] = now
 }
 
 // Close stops watching.
@@ -182,9 +225,9 @@ func (a *Arrivals) findListeners() error {
 	return nil
 }
 
-// dump lists the cookies of the connections to local port of family.
-func (a *Arrivals) dump(family uint8, port uint16, states uint32) ([]uint64, error) {
-	var out []uint64
+// dump lists the connections to local port of family.
+func (a *Arrivals) dump(family uint8, port uint16, states uint32) ([]connID, error) {
+	var out []connID
 	_, err := a.dumpMsgs(family, port, states, func(msg []byte) bool {
 		c, ok := a.connection(msg)
 		if ok {
@@ -247,22 +290,24 @@ func (a *Arrivals) dumpMsgs(family uint8, port uint16, states uint32, keep func(
 	}
 }
 
-// connection returns the cookie of an inet_diag_msg if it is a connection
-// to one of the ports: local port watched, a remote port (a listener has
-// none).
-func (a *Arrivals) connection(msg []byte) (uint64, bool) {
+// connection returns the identity of an inet_diag_msg if it is a
+// connection to one of the ports: local port watched, a remote port (a
+// listener has none).
+func (a *Arrivals) connection(msg []byte) (connID, bool) {
+	var id connID
 	if len(msg) < sizeofDiagMsg {
-		return 0, false
+		return id, false
 	}
 	if !a.families[msg[0]] {
-		return 0, false
+		return id, false
 	}
 	sport, dport := binary.BigEndian.Uint16(msg[4:]), binary.BigEndian.Uint16(msg[6:])
 	if !a.ports[sport] || dport == 0 {
-		return 0, false
+		return id, false
 	}
-	ne := binary.NativeEndian
-	return uint64(ne.Uint32(msg[44:])) | uint64(ne.Uint32(msg[48:]))<<32, true
+	id[0] = msg[0]
+	copy(id[1:], msg[4:44]) // ports, addresses, interface
+	return id, true
 }
 
 // subscribeDestroyed opens a sock_diag socket in the TCP destruction groups
@@ -303,20 +348,14 @@ func (a *Arrivals) readDestroyed() {
 		if err != nil {
 			continue
 		}
+		now := time.Now()
 		a.mu.Lock()
 		for _, m := range msgs {
 			if m.Header.Type != unix.SOCK_DIAG_BY_FAMILY {
 				continue
 			}
-			c, ok := a.connection(m.Data)
-			if !ok {
-				continue
-			}
-			if a.seen[c] {
-				delete(a.seen, c) // gone for good: no need to remember it
-			} else {
-				a.fresh++
-				a.gone[c] = true // a dump already under way may still hold it
+			if id, ok := a.connection(m.Data); ok {
+				a.seenDestroyed(id, now)
 			}
 		}
 		a.mu.Unlock()

@@ -12,7 +12,9 @@ import (
 
 // TestArrivalsRealSockets runs real connections on 127.0.0.1 and ::1: ones
 // open before the watch are not new; a kept-open one and one that opens and
-// closes between two polls are; connections to another port are not.
+// closes between two polls are, once each; connections to another port are
+// not. (Counted by socket cookie, one of the counts was off by one in about
+// 3 % of runs on a busy machine: see connID.)
 func TestArrivalsRealSockets(t *testing.T) {
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		t.Run(host, func(t *testing.T) {
@@ -55,12 +57,7 @@ func TestArrivalsRealSockets(t *testing.T) {
 			require.NoError(t, c.Close())
 			_, _ = io.Copy(io.Discard, s)
 			require.NoError(t, s.Close())
-			// Seen, never missed. On ::1 it is counted twice about once in
-			// six runs under load (cause not found yet; a double count only
-			// lengthens the drain, a miss would cut it short).
-			n = pollUntil(t, a, 1)
-			assert.GreaterOrEqual(t, n, 1, "short connection between two polls missed")
-			assert.LessOrEqual(t, n, 2, "short connection between two polls")
+			assert.Equal(t, 1, pollUntil(t, a, 1), "short connection between two polls")
 		})
 	}
 }
@@ -131,4 +128,79 @@ func dial(t *testing.T, addr string) net.Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// TestArrivalsAccounting drives the counting rule with the events the
+// kernel can deliver, in the orders it can deliver them, including those
+// of a connection that is two sockets (see connID).
+func TestArrivalsAccounting(t *testing.T) {
+	conn := func(clientPort byte) connID {
+		var id connID
+		id[0], id[1], id[2], id[3], id[4] = 2, 0x1f, 0x90, 0xc0, clientPort // AF_INET, :8080 <- :49152+
+		return id
+	}
+	a1, a2 := conn(1), conn(2)
+	type event struct {
+		alive     []connID // a dump at this time (ms since start)...
+		destroyed *connID  // ...or a destruction report
+		at        int
+		want      int // the count after this event, when it is a dump
+	}
+	d := func(id connID) *connID { return &id }
+	tests := []struct {
+		name   string
+		events []event
+	}{
+		{"a connection seen alive is new once", []event{
+			{alive: []connID{a1}, at: 0, want: 1},
+			{alive: []connID{a1}, at: 100, want: 0},
+			{alive: []connID{a1, a2}, at: 200, want: 1},
+			{destroyed: d(a1), at: 250},
+			{alive: []connID{a2}, at: 300, want: 0},
+		}},
+		{"a connection that opens and closes between two dumps", []event{
+			{alive: nil, at: 0, want: 0},
+			{destroyed: d(a1), at: 50},
+			{alive: nil, at: 100, want: 1},
+		}},
+		{"a dump under way when the connection went still lists it", []event{
+			{destroyed: d(a1), at: 50},
+			{alive: []connID{a1}, at: 40, want: 1},
+			{alive: nil, at: 140, want: 0},
+		}},
+		{"the destroyed duplicate of a live connection, reported after it was seen", []event{
+			{alive: []connID{a1}, at: 0, want: 1},
+			{destroyed: d(a1), at: 10},
+			{alive: []connID{a1}, at: 100, want: 0},
+		}},
+		{"the destroyed duplicate of a live connection, reported before it was seen", []event{
+			{destroyed: d(a1), at: 10},
+			{alive: nil, at: 100, want: 1},
+			{alive: []connID{a1}, at: 200, want: 0},
+			{alive: []connID{a1}, at: 5000, want: 0},
+		}},
+		{"the same addresses and ports long after the connection went are a new connection", []event{
+			{destroyed: d(a1), at: 10},
+			{alive: nil, at: 100, want: 1},
+			{alive: nil, at: 100 + int(knownLinger/time.Millisecond), want: 0},
+			{destroyed: d(a1), at: 200 + int(knownLinger/time.Millisecond)},
+			{alive: nil, at: 300 + int(knownLinger/time.Millisecond), want: 1},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &Arrivals{known: map[connID]time.Time{}}
+			start := time.Now()
+			for i, e := range tt.events {
+				at := start.Add(time.Duration(e.at) * time.Millisecond)
+				if e.destroyed != nil {
+					a.seenDestroyed(*e.destroyed, at)
+					continue
+				}
+				a.seenAlive(e.alive, at)
+				assert.Equal(t, e.want, a.fresh, "event %d", i)
+				a.fresh = 0
+			}
+		})
+	}
 }
