@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -241,5 +242,89 @@ func TestSleepStoppedBySignal(t *testing.T) {
 		r := p.wait(ctx)
 		assert.Equal(t, 143, r.code, "signal %q, stderr: %s", r.signal, r.stderr)
 		assert.Less(t, time.Since(sent), 5*time.Second)
+	})
+}
+
+// TestStalledStderrDropsLinesNotWork: while nobody reads lifecycled's stderr,
+// its own log lines are dropped and counted, and its work goes on. The
+// child makes orphans, each reaped with a debug line, far more than the
+// 1,024 lines the log queue holds: every orphan is reaped all the same,
+// /metrics counts the dropped lines, and once stderr is read again one line
+// says how many were lost.
+func TestStalledStderrDropsLinesNotWork(t *testing.T) {
+	const orphans = 1200
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 90*time.Second)
+		dir := t.TempDir()
+		w, held := stalledFIFO(t)
+		addr := listenAddr(t)
+		// The filler fills the FIFO and blocks in write (see
+		// TestStopStalledStderr); at "go" the child makes its orphans
+		// (each a grandchild that exits at once), at "drain" it stops
+		// the filler.
+		script := fmt.Sprintf(`cat /dev/zero >&2 & filler=$!; exec 2>/dev/null; touch ready
+			while [ ! -e go ]; do sleep 0.05; done
+			perl -e 'for (1..%d) { my $p = fork(); if ($p == 0) { fork() or exit 0; exit 0 } waitpid($p, 0) }'
+			touch made
+			while [ ! -e drain ]; do sleep 0.05; done
+			kill $filler; while :; do sleep 0.05; done`, orphans)
+		p := start(t, options{mode: m, dir: dir, stderr: w},
+			"--log-level", "debug", "--listen", addr, "--grace-period", "2s", "--", "sh", "-c", script)
+		require.NotNil(t, p)
+		require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+		require.NoError(t, fifoFull(ctx, held))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), nil, 0o644))
+		require.NoError(t, waitFile(ctx, filepath.Join(dir, "made")))
+
+		// /metrics answers while stderr is stalled, and every orphan
+		// was reaped.
+		var reaped float64
+		err := poll(ctx, func() bool {
+			reaped, _ = scrapeMetric(ctx, addr, "lifecycled_zombies_reaped_total")
+			return reaped >= orphans
+		})
+		require.NoError(t, err, "orphans reaped: %v of %d", reaped, orphans)
+		assert.Equal(t, float64(orphans), reaped)
+		dropped, err := scrapeMetric(ctx, addr, "lifecycled_log_lines_dropped_total")
+		require.NoError(t, err)
+		// One debug line per orphan; the queue holds 1,024 and the
+		// writer blocked on the FIFO one more.
+		assert.GreaterOrEqual(t, dropped, float64(orphans-1025), "dropped lines counted")
+
+		// Read stderr again: the queued lines come out, then the line
+		// that reports the loss. (A reader of its own: held's Fd was
+		// taken, so its deadlines no longer work, and with writers left
+		// a FIFO never ends.)
+		reader, err := os.OpenFile(held.Name(), os.O_RDONLY, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = reader.Close() })
+		var out strings.Builder
+		read := func(d time.Duration) {
+			buf := make([]byte, 64<<10)
+			for {
+				require.NoError(t, reader.SetReadDeadline(time.Now().Add(d)))
+				n, err := reader.Read(buf)
+				out.Write(buf[:n])
+				if err != nil {
+					return
+				}
+			}
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "drain"), nil, 0o644))
+		read(2 * time.Second)
+		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+		r := p.wait(ctx)
+		read(500 * time.Millisecond)
+		assert.Equal(t, 143, r.code, "the child's shell dies of the SIGTERM")
+
+		var report map[string]any
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.Contains(line, `"dropped log lines: stderr was not being read"`) {
+				require.NoError(t, json.Unmarshal([]byte(line), &report), "line %q", line)
+			}
+		}
+		require.NotNil(t, report, "no line reports the dropped lines")
+		assert.GreaterOrEqual(t, report["lines"], float64(orphans-1025))
+		assert.LessOrEqual(t, report["lines"], dropped+10, "reported more than counted")
 	})
 }
