@@ -26,7 +26,7 @@ func FuzzParseTarget(f *testing.F) {
 		`exec:["cat","/tmp/ready"]`, "EXEC:[]", "exec:", "tcp://db:0", "tcp://db:65536", "http://api:/",
 		"http:///x", "ftp://x", "db:5432", "", " ", "http://a b/", "http://[::1", "http://%zz/",
 		"tcp://db:5432?x", "dns://db:53", "http://api:+80/", "tcp://db:0080", "http://0x7f.1/",
-		"exec:[\n\"a\",\n1]", "file:///", "grpc://h:1/%2F", "http://h/%zz",
+		"exec:[\n\"a\",\n1]", "file:///", "grpc://h:1/%2F", "http://h/%zz", "http://o'neil:p,w;(x)@api/",
 	} {
 		f.Add(s, true)
 		f.Add(s, false)

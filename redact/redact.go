@@ -15,10 +15,14 @@ import "strings"
 const Mask = "xxxxx"
 
 // URLs returns s with the password of every URL in it masked. A URL is
-// found by its "://"; its authority ends at the first '/', '?', '#', a
-// space, a quote or a closing bracket, and its user info is what lies
-// before the authority's last '@', as url.Parse reads it. Text without
-// "://" is returned as is, at the cost of one search.
+// found by its "://"; its authority ends at the first '/', '?' or '#', or
+// at the first character that url.Parse accepts in no authority (a space,
+// a double quote, a backquote, '<', '>'...); its user info is what lies
+// before the authority's last '@', as url.Parse reads it. Characters that
+// often close a URL in prose or code (a single quote, ')', ',', ';') do
+// not end it: url.Parse takes them as part of a user name or password, so
+// "http://u:p,w@h" has the password "p,w". Text without "://" is returned
+// as is, at the cost of one search.
 func URLs(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
@@ -52,10 +56,13 @@ func URLs(s string) string {
 	return b.String()
 }
 
+// endsAuthority reports whether r cannot be part of a URL's authority as
+// url.Parse reads it: user info is letters, digits, "-._~!$&'()*+,;=:%@",
+// and a host adds '[' and ']'.
 func endsAuthority(r rune) bool {
-	switch r {
-	case '/', '?', '#', ' ', '\t', '\n', '\r', '"', '\'', '`', '<', '>', ')', ']', '}', '\\', ',', ';':
-		return true
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
 	}
-	return false
+	return !strings.ContainsRune("-._~!$&'()*+,;=:%@[]", r)
 }

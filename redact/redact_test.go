@@ -22,6 +22,14 @@ func TestURLs(t *testing.T) {
 		{"no url here: a:b@c", "no url here: a:b@c"},
 		{"exec:curl http://u:pw@x", "exec:curl http://u:xxxxx@x"},
 		{"http://u:pw@host", "http://u:xxxxx@host"}, // to the end of the text
+		// url.Parse takes these in a user name or password: they
+		// must not end the URL before its password.
+		{"http://bob:p,w;(x)'y@host/", "http://bob:xxxxx@host/"},
+		{"http://o'neil:S3cret@host/", "http://o'neil:xxxxx@host/"},
+		{"http://':@0", "http://':xxxxx@0"}, // an empty password is one too
+		{"'http://u:pw@h' and (http://v:pw@h), [http://w:pw@h]", "'http://u:xxxxx@h' and (http://v:xxxxx@h), [http://w:xxxxx@h]"},
+		{"<http://u:pw@h>", "<http://u:xxxxx@h>"},
+		{"http://u:pw@[::1]:80/", "http://u:xxxxx@[::1]:80/"},
 		{"://", "://"},
 		{"", ""},
 	}
@@ -32,13 +40,19 @@ func TestURLs(t *testing.T) {
 	}
 }
 
-// TestURLsAgreesWithRedacted: for URLs url.Parse reads, the result is
-// url.URL.Redacted's.
+// TestURLsAgreesWithRedacted: for URLs url.Parse reads, the result reads
+// as url.URL.Redacted's (which also escapes what it need not, such as a
+// quote in a user name, where URLs leaves the text as written).
 func TestURLsAgreesWithRedacted(t *testing.T) {
-	for _, s := range []string{"http://bob:S3cret@host/x", "https://a:b@c:1/p?q#f", "grpc://u:p@h:1/svc", "http://u:p%40ss@h/"} {
+	for _, s := range []string{"http://bob:S3cret@host/x", "https://a:b@c:1/p?q#f", "grpc://u:p@h:1/svc", "http://u:p%40ss@h/",
+		"http://bob:p,w;(x)'y@host/", "http://o'neil:S3cret@host/", "http://u:@h/", "http://u:pw@[::1]:80/"} {
 		u, err := url.Parse(s)
-		if assert.NoError(t, err) {
-			assert.Equal(t, u.Redacted(), URLs(s))
+		if !assert.NoError(t, err) {
+			continue
+		}
+		got, err := url.Parse(URLs(s))
+		if assert.NoError(t, err, "URLs(%q) = %q", s, URLs(s)) {
+			assert.Equal(t, u.Redacted(), got.String(), "URLs(%q) = %q", s, URLs(s))
 		}
 	}
 }
