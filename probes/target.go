@@ -152,6 +152,9 @@ func parseHostPort(kind Kind, u *url.URL) (Target, string) {
 	if host == "" {
 		return Target{}, "missing host"
 	}
+	if reason := checkHostName(host); reason != "" {
+		return Target{}, reason
+	}
 	if reason := checkPort(port); reason != "" {
 		return Target{}, reason
 	}
@@ -179,6 +182,9 @@ func parseHTTP(u *url.URL) (Target, string) {
 	}
 	if u.Hostname() == "" {
 		return Target{}, "missing host"
+	}
+	if reason := checkHostName(u.Hostname()); reason != "" {
+		return Target{}, reason
 	}
 	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
 		if reason := checkPort(port); reason != "" {
@@ -234,7 +240,29 @@ func parseDNS(u *url.URL) (Target, string) {
 	if name == "" {
 		return Target{}, "missing name"
 	}
+	if reason := checkHostName(name); reason != "" {
+		return Target{}, reason
+	}
 	return Target{Kind: KindDNS, Name: name}, ""
+}
+
+// checkHostName returns why host (an IP literal or a DNS name, as url.Parse
+// left it) can name no host, or "". url.Parse lets a host hold the URL
+// sub-delimiters and even quotes ("!$&'()*+,;=<>\""): no resolver takes
+// them, so a target holding one would only be down forever, and in a log
+// line it would read as the end of the URL.
+func checkHostName(host string) string {
+	if strings.Contains(host, ":") {
+		return "" // an IPv6 literal, checked by url.Parse (its zone may hold anything)
+	}
+	for _, r := range host {
+		switch {
+		case r >= 0x80, 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '-', r == '.', r == '_':
+			continue
+		}
+		return fmt.Sprintf("host %q is not a host name or IP address (letters, digits, '-', '.' and '_' only)", host)
+	}
+	return ""
 }
 
 // checkPort returns why port is not a TCP port number, or "".
