@@ -29,6 +29,7 @@ import (
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/sharedfile"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -40,6 +41,10 @@ const (
 	ExitWaitTimeout = 124 // a --wait dependency was not up in time; also `lifecycled wait`'s
 	exitPostStart   = 125
 	exitCannotExec  = 126
+	// exitConfig is the contract's usage or configuration error: another
+	// lifecycled holds --name's tombstone lock, or something other than a
+	// regular file sits at NAME.lock. Nothing is started.
+	exitConfig = 2
 )
 
 // Names of the /readyz checks, in the order `?verbose` lists them.
@@ -173,6 +178,10 @@ type Lifecycle struct {
 
 	// early is the child StartEarly started, nil if it did not.
 	early *earlyStart
+
+	// noTombstone is set when the tombstone's lock could not be taken:
+	// a tombstone is never written without it.
+	noTombstone bool
 
 	mu    sync.Mutex
 	pid   int
@@ -308,7 +317,7 @@ func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	died, err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0)
+	died, err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0, l.logger)
 	if err == nil {
 		reason := strings.Join(l.cfg.ExitWith, ", ") + " exited"
 		if len(died) > 0 {
@@ -337,10 +346,22 @@ func (l *Lifecycle) Run(ctx context.Context) int {
 		}
 		// Held until the end, and by the kernel until the process ends
 		// however it ends: --exit-with watchers take a free lock under a
-		// tombstone that does not say exited for a death.
+		// tombstone that does not say exited for a death. No tombstone is
+		// written without it: a second writer's "exited" would stop the
+		// first one's sidecars while it still runs.
 		var err error
-		if lock, err = tombstone.AcquireLock(l.cfg.TombstoneDir, l.cfg.Name); err != nil {
-			l.logger.Warn("cannot lock the tombstone: --exit-with watchers will not notice if lifecycled is killed", zap.Error(err))
+		lock, err = tombstone.AcquireLock(l.cfg.TombstoneDir, l.cfg.Name)
+		var held *tombstone.HeldError
+		switch {
+		case errors.As(err, &held), errors.Is(err, sharedfile.ErrNotRegular):
+			l.files.Close(0)
+			_ = l.hookLog.Close()
+			l.fail("lifecycled: %v", err)
+			return exitConfig
+		case err != nil:
+			l.noTombstone = true
+			l.logger.Warn("cannot lock the tombstone, so it will not be written: --exit-with watchers will not see this container",
+				zap.Error(err))
 		}
 	}
 	defer func() {
@@ -567,7 +588,7 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 	l.phase = phase
 	l.mu.Unlock()
 	l.hookLog.Phase(phase, pid) // queued: see hooks.Log
-	if l.cfg.TombstoneDir == "" {
+	if l.cfg.TombstoneDir == "" || l.noTombstone {
 		return
 	}
 	// The tombstone is written (and synced) on the files queue, in
