@@ -5,12 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lifecycled/lifecycled/internal/yamlnode"
 	"github.com/lifecycled/lifecycled/podspec"
 )
 
@@ -118,19 +118,19 @@ func firstYAMLError(err error) error {
 	return errors.New(msg)
 }
 
-// readManifest reads FILE, or stdin for "-".
+// readManifest reads FILE, or stdin for "-", up to yamlnode.MaxBytes.
 func readManifest(file string, stdin io.Reader) (string, []byte, error) {
 	if file == "" {
 		return "", nil, errors.New("-f needs a FILE (or - for stdin)")
 	}
 	if file == "-" {
-		data, err := io.ReadAll(stdin)
+		data, err := yamlnode.Read(stdin)
 		if err != nil {
-			return "", nil, fmt.Errorf("read stdin: %w", err)
+			return "", nil, fmt.Errorf("stdin: %w", err)
 		}
 		return "stdin", data, nil
 	}
-	data, err := os.ReadFile(file)
+	data, err := readFileBounded(file)
 	return file, data, err
 }
 
@@ -160,13 +160,16 @@ func containerSettings(inv podspec.Invocation) (*runConfig, podspec.Settings, er
 		Listen:         cfg.listen,
 		AdminListen:    cfg.adminListen,
 		TerminationLog: cfg.terminationLog,
-		TombstoneDir:   cfg.tombstoneDir,
-		HookLogDir:     cfg.hookLogDir,
-		ExitWith:       cfg.exitWith,
-		Stop:           cfg.budget(),
-		UnseenConfig:   unseen,
-		Ready:          opts.Ready.Target.Raw,
-		TracksStartup:  len(cfg.waits) > 0 || cfg.ready != nil || cfg.postStart != nil,
+
+		TerminationLogTail: cfg.terminationLogTail,
+		TerminationLogMax:  cfg.terminationLogMax,
+		TombstoneDir:       cfg.tombstoneDir,
+		HookLogDir:         cfg.hookLogDir,
+		ExitWith:           cfg.exitWith,
+		Stop:               cfg.budget(),
+		UnseenConfig:       unseen,
+		Ready:              opts.Ready.Target.Raw,
+		TracksStartup:      len(cfg.waits) > 0 || cfg.ready != nil || cfg.postStart != nil,
 	}
 	return cfg, s, nil
 }
