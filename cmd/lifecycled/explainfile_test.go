@@ -655,7 +655,7 @@ func TestExplainHelpDocumentsFile(t *testing.T) {
 
 // FuzzExplainFile: whatever the manifest, explain -f ends with 0, 1 or 2,
 // prints at most one line on stderr, and only with 2.
-// FuzzExplainFile: any manifest, repeated copies times (copies of a
+// FuzzExplainFile: any manifest, repeated up to 64 times (copies of a
 // document run together repeat its keys; of a "---" document, make many
 // documents and large inputs), ends with exit 0 or 1 and nothing on
 // stderr, or exit 2 and one line; a manifest over the size limit is
@@ -672,16 +672,24 @@ func FuzzExplainFile(f *testing.F) {
 		f.Add([]byte(m), uint16(0))
 	}
 	f.Add([]byte(podBase), uint16(1))
-	f.Add([]byte("---\n"+jobBase), uint16(1500))
-	f.Add([]byte("---\n{}\n"), uint16(60000))
-	f.Add([]byte("  name: web\n"), uint16(9000))
+	f.Add([]byte(jobBase), uint16(2))
+	f.Add([]byte("---\n{}\n"), uint16(0xff00))
+	f.Add([]byte("  name: web\n"), uint16(63))
+	f.Add([]byte(strings.Repeat("---\n{}\n", 20)), uint16(63))
 	f.Fuzz(func(t *testing.T, manifest []byte, copies uint16) {
 		if len(manifest) > 64<<10 {
 			return
 		}
-		in := bytes.Repeat(manifest, int(copies)+1)
-		if len(in) > 2*yamlnode.MaxBytes {
-			in = in[:2*yamlnode.MaxBytes]
+		// Mostly a few copies, which parse fast; copies from 0xff00 on
+		// make an input past the limit, where nothing is parsed (one byte
+		// over says as much as a megabyte).
+		n := int(copies%64) + 1
+		if copies >= 0xff00 && len(manifest) > 0 {
+			n = yamlnode.MaxBytes/len(manifest) + 2
+		}
+		in := bytes.Repeat(manifest, n)
+		if len(in) > yamlnode.MaxBytes+1 {
+			in = in[:yamlnode.MaxBytes+1]
 		}
 		var out, errOut bytes.Buffer
 		code := explainFileMain(append([]string{"-f", "-"}, exampleImages...), bytes.NewReader(in), &out, &errOut)
