@@ -246,9 +246,14 @@ lifecycled explain -f FILE [--image IMAGE]...
   is a readinessProbe; --termination-log against terminationMessagePath;
   --exit-with names against the tombstones of the pod's containers on a shared
   volume; lifecycle.stopSignal; ports taken twice; --ready on lifecycled's own
-  port; a native sidecar's startupProbe; lifecycled's arguments, literal
-  LIFECYCLED_* env and --config file (from a ConfigMap of FILE mounted
-  there), read as run reads them.
+  port; a native sidecar's startupProbe; --termination-log-max against the
+  kubelet's 12288 / (containers + init containers), with
+  --termination-log-tail; --exit-with under restartPolicy OnFailure (make
+  it a native sidecar); lifecycled's arguments, literal LIFECYCLED_* env
+  and --config file (from a ConfigMap of FILE mounted there), read as run
+  reads them. FILE is read up to 1 MiB and 1,000 documents; a key given
+  twice in one mapping, or $(VAR) references expanding past 128 KiB, make
+  it a bad FILE.
   A container runs lifecycled when command[0] is lifecycled (any directory),
   or when it has no command and its image is given with --image: an image's
   ENTRYPOINT is not in the manifest.
