@@ -93,6 +93,11 @@ type Config struct {
 	// TerminationLogTail (--termination-log-tail) ends a failed run's
 	// termination message with the last bytes of the child's stderr.
 	TerminationLogTail bool
+	// TerminationLogMax (--termination-log-max) is the most bytes of the
+	// termination message, MaxTerminationMessage when 0: the kubelet keeps
+	// only the first 12 KiB ÷ (containers + init containers) of each
+	// container's message, which is less in a pod of more than 3.
+	TerminationLogMax int
 	// ExitWith (--exit-with) names the tombstones that stop this run once
 	// they say exited.
 	ExitWith []string
@@ -632,4 +637,12 @@ func logArgv(argv []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// terminationLogMax is TerminationLogMax, or its default.
+func (c *Config) terminationLogMax() int {
+	if c.TerminationLogMax <= 0 {
+		return MaxTerminationMessage
+	}
+	return min(c.TerminationLogMax, MaxTerminationMessage)
 }

@@ -54,6 +54,7 @@ type settings struct {
 	HookLogDir         string
 	TerminationLog     string
 	TerminationLogTail bool
+	TerminationLogMax  int
 	TombstoneDir       string
 	ExitWith           []string
 	OnExitPost         []string
@@ -179,6 +180,9 @@ func (s *settings) declare() []setting {
 		boolean(&s.TerminationLogTail, "termination-log-tail",
 			"when the child fails, add the end of its stderr to --termination-log; the child's stderr becomes a pipe through lifecycled, not a TTY",
 			"terminationMessageTail"),
+		integer(&s.TerminationLogMax, "termination-log-max", "BYTES", maxTerminationLog,
+			"most `BYTES` of the termination message (64-4096): in a pod of more than 3 containers the kubelet keeps only "+
+				"12288 / (containers + init containers) of each; explain -f names the value", "terminationMessageMax"),
 		str(&s.TombstoneDir, "tombstone-dir", "DIR", "", "write NAME.json with the current phase in `DIR`", "tombstoneDir"),
 		list(&s.ExitWith, "exit-with", "NAME", "stop once the tombstone of `NAME` says exited (repeatable)", "exitWith"),
 		list(&s.OnExitPost, "on-exit-post", "URL", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit", "onExitPost"),

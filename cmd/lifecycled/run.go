@@ -69,7 +69,7 @@ func runMain(args []string, stderr io.Writer) int {
 // ok=false with the exit code when lifecycled must stop here (--help, or a
 // usage error already printed).
 func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (*runConfig, int, bool) {
-	s, err := loadSettings(args, getenv, os.ReadFile)
+	s, err := loadSettings(args, getenv, readFileBounded)
 	if isHelp(err) {
 		printRunUsage(stdout)
 		return nil, exitOK, false
@@ -108,6 +108,7 @@ func (c *runConfig) lifecycleConfig() lifecycle.Config {
 		HookLogDir:         c.hookLogDir,
 		TerminationLog:     c.terminationLog,
 		TerminationLogTail: c.terminationLogTail,
+		TerminationLogMax:  c.terminationLogMax,
 		TombstoneDir:       c.tombstoneDir,
 		ExitWith:           c.exitWith,
 		OnExitPost:         c.onExitPost,
