@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // binDir holds the binaries TestMain built.
@@ -440,7 +440,7 @@ func runMode(t testing.TB, ctx context.Context, m mode, args ...string) result {
 
 // poll calls cond every few milliseconds until it is true or ctx ends.
 func poll(ctx context.Context, cond func() bool) error {
-	return ctxtime.Poll(ctx, 5*time.Millisecond, cond)
+	return proctest.Poll(ctx, 5*time.Millisecond, cond)
 }
 
 // waitFile waits until path exists.

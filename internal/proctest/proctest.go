@@ -1,7 +1,7 @@
 // Package proctest holds the helpers the tests of several packages share
 // to run and watch real processes: one reaper for the test binary, whether
-// a process is gone, and a bound on how long a call may take before the
-// test fails rather than hangs.
+// a process is gone, a bound on how long a call may take before the test
+// fails rather than hangs, and a wait for a condition.
 package proctest
 
 import (
@@ -64,4 +64,19 @@ func Within(t testing.TB, d time.Duration, f func()) time.Duration {
 		t.Fatalf("did not return within %s", d)
 	}
 	return time.Since(start)
+}
+
+// Poll calls cond at once and then every interval until it returns true,
+// or returns ctx.Err() when ctx ends first.
+func Poll(ctx context.Context, interval time.Duration, cond func() bool) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
