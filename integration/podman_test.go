@@ -411,7 +411,7 @@ func testPodmanImage(t *testing.T, p *podman) {
 		"org.opencontainers.image.title":       "lifecycled",
 		"org.opencontainers.image.description": img.Config.Labels["org.opencontainers.image.description"],
 		"org.opencontainers.image.source":      "https://github.com/lifecycled/lifecycled",
-		"org.opencontainers.image.licenses":    "NOASSERTION",
+		"org.opencontainers.image.licenses":    "Apache-2.0",
 		"org.opencontainers.image.version":     testImageVersion,
 		"org.opencontainers.image.revision":    testImageRevision,
 	}, ociLabels(img.Config.Labels), "the OCI labels, from the build arguments")
