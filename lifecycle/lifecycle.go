@@ -258,7 +258,9 @@ func (l *Lifecycle) Signal(sig syscall.Signal) {
 	default:
 		if err := l.forwarder.Forward(sig); err != nil {
 			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
+			return
 		}
+		l.logger.Debug("signal forwarded, or kept until the child has started", zap.String("signal", supervisor.SignalName(sig)))
 	}
 }
 
