@@ -5,7 +5,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,11 +17,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // TestFilesHookLog: NAME.hooks.log holds one JSON line per hook run, with
@@ -332,7 +331,7 @@ func TestFilesExitWithKilledNeighbour(t *testing.T) {
 	}))
 	// The sidecar takes a free lock for a death only once it has seen it
 	// held: two of its looks at the lock, so the first has ended.
-	require.NoError(t, waitLooks(ctx, filepath.Join(stones, "job.lock"), 2), "the sidecar never looked at the job's lock")
+	require.NoError(t, proctest.WaitReads(ctx, filepath.Join(stones, "job.lock"), 2), "the sidecar never looked at the job's lock")
 	require.False(t, sidecar.hasExited(), "the sidecar stopped while the job ran")
 
 	require.NoError(t, job.signal(ctx, syscall.SIGKILL))
@@ -424,39 +423,6 @@ type tombstoneWatch struct {
 	mu     sync.Mutex
 	seen   []string
 	latest tombstoneFile
-}
-
-// waitLooks waits until path has been opened read-only and closed n
-// times after the call: a --exit-with watcher's looks at a lock file (the
-// lock's holder opened it for writing).
-func waitLooks(ctx context.Context, path string, n int) error {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	f := os.NewFile(uintptr(fd), "inotify")
-	defer f.Close()
-	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_CLOSE_NOWRITE); err != nil {
-		return fmt.Errorf("watch %s: %w", path, err)
-	}
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = f.SetReadDeadline(deadline)
-	}
-	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
-	for n > 0 {
-		k, err := f.Read(buf)
-		if err != nil {
-			return fmt.Errorf("wait for %s to be read: %w", path, err)
-		}
-		for off := 0; off+unix.SizeofInotifyEvent <= k; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			if ev.Mask&unix.IN_CLOSE_NOWRITE != 0 {
-				n--
-			}
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-		}
-	}
-	return nil
 }
 
 func watchTombstone(t testing.TB, path string) *tombstoneWatch {
