@@ -135,7 +135,7 @@ func TestDepsSignalWhileWaiting(t *testing.T) {
 			require.NoError(t, p.signal(ctx, tc.sig))
 			res := p.wait(ctx)
 			assert.Equal(t, tc.code, res.code, "stderr:\n%s", res.stderr)
-			assert.Less(t, time.Since(sent), 2*time.Second, "not at once")
+			assert.Less(t, time.Since(sent), 10*time.Second, "not at once (the dependency never answers)")
 			assert.NoFileExists(t, marker, "the child started after a stop while waiting")
 		})
 	}
