@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
@@ -436,6 +438,27 @@ func runMode(t testing.TB, ctx context.Context, m mode, args ...string) result {
 		return result{code: -1}
 	}
 	return p.wait(ctx)
+}
+
+// stopWhenReady starts `lifecycled args...` as o says, waits for the child
+// to write o.dir/ready, sends SIGTERM and waits for the end: how it ended,
+// and how long after SIGTERM.
+func stopWhenReady(t testing.TB, ctx context.Context, o options, args ...string) (result, time.Duration) {
+	t.Helper()
+	p := start(t, o, args...)
+	require.NotNil(t, p)
+	require.NoError(t, waitFile(ctx, filepath.Join(o.dir, "ready")))
+	r, sent := p.terminate(ctx)
+	return r, p.ended.Sub(sent)
+}
+
+// terminate sends SIGTERM and waits for the end: how it ended, and when
+// SIGTERM was sent.
+func (p *proc) terminate(ctx context.Context) (result, time.Time) {
+	p.t.Helper()
+	sent := time.Now()
+	require.NoError(p.t, p.signal(ctx, syscall.SIGTERM))
+	return p.wait(ctx), sent
 }
 
 // poll calls cond every few milliseconds until it is true or ctx ends.

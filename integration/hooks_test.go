@@ -208,9 +208,7 @@ func TestHooksTimeout(t *testing.T) {
 	p := start(t, options{env: quickExit()}, append([]string{"--hook-timeout", "300ms", "--pre-stop", preStop, "--"}, childTrapsTerm(dir)...)...)
 	require.NotNil(t, p)
 	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
-	sent := time.Now()
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, sent := p.terminate(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 	assert.Less(t, time.Since(sent), 15*time.Second, "the hung preStop (30 s) held the stop")
 
