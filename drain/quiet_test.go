@@ -61,7 +61,7 @@ func TestWaitQuietCancel(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	s.waitQuiet(ctx, start, func() (int, error) { return none(0) })
-	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Less(t, time.Since(start), 10*time.Second, "not the minute of drain delay")
 }
 
 func none(time.Duration) (int, error) { return 0, nil }

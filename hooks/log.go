@@ -136,9 +136,6 @@ func (l *Log) Phase(phase string, pid int) {
 	l.logger.Info("phase", zap.String("phase", phase), zap.Int("pid", pid))
 }
 
-// flush waits until the lines written so far are in the file (tests).
-func (l *Log) flush() bool { return l.queue.Flush(5 * time.Second) }
-
 // Close writes what is queued, waiting at most a second for a hung volume,
 // and closes the file; later lines are dropped.
 func (l *Log) Close() error {

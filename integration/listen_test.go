@@ -99,7 +99,7 @@ func TestListenLimits(t *testing.T) {
 			assert.Equal(t, http.StatusOK, getStatus(ctx, "http://"+addr+"/readyz"))
 			took = max(took, time.Since(sent))
 		}
-		assert.Less(t, took, time.Second, "/readyz answers at once")
+		assert.Less(t, took, 5*time.Second, "/readyz answers with the idle clients connected")
 		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		rss := ""
 		for _, l := range strings.Split(string(status), "\n") {

@@ -272,7 +272,9 @@ func (l *Lifecycle) Signal(sig syscall.Signal) {
 	default:
 		if err := l.forwarder.Forward(sig); err != nil {
 			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
+			return
 		}
+		l.logger.Debug("signal forwarded, or kept until the child has started", zap.String("signal", supervisor.SignalName(sig)))
 	}
 }
 
@@ -426,7 +428,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	close(l.started)
 
 	if failure := l.postStart(ctx, c); failure != "" {
-		l.stopChild(ctx, c)
+		l.stopChild(c)
 		l.finish(c, exitPostStart, "", failure)
 		return exitPostStart
 	}
@@ -440,14 +442,14 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	select {
 	case <-c.Exited():
 		how = "the child exited by itself"
-		if supervisor.Terminate(ctx, c, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod).Killed {
+		if supervisor.Terminate(c, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod).Killed {
 			l.logger.Warn("killed what was left of the child's process group after the grace period")
 			how += "; SIGKILL sent to what was left of its process group"
 		}
 	case <-l.stop.first:
 		_, reason := l.stop.requested()
 		how = "stopped: " + reason
-		if l.stopChild(ctx, c) {
+		if l.stopChild(c) {
 			how += fmt.Sprintf("; SIGKILL after the %s grace period", l.cfg.Stop.GracePeriod)
 		}
 	}
@@ -571,7 +573,7 @@ func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 }
 
 // stopChild runs the stop sequence; it reports whether SIGKILL was needed.
-func (l *Lifecycle) stopChild(ctx context.Context, c child) bool {
+func (l *Lifecycle) stopChild(c child) bool {
 	seq := drain.NewSequence(l.cfg.Stop, c, l.runner, l.logger, l.drainMetrics, func(step string) {
 		if step == drain.StepDraining {
 			l.drainingNow()
@@ -582,7 +584,7 @@ func (l *Lifecycle) stopChild(ctx context.Context, c child) bool {
 		}
 		l.logger.Info("stop sequence", zap.String("step", step))
 	})
-	return seq.Run(ctx, l.stop.second)
+	return seq.Run(l.stop.second)
 }
 
 // enterPhase records a phase in the metrics, the tombstone and the hook log.
