@@ -168,7 +168,7 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 	ps := kubeletPreStop(c)
 	if !ps.known {
 		r.problem(c.Name, "the kubelet's preStop %s runs before lifecycled gets SIGTERM, for a time the manifest does not say (up to terminationGracePeriodSeconds %s), so the stop budget cannot be checked: move it into lifecycled (--pre-stop or --pre-stop-http, bounded by --hook-timeout) or make it a sleep",
-			ps.what, fmtSeconds(tgp))
+			ps.what, drain.Seconds(tgp))
 	}
 	if sig := c.Lifecycle; sig != nil && sig.StopSignal != "" {
 		if n := strings.TrimPrefix(strings.ToUpper(sig.StopSignal), "SIG"); n != "TERM" && n != "INT" {
@@ -186,7 +186,7 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 	}
 	if flag := s.Stop.TerminationGracePeriod; flag > stop.Grace {
 		r.problem(c.Name, "--termination-grace-period %s, but the kubelet leaves lifecycled %s of terminationGracePeriodSeconds %s (%s): lifecycled's own start-up check would pass what does not fit",
-			fmtSeconds(flag), fmtSeconds(stop.Grace), fmtSeconds(tgp), strings.Join(stop.Because, "; "))
+			drain.Seconds(flag), drain.Seconds(stop.Grace), drain.Seconds(tgp), strings.Join(stop.Because, "; "))
 	}
 	// A failed liveness or startup probe kills the container alone, with
 	// the probe's own grace period if it has one.
@@ -200,7 +200,7 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 		ptgp := time.Duration(*p.probe.TerminationGracePeriodSeconds) * time.Second
 		b.TerminationGracePeriod = drain.KubeletGrace(ptgp, min(ps.max, ptgp))
 		if err := b.Check(); err != nil {
-			r.problem(c.Name, "%s.terminationGracePeriodSeconds %s: when the probe fails the stop sequence does not fit: %v", p.field, fmtSeconds(ptgp), err)
+			r.problem(c.Name, "%s.terminationGracePeriodSeconds %s: when the probe fails the stop sequence does not fit: %v", p.field, drain.Seconds(ptgp), err)
 		}
 	}
 }
@@ -212,7 +212,7 @@ func (st Stop) context(tgp time.Duration) string {
 		return ""
 	}
 	return fmt.Sprintf("the kubelet leaves lifecycled %s of terminationGracePeriodSeconds %s (its SIGTERM comes at %s: %s): ",
-		fmtSeconds(st.Grace), fmtSeconds(tgp), fmtSeconds(st.SIGTERM), strings.Join(st.Because, "; "))
+		drain.Seconds(st.Grace), drain.Seconds(tgp), drain.Seconds(st.SIGTERM), strings.Join(st.Because, "; "))
 }
 
 // checkSidecar checks the start order of a native sidecar: the kubelet

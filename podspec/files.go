@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // defaultTerminationMessagePath is where the kubelet reads the termination
@@ -137,9 +135,4 @@ func (r *Report) checkMessageSize(spec *PodSpec, ch *Checked) {
 	n := len(spec.Containers) + len(spec.InitContainers)
 	r.problem(ch.Container.Name, "--termination-log-max %d, but in a pod of %d containers and init containers the kubelet keeps only the first %d bytes of each termination message (%d / %d): the newest %d bytes of the stderr tail, where a panic ends, would be cut away; give --termination-log-max %d",
 		s.TerminationLogMax, n, limit, kubeletPodMessageMax, n, s.TerminationLogMax-limit, limit)
-}
-
-// fmtSeconds writes a duration as explain does: 30s, 2.5s.
-func fmtSeconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
