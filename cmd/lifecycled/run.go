@@ -157,15 +157,17 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	type server struct {
 		ln      net.Listener
 		handler func() http.Handler // built after the fork
+		maxBody int64
 	}
 	var servers []server
 	for _, s := range []struct {
 		addr     string
 		loopback bool
 		handler  func() http.Handler
+		maxBody  int64
 	}{
-		{cfg.listen, false, lc.Endpoints},
-		{cfg.adminListen, true, lc.Admin},
+		{cfg.listen, false, lc.Endpoints, 0},
+		{cfg.adminListen, true, lc.Admin, adminMaxBody},
 	} {
 		if s.addr == "" {
 			continue
@@ -178,7 +180,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 			_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
 			return exitUsage
 		}
-		servers = append(servers, server{ln, s.handler})
+		servers = append(servers, server{ln, s.handler, s.maxBody})
 	}
 
 	// Fork first: what follows only serves the run, and runs beside the
@@ -220,7 +222,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	}
 	actor(func(ctx context.Context) error { return handleSignals(ctx, sigs, guard, lc) })
 	for _, s := range servers {
-		srv := newHTTPServer(s.handler(), logger)
+		srv := newHTTPServer(s.handler(), s.maxBody, logger)
 		actor(func(ctx context.Context) error { return serve(ctx, srv, s.ln) })
 	}
 	if cfg.ready != nil {
