@@ -46,7 +46,7 @@ func runMain(args []string, stderr io.Writer) int {
 		guard.fd = int(f.Fd())
 	}
 	stderr = guard
-	cfg, code, ok := loadRunConfig(args, os.Getenv, os.Stdout, stderr)
+	cfg, code, ok := loadRunConfig(args, os.Environ(), os.Stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -68,11 +68,19 @@ func runMain(args []string, stderr io.Writer) int {
 // loadRunConfig parses flags, environment and config file. It returns
 // ok=false with the exit code when lifecycled must stop here (--help, or a
 // usage error already printed).
-func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (*runConfig, int, bool) {
-	s, err := loadSettings(args, getenv, os.ReadFile)
+//
+// environ is the environment (os.Environ): an unknown LIFECYCLED_
+// variable in it is a usage error, named before any other error, which
+// it may well explain (LIFECYCLED_DRAIN_DEALY and "--drain-quiet needs
+// --drain-delay").
+func loadRunConfig(args []string, environ []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
+	s, err := loadSettings(args, lookupEnv(environ), os.ReadFile)
 	if isHelp(err) {
 		printRunUsage(stdout)
 		return nil, exitOK, false
+	}
+	if err := checkEnv((&settings{}).declare(), environ); err != nil {
+		return nil, usageError(stderr, "%v", err), false
 	}
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
