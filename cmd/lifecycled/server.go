@@ -44,8 +44,8 @@ const (
 func newHTTPServer(h http.Handler, maxBody int64, logger *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           limitBody(h, maxBody, adminBodyTimeout),
-		ReadHeaderTimeout: 2 * time.Second,
-		ReadTimeout:       5 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       10 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes - headerSlack,
