@@ -312,6 +312,9 @@ func adaptiveDrain(o *settings, ready *probes.ProbeSpec) ([]int, error) {
 	if o.DrainDelay <= 0 {
 		return nil, fmt.Errorf("--drain-quiet %s needs --drain-delay, the longest the adaptive drain waits", o.DrainQuiet)
 	}
+	if o.DrainQuiet > o.DrainDelay {
+		return nil, fmt.Errorf("--drain-quiet %s is longer than --drain-delay %s, its ceiling: the drain could never end early", o.DrainQuiet, o.DrainDelay)
+	}
 	if o.DrainMin > o.DrainDelay {
 		return nil, fmt.Errorf("--drain-min %s is longer than --drain-delay %s", o.DrainMin, o.DrainDelay)
 	}

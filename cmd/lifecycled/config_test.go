@@ -15,8 +15,13 @@ import (
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// env is an environment as os.Environ gives it.
+func env(m map[string]string) []string {
+	var kvs []string
+	for k, v := range m {
+		kvs = append(kvs, k+"="+v)
+	}
+	return kvs
 }
 
 func TestParseRunOptionsPrecedence(t *testing.T) {
