@@ -14,12 +14,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	// First of lifecycled's own packages to be initialised: it catches
 	// signals before the heavy dependencies' init functions run.
@@ -28,6 +25,7 @@ import (
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
 	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/settings"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -50,24 +48,25 @@ func main() {
 // dispatch picks the subcommand. Anything that is not a subcommand's name is
 // the wrapper's own flags and command: `lifecycled --wait ... -- app`.
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "run":
-			return runMain(args[1:], stderr)
-		case "wait":
-			return waitMain(args[1:], os.Environ(), stdout, stderr)
-		case "probe":
-			return probeMain(args[1:], os.Environ(), stdout, stderr)
-		case "sleep":
-			return sleepMain(args[1:], stderr)
-		case "explain":
-			return explainMain(args[1:], stdout, stderr)
-		case "help", "-h", "-help", "--help":
-			return helpMain(args[1:], stdout, stderr)
-		case "version", "--version", "-version":
-			fmt.Fprintln(stdout, versionString())
-			return exitOK
-		}
+	if len(args) == 0 {
+		return runMain(args, stderr)
+	}
+	switch settings.Subcommand(args[0]) {
+	case "run":
+		return runMain(args[1:], stderr)
+	case "wait":
+		return waitMain(args[1:], os.Environ(), stdout, stderr)
+	case "probe":
+		return probeMain(args[1:], os.Environ(), stdout, stderr)
+	case "sleep":
+		return sleepMain(args[1:], stderr)
+	case "explain":
+		return explainMain(args[1:], stdout, stderr)
+	case "help":
+		return helpMain(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	}
 	return runMain(args, stderr)
 }
@@ -82,7 +81,7 @@ func helpMain(args []string, stdout, stderr io.Writer) int {
 			return probeMain([]string{"--help"}, os.Environ(), stdout, stderr)
 		}
 	}
-	printRunUsage(stdout)
+	settings.PrintUsage(stdout)
 	return exitOK
 }
 
@@ -96,7 +95,7 @@ func sleepMain(args []string, stderr io.Writer) int {
 	if len(args) != 1 {
 		return usageError(stderr, "sleep takes one DURATION, e.g. lifecycled sleep 5s")
 	}
-	d, err := parseDuration(args[0])
+	d, err := settings.ParseDuration(args[0])
 	if err != nil {
 		return usageError(stderr, "sleep: %v", err)
 	}
@@ -141,22 +140,6 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc,
 		}
 	}()
 	return ctx, cancel, func() syscall.Signal { return syscall.Signal(got.Load()) }
-}
-
-// parseDuration accepts Go durations ("1m30s") and, as Kubernetes fields
-// are in seconds, a bare number of seconds ("5").
-func parseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 {
-			return 0, fmt.Errorf("bad duration %q: negative", s)
-		}
-		return d, nil
-	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 && secs < 1e9 {
-		return time.Duration(secs * float64(time.Second)), nil
-	}
-	return 0, fmt.Errorf("bad duration %q: want e.g. 500ms, 10s, 1m", s)
 }
 
 // buildVersion is lifecycled's version and commit: those set with -ldflags

@@ -1,4 +1,4 @@
-package main
+package httpserve
 
 import (
 	"net"
@@ -46,4 +46,22 @@ func TestConnLimiterVictim(t *testing.T) {
 			assert.Equal(t, tt.wantWait, wait)
 		})
 	}
+}
+
+// TestLoopback: the one rule for --admin-listen and the admin endpoints'
+// Host header. A host name's letter case does not matter (LOCALHOST is
+// localhost to the resolver); --admin-listen refused LOCALHOST:PORT while
+// the Host check took it.
+func TestLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST": true, "LocalHost": true, "127.0.0.1": true, "127.8.9.1": true,
+		"::1": true, "[::1]": true, "0.0.0.0": false, "": false, "10.0.0.1": false, "localhost.example.com": false, "::": false,
+	} {
+		assert.Equal(t, want, IsLoopback(host), host)
+	}
+	assert.NoError(t, CheckLoopback("LOCALHOST:9091"))
+	assert.NoError(t, CheckLoopback("[::1]:9091"))
+	assert.ErrorContains(t, CheckLoopback(":9091"), "is not a loopback address")
+	assert.ErrorContains(t, CheckLoopback("0.0.0.0:9091"), "is not a loopback address")
+	assert.ErrorContains(t, CheckLoopback("nope"), `admin address "nope": missing port in address`)
 }

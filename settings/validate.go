@@ -1,10 +1,10 @@
-package main
+package settings
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,44 +12,31 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/httpserve"
 	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/probes"
-	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
-// runConfig is the validated, typed form of runOptions: everything a run
-// needs, with every bad input already turned into a usage error.
-type runConfig struct {
-	logFormat, logLevel string
-	name                string
-	command             []string
+// Run is what a run needs, validated and typed: the lifecycle's own Config
+// and the few settings the process itself acts on. Every bad input has
+// already been turned into a usage error.
+type Run struct {
+	// Config is the lifecycle's; its UserAgent, Version and Revision are
+	// the binary's, set by the caller.
+	Config lifecycle.Config
 
-	singleChild bool
-	signalMap   supervisor.SignalMap
-	exitCodeMap supervisor.ExitCodeMap
-	stopSignal  syscall.Signal
-	// stopSignalFrom says which setting chose stopSignal, for explain.
-	stopSignalFrom string
-	gracePeriod    time.Duration
+	LogFormat, LogLevel string
+	Listen, AdminListen string
+	// TerminationGrace is --termination-grace-period, the time the stop
+	// sequence is checked against (0: not checked).
+	TerminationGrace time.Duration
+	// StopSignalFrom says which setting chose Config.Stop.StopSignal, for
+	// explain.
+	StopSignalFrom string
 
-	waits []probes.Target
-	wait  probes.WaitConfig
-	ready *probes.ProbeSpec
-	live  *probes.ProbeSpec
-
-	listen, adminListen string
-
-	postStart, preStop *hooks.Hook
-	drain              drain.Config
-	terminationGrace   time.Duration
-
-	hookLogDir, terminationLog, tombstoneDir string
-	terminationLogTail                       bool
-	terminationLogMax                        int
-	exitWith, onExitPost                     []string
-
-	settings *settings // as given, for the start-up log line
+	// Settings are the settings as given, for the start-up log line.
+	Settings *Settings
 }
 
 // The bounds of --termination-log-max: the kubelet reads at most the last
@@ -59,45 +46,48 @@ const (
 	maxTerminationLog = lifecycle.MaxTerminationMessage
 )
 
-// newRunConfig validates s into a runConfig. Every error is one line naming
-// the flag and the bad value; main turns it into exit code 2.
-func newRunConfig(o *settings) (*runConfig, error) {
+// Validate checks the settings and returns the Run it makes. Every error is one line
+// naming the flag and the bad value; the caller turns it into exit code 2.
+func (o *Settings) Validate() (*Run, error) {
 	if len(o.Command) == 0 {
 		return nil, errors.New("no COMMAND given: lifecycled [FLAGS] -- COMMAND [ARG...]")
 	}
-	c := &runConfig{
-		logFormat:      o.LogFormat,
-		logLevel:       o.LogLevel,
-		command:        o.Command,
-		singleChild:    o.SingleChild,
-		gracePeriod:    o.GracePeriod,
-		listen:         o.Listen,
-		adminListen:    o.AdminListen,
-		hookLogDir:     o.HookLogDir,
-		terminationLog: o.TerminationLog,
-
-		terminationLogTail: o.TerminationLogTail,
-		terminationLogMax:  o.TerminationLogMax,
-		tombstoneDir:       o.TombstoneDir,
-		exitWith:           o.ExitWith,
-		onExitPost:         o.OnExitPost,
-
-		terminationGrace: o.TerminationGracePeriod,
+	r := &Run{
+		LogFormat:        o.LogFormat,
+		LogLevel:         o.LogLevel,
+		Listen:           o.Listen,
+		AdminListen:      o.AdminListen,
+		TerminationGrace: o.TerminationGracePeriod,
+		Settings:         o,
+	}
+	c := &r.Config
+	*c = lifecycle.Config{
+		Command:            o.Command,
+		SingleChild:        o.SingleChild,
+		HookLogDir:         o.HookLogDir,
+		TerminationLog:     o.TerminationLog,
+		TerminationLogTail: o.TerminationLogTail,
+		TerminationLogMax:  o.TerminationLogMax,
+		TombstoneDir:       o.TombstoneDir,
+		ExitWith:           o.ExitWith,
+		OnExitPost:         o.OnExitPost,
 	}
 	var err error
-	if c.signalMap, err = supervisor.ParseSignalMap(o.SignalMap); err != nil {
+	if c.SignalMap, err = supervisor.ParseSignalMap(o.SignalMap); err != nil {
 		return nil, fmt.Errorf("--signal-map: %w", err)
 	}
-	if c.exitCodeMap, err = supervisor.ParseExitCodeMap(o.ExitCodeMap); err != nil {
+	if c.ExitCodeMap, err = supervisor.ParseExitCodeMap(o.ExitCodeMap); err != nil {
 		return nil, fmt.Errorf("--exit-code-map: %w", err)
 	}
-	if c.stopSignal, c.stopSignalFrom, err = stopSignal(o.StopSignal, c.signalMap); err != nil {
+	stop, from, err := stopSignal(o.StopSignal, c.SignalMap)
+	if err != nil {
 		return nil, err
 	}
+	r.StopSignalFrom = from
 	if o.Command[0] == "" {
 		return nil, errors.New(`empty COMMAND (""): lifecycled [FLAGS] -- COMMAND [ARG...]`)
 	}
-	if c.name, err = commandName(o.Name, o.Command[0]); err != nil {
+	if c.Name, err = commandName(o.Name, o.Command[0]); err != nil {
 		return nil, err
 	}
 	for _, n := range o.ExitWith {
@@ -114,14 +104,14 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--wait: %w", err)
 		}
-		c.waits = append(c.waits, t)
+		c.Waits = append(c.Waits, t)
 	}
-	c.wait = probes.WaitConfig{MaxInterval: o.WaitInterval, Timeout: o.WaitTimeout, ProgressEvery: 5 * time.Second}
+	c.Wait = probes.WaitConfig{MaxInterval: o.WaitInterval, Timeout: o.WaitTimeout, ProgressEvery: 5 * time.Second}
 	if o.WaitInterval <= 0 {
 		return nil, fmt.Errorf("--wait-interval %s: must be more than 0", o.WaitInterval)
 	}
 
-	if c.ready, err = o.Ready.spec("--ready"); err != nil {
+	if c.Ready, err = o.Ready.spec("--ready"); err != nil {
 		return nil, err
 	}
 
@@ -131,29 +121,30 @@ func newRunConfig(o *settings) (*runConfig, error) {
 	if o.TerminationLogTail && o.TerminationLog == "" {
 		return nil, errors.New("--termination-log-tail needs --termination-log: the tail goes into that file")
 	}
-	if c.live, err = o.Live.spec("--live"); err != nil {
+	if c.Live, err = o.Live.spec("--live"); err != nil {
 		return nil, err
 	}
-	if c.live != nil {
-		if c.live.SuccessThreshold != 1 {
-			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", c.live.SuccessThreshold)
+	if c.Live != nil {
+		if c.Live.SuccessThreshold != 1 {
+			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", c.Live.SuccessThreshold)
 		}
-		c.live.Liveness = true
+		c.Live.Liveness = true
 	}
 
 	if o.HookTimeout <= 0 {
 		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", o.HookTimeout)
 	}
-	if c.postStart, err = newHook(hooks.PostStart, "--post-start", o.PostStart, o.HookTimeout); err != nil {
+	if c.PostStart, err = newHook(hooks.PostStart, "--post-start", o.PostStart, o.HookTimeout); err != nil {
 		return nil, err
 	}
-	if c.preStop, err = newHook(hooks.PreStop, "--pre-stop", o.PreStop, o.HookTimeout); err != nil {
+	preStop, err := newHook(hooks.PreStop, "--pre-stop", o.PreStop, o.HookTimeout)
+	if err != nil {
 		return nil, err
 	}
 	if o.DrainConnections < 0 || o.DrainConnections > 65535 {
 		return nil, fmt.Errorf("--drain-connections %d: not a port number", o.DrainConnections)
 	}
-	quietPorts, err := adaptiveDrain(o, c.ready)
+	quietPorts, err := adaptiveDrain(o, c.Ready)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +156,7 @@ func newRunConfig(o *settings) (*runConfig, error) {
 	default:
 		return nil, fmt.Errorf("--drain-readiness %q: want fail or keep", o.DrainReadiness)
 	}
-	c.drain = drain.Config{
+	c.Stop = drain.Config{
 		KeepReady:    keepReady,
 		DrainQuiet:   o.DrainQuiet,
 		DrainMin:     o.DrainMin,
@@ -173,18 +164,18 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		DrainDelay:   o.DrainDelay,
 		DrainPort:    o.DrainConnections,
 		DrainTimeout: o.DrainTimeout,
-		PreStop:      c.preStop,
-		StopSignal:   c.stopSignal,
+		PreStop:      preStop,
+		StopSignal:   stop,
 		GracePeriod:  o.GracePeriod,
 		ProcRoot:     "/proc",
 	}
-	if c.listen != "" {
-		if _, _, err := splitAddr(c.listen); err != nil {
+	if r.Listen != "" {
+		if err := httpserve.CheckAddr(r.Listen); err != nil {
 			return nil, fmt.Errorf("--listen: %w", err)
 		}
 	}
-	if c.adminListen != "" {
-		if err := checkLoopback(c.adminListen); err != nil {
+	if r.AdminListen != "" {
+		if err := httpserve.CheckLoopback(r.AdminListen); err != nil {
 			return nil, fmt.Errorf("--admin-listen: %w", err)
 		}
 	}
@@ -193,7 +184,7 @@ func newRunConfig(o *settings) (*runConfig, error) {
 			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", u)
 		}
 	}
-	return c, nil
+	return r, nil
 }
 
 // stopSignal decides the signal the stop sequence sends. SIGTERM and
@@ -240,12 +231,7 @@ func stopSignal(flag string, m supervisor.SignalMap) (syscall.Signal, string, er
 // forwarded reports whether lifecycled receives sig and passes it on (or,
 // for TERM and INT, acts on it), so that a map from it can take effect.
 func forwarded(sig syscall.Signal) bool {
-	for _, s := range supervisor.ForwardedSignals() {
-		if s == sig {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(supervisor.ForwardedSignals(), sig)
 }
 
 func notForwarded(sig syscall.Signal) string {
@@ -276,7 +262,7 @@ func cannotStop(sig syscall.Signal) string {
 }
 
 // spec is the probe to run, nil if no target was given.
-func (p probeSettings) spec(flag string) (*probes.ProbeSpec, error) {
+func (p Probe) spec(flag string) (*probes.ProbeSpec, error) {
 	if !p.Target.set {
 		return nil, nil
 	}
@@ -302,7 +288,7 @@ func isHTTPURL(u string) bool {
 // the app's serving port, else the port of the --ready target, which checks
 // the app itself. A separate management port for health would be the wrong
 // one: set --drain-connections then.
-func adaptiveDrain(o *settings, ready *probes.ProbeSpec) ([]int, error) {
+func adaptiveDrain(o *Settings, ready *probes.ProbeSpec) ([]int, error) {
 	if o.DrainQuiet <= 0 {
 		if o.DrainMin > 0 {
 			return nil, errors.New("--drain-min needs --drain-quiet (the adaptive drain)")
@@ -337,7 +323,7 @@ func adaptiveDrain(o *settings, ready *probes.ProbeSpec) ([]int, error) {
 }
 
 // newHook builds a hook from its handlers; at most one may be set.
-func newHook(name, flagName string, h hookSettings, timeout time.Duration) (*hooks.Hook, error) {
+func newHook(name, flagName string, h Hook, timeout time.Duration) (*hooks.Hook, error) {
 	n := 0
 	for _, set := range []bool{h.Exec.Argv != nil, h.HTTP != "", h.Sleep > 0} {
 		if set {
@@ -360,14 +346,15 @@ func newHook(name, flagName string, h hookSettings, timeout time.Duration) (*hoo
 	return nil, nil
 }
 
-// budget is the stop sequence's time budget for --termination-grace-period.
-func (c *runConfig) budget() drain.Budget {
-	b := drain.Budget{DrainDelay: c.drain.DrainDelay, DrainPort: c.drain.DrainPort, GracePeriod: c.gracePeriod, TerminationGracePeriod: c.terminationGrace}
-	if c.drain.DrainPort != 0 {
-		b.DrainTimeout = c.drain.DrainTimeout
+// Budget is the stop sequence's time budget for --termination-grace-period.
+func (r *Run) Budget() drain.Budget {
+	st := r.Config.Stop
+	b := drain.Budget{DrainDelay: st.DrainDelay, DrainPort: st.DrainPort, GracePeriod: st.GracePeriod, TerminationGracePeriod: r.TerminationGrace}
+	if st.DrainPort != 0 {
+		b.DrainTimeout = st.DrainTimeout
 	}
-	if c.preStop != nil {
-		b.PreStopTimeout = c.preStop.MaxDuration()
+	if st.PreStop != nil {
+		b.PreStopTimeout = st.PreStop.MaxDuration()
 	}
 	return b
 }
@@ -412,31 +399,4 @@ func checkName(flagName, name string) error {
 		return nil
 	}
 	return fmt.Errorf("%s %q: %s", flagName, name, bad)
-}
-
-func splitAddr(addr string) (string, string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", "", fmt.Errorf("address %q: %s", addr, addrReason(err))
-	}
-	return host, port, nil
-}
-
-// addrReason is what is wrong with an address, without the address itself:
-// net.AddrError repeats it unquoted, so a newline in it would split the one
-// line of a usage error.
-func addrReason(err error) string {
-	var ae *net.AddrError
-	if errors.As(err, &ae) {
-		return ae.Err
-	}
-	return err.Error()
-}
-
-// sprintfLine formats one line for stderr: no line break inside, and no
-// password of a URL it names.
-func sprintfLine(format string, args ...any) string {
-	s := redact.URLs(fmt.Sprintf(format, args...))
-	s = strings.ReplaceAll(s, "\n", " ")
-	return s + "\n"
 }
