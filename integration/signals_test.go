@@ -229,3 +229,34 @@ while :; do sleep 0.05; done`
 		}
 	})
 }
+
+// TestSignalsCaughtBeforeEarlyStart: without --wait or --tombstone-dir,
+// lifecycled forks the child before its signal actor runs. A signal it
+// caught before the fork but handles after it must wait for the child's
+// handler, as one remembered before the start does: a shell's trap runs
+// every time. The settings come from a pipe the test closes only once the
+// signal is sent, so the signal always reaches lifecycled (past os/signal's
+// initialisation) before the child can start. Before the fix 25 of 32
+// tries ended 129 or 138.
+func TestSignalsCaughtBeforeEarlyStart(t *testing.T) {
+	const tries = 32
+	sigs := []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1}
+	trapped := 0
+	for i := range tries {
+		sig := sigs[i%len(sigs)]
+		ctx := testContext(t, 30*time.Second)
+		r, w, err := os.Pipe()
+		require.NoError(t, err)
+		p := startTraced(t, ctx, options{stdin: r}, "--config", "/dev/stdin", "--grace-period", "30s",
+			"--", "sh", "-c", `trap 'exit 7' HUP USR1; sleep 30 & wait`)
+		_ = r.Close()
+		require.NoError(t, p.signal(ctx, sig))
+		_ = w.Close() // an empty configuration: lifecycled goes on and starts the child
+		res := p.wait(ctx)
+		require.Empty(t, res.signal, "lifecycled killed by %v", sig)
+		if assert.Equal(t, 7, res.code, "try %d, %v: the child's trap must run", i, sig) {
+			trapped++
+		}
+	}
+	t.Logf("%d of %d tries ran the trap", trapped, tries)
+}

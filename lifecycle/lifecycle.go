@@ -250,11 +250,21 @@ func (l *Lifecycle) probeOptions() probes.Options {
 // Signal handles a signal lifecycled caught: SIGTERM and SIGINT start the
 // stop sequence (a second one skips what is left of its waits), every other
 // signal goes to the child, or waits for it to start.
-func (l *Lifecycle) Signal(sig syscall.Signal) {
-	switch sig {
-	case syscall.SIGTERM, syscall.SIGINT:
+func (l *Lifecycle) Signal(sig syscall.Signal) { l.signal(sig, false) }
+
+// SignalEarly is Signal for a signal lifecycled caught while it was still
+// starting, before its signal actor ran: StartEarly may have forked the
+// child since, and the child may have no handler yet. A signal to forward
+// waits for the child's handler, as one that came before the start does.
+func (l *Lifecycle) SignalEarly(sig syscall.Signal) { l.signal(sig, true) }
+
+func (l *Lifecycle) signal(sig syscall.Signal, early bool) {
+	switch {
+	case sig == syscall.SIGTERM || sig == syscall.SIGINT:
 		l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
 		l.stop.request(sig, "received "+supervisor.SignalName(sig))
+	case early:
+		l.forwarder.Remember(sig)
 	default:
 		if err := l.forwarder.Forward(sig); err != nil {
 			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))

@@ -249,17 +249,29 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 
 // handleSignals is the signal actor: every signal caught goes to the
 // lifecycle, which stops on SIGTERM and SIGINT and forwards the rest.
+//
+// What sigs holds when the actor starts was caught while lifecycled was
+// starting: before the child, which StartEarly forks before the actors run,
+// or in its first moments. Those signals go to SignalEarly and wait for the
+// child's handlers, as the ones that came before the start do; sent at
+// once, a SIGHUP would kill a shell before its trap.
 func handleSignals(ctx context.Context, sigs <-chan os.Signal, guard *epipeGuard, lc *lifecycle.Lifecycle) error {
+	handle := func(s os.Signal, to func(syscall.Signal)) {
+		sig := s.(syscall.Signal)
+		if sig == syscall.SIGPIPE && guard.ownSIGPIPE() {
+			return // lifecycled's own: see epipeGuard
+		}
+		to(sig)
+	}
+	for range len(sigs) {
+		handle(<-sigs, lc.SignalEarly)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case s := <-sigs:
-			sig := s.(syscall.Signal)
-			if sig == syscall.SIGPIPE && guard.ownSIGPIPE() {
-				continue // lifecycled's own: see epipeGuard
-			}
-			lc.Signal(sig)
+			handle(s, lc.Signal)
 		}
 	}
 }
