@@ -260,3 +260,36 @@ func TestSignalsCaughtBeforeEarlyStart(t *testing.T) {
 	}
 	t.Logf("%d of %d tries ran the trap", trapped, tries)
 }
+
+// TestSignalsStopStormOneLine: a storm of 1,000 SIGTERMs (a supervisor that
+// repeats itself, a script in a loop) makes one "stop requested" line, not
+// one per signal lifecycled receives (hundreds before the fix); the
+// exiting line counts them all. The child stops only once the storm is
+// over, so that every signal reaches a running lifecycled.
+func TestSignalsStopStormOneLine(t *testing.T) {
+	const storm = 1000
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 60*time.Second)
+		dir := t.TempDir()
+		p := start(t, options{mode: m, dir: dir}, "--grace-period", "30s", "--", "sh", "-c",
+			`trap 'while [ ! -e over ]; do sleep 0.01; done; exit 0' TERM; : > ready; while :; do sleep 0.05; done`)
+		require.NotNil(t, p)
+		require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+		// 300 µs apart: sent back to back, the kernel would merge nearly
+		// all of them while one is pending.
+		for range storm {
+			require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+			spin(300 * time.Microsecond)
+		}
+		require.NoError(t, touch(filepath.Join(dir, "over")))
+		res := p.wait(ctx)
+		require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+		assert.Len(t, logRecords(res.stderr, "stop requested"), 1, "stderr:\n%s", res.stderr)
+		exiting := logRecords(res.stderr, "exiting")
+		require.Len(t, exiting, 1, "stderr:\n%s", res.stderr)
+		n, _ := exiting[0]["stop_signals"].(float64)
+		assert.Greater(t, n, 1.0, "the exiting line counts the stop signals received")
+		assert.LessOrEqual(t, n, float64(storm))
+		t.Logf("%s: lifecycled received %.0f of %d SIGTERMs (the kernel merges pending ones)", m, n, storm)
+	})
+}

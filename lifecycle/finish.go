@@ -51,11 +51,16 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		}
 	}
 	l.enterPhase(tombstone.PhaseExited, &code, sig)
+	fields := []zap.Field{zap.Int("exit_code", code), zap.String("reason", msg)}
+	if n := l.stopSignals.Load(); n > 1 {
+		// Only the first had a line of its own ("stop requested").
+		fields = append(fields, zap.Int64("stop_signals", n))
+	}
 	if failure != "" {
 		// The cause is already on stderr, as one line of its own.
-		l.logger.Debug("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+		l.logger.Debug("exiting", fields...)
 	} else {
-		l.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+		l.logger.Info("exiting", fields...)
 	}
 	if l.cfg.TerminationLog != "" {
 		// On the files queue, after the exited tombstone: bounded at the

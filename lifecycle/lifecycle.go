@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -157,6 +158,7 @@ type Lifecycle struct {
 	reaper      *supervisor.Reaper
 	forwarder   *supervisor.Forwarder
 	stop        *stopRequest
+	stopSignals atomic.Int64  // SIGTERMs and SIGINTs received
 	started     chan struct{} // closed once the child runs
 	startedUp   chan struct{} // closed once the child runs and postStart succeeded
 	draining    chan struct{} // closed once the stop sequence has begun
@@ -261,7 +263,12 @@ func (l *Lifecycle) SignalEarly(sig syscall.Signal) { l.signal(sig, true) }
 func (l *Lifecycle) signal(sig syscall.Signal, early bool) {
 	switch {
 	case sig == syscall.SIGTERM || sig == syscall.SIGINT:
-		l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
+		// One line for the first: a storm of SIGTERMs (a supervisor
+		// that repeats itself, a script in a loop) must not flood the
+		// log. The exiting line counts them all.
+		if l.stopSignals.Add(1) == 1 {
+			l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
+		}
 		l.stop.request(sig, "received "+supervisor.SignalName(sig))
 	case early:
 		l.forwarder.Remember(sig)
