@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/httpclient"
 	"github.com/lifecycled/lifecycled/redact"
@@ -37,10 +38,7 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		if ws.Signaled() {
 			sig = supervisor.SignalName(ws.Signal())
 		}
-		end := fmt.Sprintf("child exited with code %d", ws.ExitStatus())
-		if ws.Signaled() {
-			end = fmt.Sprintf("child killed by %s", sig)
-		}
+		end := childEnd(ws)
 		if mapped := supervisor.ExitCode(ws); mapped != code && failure == "" {
 			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
 		}
@@ -76,6 +74,15 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		})
 	}
 	l.postOnExit()
+}
+
+// childEnd says how the child ended: "child exited with code N" or "child
+// killed by SIGNAME".
+func childEnd(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "child killed by " + supervisor.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("child exited with code %d", ws.ExitStatus())
 }
 
 // postOnExit tells the other containers of the pod (Istio's /quitquitquit,

@@ -431,6 +431,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	select {
 	case <-c.Exited():
 		how = "the child exited by itself"
+		l.stoppingLeftovers(c)
 		if supervisor.Terminate(ctx, c, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod).Killed {
 			l.logger.Warn("killed what was left of the child's process group after the grace period")
 			how += "; SIGKILL sent to what was left of its process group"
@@ -461,6 +462,31 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.FinalStatus()))
 	l.finish(c, code, how, "")
 	return code
+}
+
+// stoppingLeftovers says at once that nothing serves any more when the
+// child exited by itself but left processes in its group (a background job
+// that ignores SIGTERM): readiness fails, the phase is draining and one line
+// says what is being stopped. lifecycled exits only once they are gone, up
+// to the grace period later, and until then a /readyz of 200 or a tombstone
+// saying running would be a lie. The phase is draining, not exited: exited
+// is the last word, with the exit code, and --exit-with watchers would stop
+// their sidecars while the group still runs. When the child was alone in
+// its group, exited follows at once and nothing is said here.
+func (l *Lifecycle) stoppingLeftovers(c child) {
+	select {
+	case <-c.Done():
+		return
+	default:
+	}
+	ws := c.FinalStatus()
+	end := childEnd(ws)
+	l.health.Set(checkChild, false, end+"; stopping what is left of its process group")
+	l.enterPhase(tombstone.PhaseDraining, nil, "")
+	l.logger.Info("child exited; stopping what is left of its process group",
+		zap.Int("exit_code", supervisor.ExitCode(ws)), zap.Strings("processes", c.LeftInGroup()),
+		zap.String("stop_signal", supervisor.SignalName(l.cfg.Stop.StopSignal)),
+		logschema.Seconds("grace_period", l.cfg.Stop.GracePeriod))
 }
 
 // startNow starts the child, with its stderr through the tail pipe of

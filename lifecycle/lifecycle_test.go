@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/drain"
@@ -70,6 +71,19 @@ func (f *fakeChild) exit(ws unix.WaitStatus) {
 		close(f.exited)
 	})
 }
+
+// exitLeaving ends the child with ws but not its group: processes are left
+// in it until groupGone.
+func (f *fakeChild) exitLeaving(ws unix.WaitStatus) {
+	f.once.Do(func() {
+		f.mu.Lock()
+		f.status = ws
+		f.mu.Unlock()
+		close(f.exited)
+	})
+}
+
+func (f *fakeChild) groupGone() { close(f.done) }
 
 func (f *fakeChild) Signal(sig syscall.Signal) error {
 	f.mu.Lock()
@@ -120,6 +134,7 @@ var clock = time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
 type harness struct {
 	l       *Lifecycle
 	reg     *prometheus.Registry
+	logs    *observer.ObservedLogs // lifecycled's log, every level
 	stderr  *bytes.Buffer
 	dir     string // tombstone dir
 	termLog string
@@ -142,7 +157,9 @@ func newHarness(t *testing.T, cfg Config, fake *fakeChild, startErr error) *harn
 	}
 	cfg.TombstoneDir = dir
 	cfg.TerminationLog = h.termLog
-	h.l = New(cfg, Deps{Logger: zap.NewNop(), Registry: h.reg, Stderr: h.stderr})
+	core, logs := observer.New(zap.DebugLevel)
+	h.logs = logs
+	h.l = New(cfg, Deps{Logger: zap.New(core), Registry: h.reg, Stderr: h.stderr})
 	h.l.now = func() time.Time { return clock }
 	h.l.start = func(supervisor.Spec) (child, error) {
 		if startErr != nil {
@@ -245,6 +262,49 @@ func TestRunChildExitsByItself(t *testing.T) {
 			assert.Empty(t, h.stderr.String(), "the child's end is not lifecycled's failure")
 		})
 	}
+}
+
+// A child that exits by itself but leaves a process in its group that
+// ignores the stop signal: at once, long before the grace period ends,
+// readiness fails with a reason, the phase is draining (tombstone and
+// metric) and one line says what is being stopped; exited comes, with the
+// child's code, once the group is gone.
+func TestRunChildExitsLeavingProcesses(t *testing.T) {
+	c := newFakeChild(nil)
+	h := newHarness(t, Config{Stop: drain.Config{StopSignal: syscall.SIGTERM, GracePeriod: time.Minute}}, c, nil)
+	readyz := func() (int, string) {
+		w := httptest.NewRecorder()
+		h.l.Endpoints().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz?verbose", nil))
+		return w.Code, w.Body.String()
+	}
+	code := h.run(t, context.Background())
+	h.started(t)
+	assert.Eventually(t, func() bool { return h.phase(t, tombstone.PhaseRunning) == 1 }, 5*time.Second, time.Millisecond)
+	status, _ := readyz()
+	require.Equal(t, http.StatusOK, status)
+
+	c.exitLeaving(exitCode(3))
+	assert.Eventually(t, func() bool { return h.phase(t, tombstone.PhaseDraining) == 1 }, 5*time.Second, time.Millisecond)
+	status, body := readyz()
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Contains(t, body, "[-]child failed: child exited with code 3; stopping what is left of its process group")
+	assert.Eventually(t, func() bool { // written in the background: it may not be there yet
+		b, _ := os.ReadFile(filepath.Join(h.dir, "app.json"))
+		return strings.Contains(string(b), `"phase":"draining"`)
+	}, 5*time.Second, time.Millisecond)
+	lines := h.logs.FilterMessage("child exited; stopping what is left of its process group").All()
+	if assert.Len(t, lines, 1) {
+		assert.Equal(t, int64(3), lines[0].ContextMap()["exit_code"])
+		assert.Equal(t, "SIGTERM", lines[0].ContextMap()["stop_signal"])
+	}
+	assert.Eventually(t, func() bool { return len(c.sent()) == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, []syscall.Signal{syscall.SIGTERM}, c.sent(), "the stop signal for what is left")
+
+	c.groupGone()
+	assert.Equal(t, 3, h.wait(t, code))
+	assert.Equal(t, "exited", h.tombstone(t)["phase"])
+	assert.Equal(t, 3.0, h.tombstone(t)["exitCode"])
+	assert.Equal(t, 1.0, h.phase(t, tombstone.PhaseExited))
 }
 
 // Every way to ask for a stop runs the stop sequence: readiness off,
