@@ -31,7 +31,6 @@ import (
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/probes"
-	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
@@ -113,9 +112,6 @@ type Deps struct {
 	// Reaper starts the child, hooks and exec probes, and is the process's
 	// one waiter; its Run is the caller's to start and stop.
 	Reaper *supervisor.Reaper
-	// Stderr gets the one line naming the cause of a failure that is not
-	// the child's.
-	Stderr io.Writer
 	// ChildStderr is where the child's stderr is copied with
 	// --termination-log-tail (nil: os.Stderr). main passes its stderr
 	// guard, so a SIGPIPE from a broken stderr is known as lifecycled's
@@ -143,7 +139,6 @@ const filesFlushMax = 2 * time.Second
 type Lifecycle struct {
 	cfg    Config
 	logger *zap.Logger
-	stderr io.Writer
 	reg    *prometheus.Registry
 
 	metrics      *metrics
@@ -185,7 +180,7 @@ type Lifecycle struct {
 // actors to a run.Group.
 func New(cfg Config, deps Deps) *Lifecycle {
 	l := &Lifecycle{
-		cfg: cfg, logger: deps.Logger, stderr: deps.Stderr, childStderrOut: deps.ChildStderr, reg: deps.Registry,
+		cfg: cfg, logger: deps.Logger, childStderrOut: deps.ChildStderr, reg: deps.Registry,
 		reaper: deps.Reaper, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{}),
 		draining: make(chan struct{}), now: time.Now,
 	}
@@ -405,7 +400,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		l.fail("lifecycled: %v", err)
+		l.logger.Error("cannot start the child", zap.Error(err))
 		l.finish(nil, code, "", err.Error())
 		return code
 	}
@@ -548,7 +543,7 @@ func (l *Lifecycle) waitDependencies(ctx context.Context) (int, bool) {
 	default:
 	}
 	if err != nil {
-		l.fail("lifecycled: %v", err)
+		l.logger.Error("gave up waiting for dependencies", zap.Error(err))
 		l.finish(nil, ExitWaitTimeout, "", err.Error())
 		return ExitWaitTimeout, false
 	}
@@ -573,9 +568,8 @@ func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 		interrupted := hctx.Err() != nil // read before cancel(), which sets it
 		cancel()
 		if res.Err != nil && !interrupted {
-			msg := fmt.Sprintf("postStart hook failed: %v", res.Err)
-			l.fail("lifecycled: %s", msg)
-			return msg + " (phase starting)" // finish comes after the stop sequence
+			l.logger.Error("postStart hook failed", zap.Error(res.Err))
+			return fmt.Sprintf("postStart hook failed: %v (phase starting)", res.Err) // finish comes after the stop sequence
 		}
 		if res.Err != nil {
 			return "" // the child exited or a stop came: the caller handles it
@@ -626,13 +620,6 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 		l.logger.Warn("tombstone not written: earlier writes are still waiting for the volume",
 			zap.String("dir", l.cfg.TombstoneDir), zap.String("phase", phase))
 	}
-}
-
-// fail prints one line on stderr naming the cause of a failure that is not
-// the child's, with no password of a URL it names.
-func (l *Lifecycle) fail(format string, args ...any) {
-	s := strings.ReplaceAll(redact.URLs(fmt.Sprintf(format, args...)), "\n", " ")
-	_, _ = io.WriteString(l.stderr, s+"\n")
 }
 
 // logArgv is the child's argv as the "child started" line shows it: the
