@@ -555,18 +555,22 @@ func (l *Lifecycle) waitDependencies(ctx context.Context) (int, bool) {
 // during the hook, the hook is cancelled and the child's exit wins.
 func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 	if l.cfg.PostStart != nil {
-		hctx, cancel := context.WithCancel(ctx)
+		// The cause is what the runner logs as the reason of a
+		// "postStart interrupted" line: no failure of the hook's own.
+		hctx, cancel := context.WithCancelCause(ctx)
 		go func() {
 			select {
 			case <-c.Exited():
+				cancel(errors.New("the child exited"))
 			case <-l.stop.first:
+				_, reason := l.stop.requested()
+				cancel(errors.New("stop requested: " + reason))
 			case <-hctx.Done():
 			}
-			cancel()
 		}()
 		res := l.runner.Run(hctx, *l.cfg.PostStart)
 		interrupted := hctx.Err() != nil // read before cancel(), which sets it
-		cancel()
+		cancel(nil)
 		if res.Err != nil && !interrupted {
 			l.logger.Error("postStart hook failed", zap.Error(res.Err))
 			return fmt.Sprintf("postStart hook failed: %v (phase starting)", res.Err) // finish comes after the stop sequence
