@@ -58,7 +58,13 @@ func exitCode(code int) unix.WaitStatus           { return unix.WaitStatus(code 
 func killedBy(sig syscall.Signal) unix.WaitStatus { return unix.WaitStatus(sig) }
 
 // exit ends the child and its group with ws.
-func (f *fakeChild) exit(ws unix.WaitStatus) {
+func (f *fakeChild) exit(ws unix.WaitStatus) { f.end(ws, true) }
+
+// exitLeaving ends the child with ws but not its group: processes are left
+// in it until groupGone.
+func (f *fakeChild) exitLeaving(ws unix.WaitStatus) { f.end(ws, false) }
+
+func (f *fakeChild) end(ws unix.WaitStatus, groupGone bool) {
 	f.once.Do(func() {
 		f.mu.Lock()
 		f.status = ws
@@ -67,18 +73,9 @@ func (f *fakeChild) exit(ws unix.WaitStatus) {
 		// and whoever sees Exited must find Done closed too, or it would
 		// take the group for still there and signal it (a real race
 		// seen in CI, not a behaviour).
-		close(f.done)
-		close(f.exited)
-	})
-}
-
-// exitLeaving ends the child with ws but not its group: processes are left
-// in it until groupGone.
-func (f *fakeChild) exitLeaving(ws unix.WaitStatus) {
-	f.once.Do(func() {
-		f.mu.Lock()
-		f.status = ws
-		f.mu.Unlock()
+		if groupGone {
+			close(f.done)
+		}
 		close(f.exited)
 	})
 }
