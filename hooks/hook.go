@@ -161,6 +161,11 @@ type Result struct {
 	Output string
 	// Err says why the hook failed; nil means it succeeded.
 	Err error
+	// Interrupted says why the caller cut the hook short (its context's
+	// cause: the child exited, a stop was requested, a second stop
+	// signal); nil if it did not. Such a hook has an Err too, but did not
+	// fail by itself: it is logged at info as "HOOK interrupted".
+	Interrupted error
 }
 
 // Runner runs hooks, and records each run in the log, the hook log and the
@@ -222,6 +227,7 @@ func (r *Runner) Run(ctx context.Context, h Hook) Result {
 		switch {
 		case ctx.Err() != nil:
 			err = fmt.Errorf("cancelled after %s: %w", res.Duration.Round(time.Millisecond), ctx.Err())
+			res.Interrupted = context.Cause(ctx)
 		case runCtx.Err() != nil:
 			err = fmt.Errorf("timed out after %s: %w", timeout, runCtx.Err())
 		}
@@ -243,6 +249,10 @@ func (r *Runner) record(res Result) {
 		zap.String("handler", res.Handler),
 		zap.String("command", res.Command),
 		logschema.Seconds("duration", res.Duration),
+	}
+	if res.Interrupted != nil {
+		r.logger.Info(res.Hook+" interrupted", append(fields, zap.String("reason", res.Interrupted.Error()))...)
+		return
 	}
 	if res.Err != nil {
 		fields = append(fields, zap.Error(res.Err))

@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/redact"
@@ -50,12 +52,12 @@ func waitMain(args []string, environ []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &notUp):
-		_, _ = io.WriteString(logs.Writer(stderr), redact.Line("lifecycled: %v", err))
+		logger.Error("gave up waiting for dependencies", zap.Error(err))
 		return exitWaitTimeout
 	case got() != 0:
 		return 128 + int(got())
 	default:
-		_, _ = io.WriteString(logs.Writer(stderr), redact.Line("lifecycled: wait: %v", err))
+		logger.Error("wait failed", zap.Error(err))
 		return 1
 	}
 }
