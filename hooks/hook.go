@@ -16,8 +16,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/lifecycled/lifecycled/httpclient"
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/httpclient"
 	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/supervisor"
 )

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/internal/httpclient"
 )
 
 // maxHTTPBody is how much of a response body an HTTP check reads, as the

@@ -9,8 +9,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/internal/background"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/probes"
-	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/settings"
 )
 

@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/lifecycled/lifecycled/internal/logschema"
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/internal/redact"
 )
 
 // newLogger builds lifecycled's own logger. It writes to w (stderr): stdout

@@ -23,8 +23,8 @@ import (
 	"github.com/lifecycled/lifecycled/internal/earlysignal"
 
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/lifecycle"
-	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/settings"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/podspec"
-	"github.com/lifecycled/lifecycled/redact"
 )
 
 // File writes, for each workload of the manifest name, the timeline of
