@@ -18,19 +18,8 @@ import (
 // once every target is up, 124 on --timeout, 2 on a bad target.
 func waitMain(args []string, environ []string, stdout, stderr io.Writer) int {
 	w, err := settings.ParseWait(args, environ)
-	if errors.Is(err, settings.ErrHelp) {
-		settings.PrintWaitUsage(stdout)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, "wait: %v", err)
-	}
-	targets, code := parseTargets(w.Targets, stderr, "wait")
-	if targets == nil {
+	if code, done := unparsed(err, stdout, stderr, settings.PrintWaitUsage); done {
 		return code
-	}
-	if w.Interval <= 0 {
-		return usageError(stderr, "wait: --interval must be more than 0")
 	}
 	// Queued, as in run: a stderr nobody reads must not keep a SIGTERM
 	// from ending the wait.
@@ -43,7 +32,7 @@ func waitMain(args []string, environ []string, stdout, stderr io.Writer) int {
 	// SIGTERM or SIGINT ends the wait at once, with 128+N as a shell has it.
 	ctx, cancel, got := signalContext(context.Background())
 	defer cancel()
-	err = probes.WaitAll(ctx, targets, probes.WaitConfig{
+	err = probes.WaitAll(ctx, w.Targets, probes.WaitConfig{
 		MaxInterval: w.Interval, Timeout: w.Timeout, ProgressEvery: 5 * time.Second,
 		Logger: logger, Options: probes.Options{UserAgent: userAgent()},
 	})
@@ -66,51 +55,33 @@ func waitMain(args []string, environ []string, stdout, stderr io.Writer) int {
 // probe in an image with no shell. Exit 0 up, 1 down, 2 bad usage.
 func probeMain(args []string, environ []string, stdout, stderr io.Writer) int {
 	p, err := settings.ParseProbe(args, environ)
-	if errors.Is(err, settings.ErrHelp) {
-		settings.PrintProbeUsage(stdout)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, "probe: %v", err)
-	}
-	if len(p.Targets) != 1 {
-		return usageError(stderr, "probe takes exactly one TARGET")
-	}
-	targets, code := parseTargets(p.Targets, stderr, "probe")
-	if targets == nil {
+	if code, done := unparsed(err, stdout, stderr, settings.PrintProbeUsage); done {
 		return code
-	}
-	if p.Timeout <= 0 {
-		return usageError(stderr, "probe: --timeout must be more than 0")
 	}
 	sctx, cancel, got := signalContext(context.Background())
 	defer cancel()
 	ctx, cancelCheck := context.WithTimeout(sctx, p.Timeout)
 	defer cancelCheck()
-	err = probes.Check(ctx, targets[0], probes.Options{UserAgent: userAgent()})
+	err = probes.Check(ctx, p.Target, probes.Options{UserAgent: userAgent()})
 	if got() != 0 {
 		return 128 + int(got())
 	}
 	if err != nil {
-		_, _ = io.WriteString(stderr, redact.Line("lifecycled: %s is down: %v", targets[0], err))
+		_, _ = io.WriteString(stderr, redact.Line("lifecycled: %s is down: %v", p.Target, err))
 		return 1
 	}
 	return exitOK
 }
 
-// parseTargets parses the positional targets of wait and probe; on error it
-// prints the usage line and returns nil and the exit code.
-func parseTargets(args []string, stderr io.Writer, cmd string) ([]probes.Target, int) {
-	if len(args) == 0 {
-		return nil, usageError(stderr, "%s needs at least one TARGET", cmd)
+// unparsed ends a subcommand whose settings could not be read: on --help
+// it prints usage on stdout (exit 0), on an error its one line (exit 2).
+func unparsed(err error, stdout, stderr io.Writer, usage func(io.Writer)) (int, bool) {
+	switch {
+	case errors.Is(err, settings.ErrHelp):
+		usage(stdout)
+		return exitOK, true
+	case err != nil:
+		return usageError(stderr, "%v", err), true
 	}
-	var ts []probes.Target
-	for _, a := range args {
-		t, err := probes.ParseTarget(a, false)
-		if err != nil {
-			return nil, usageError(stderr, "%s: %v", cmd, err)
-		}
-		ts = append(ts, t)
-	}
-	return ts, 0
+	return 0, false
 }
