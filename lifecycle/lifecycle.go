@@ -605,7 +605,13 @@ func logArgv(argv []string) []string {
 			break
 		}
 		if len(a) > maxArg {
-			a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", len(a))
+			// Masked before the cut, which could leave a password's
+			// start with no '@' after it, unmasked by the log's core.
+			n := len(a)
+			a = redact.URL(a)
+			if len(a) > maxArg {
+				a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", n)
+			}
 		}
 		total += len(a)
 		out = append(out, a)
