@@ -32,6 +32,7 @@ import (
 	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/internal/sharedfile"
 	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
@@ -667,7 +668,13 @@ func logArgv(argv []string) []string {
 			break
 		}
 		if len(a) > maxArg {
-			a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", len(a))
+			// Masked before the cut, which could leave a password's
+			// start with no '@' after it, unmasked by the log's core.
+			n := len(a)
+			a = redact.URL(a)
+			if len(a) > maxArg {
+				a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", n)
+			}
 		}
 		total += len(a)
 		out = append(out, a)
