@@ -19,6 +19,7 @@ import (
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
 	"github.com/lifecycled/lifecycled/internal/httpclient"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -125,7 +126,8 @@ func (h Hook) timeout() time.Duration {
 
 // describe names the handler and its command the way error messages and
 // the termination log show them: exec ["/bin/false"], sh -c "exit 3",
-// httpGet http://..., sleep 5s.
+// httpGet http://..., sleep 5s. An httpGet URL is masked here, as one URL
+// (redact.URL): in an error's text a space in its query would end it.
 func (h Hook) describe() string {
 	switch h.Handler() {
 	case HandlerExec:
@@ -133,6 +135,8 @@ func (h Hook) describe() string {
 			return "sh -c " + strconv.Quote(h.Command())
 		}
 		return "exec " + h.Command()
+	case HandlerHTTPGet:
+		return h.Handler() + " " + redact.URL(h.Command())
 	default:
 		return h.Handler() + " " + h.Command()
 	}
@@ -247,7 +251,7 @@ func (r *Runner) record(res Result) {
 	fields := []zap.Field{
 		zap.String("hook", res.Hook),
 		zap.String("handler", res.Handler),
-		zap.String("command", res.Command),
+		zap.String("command", redact.URL(res.Command)),
 		logschema.Seconds("duration", res.Duration),
 	}
 	if res.Interrupted != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/internal/sharedfile"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -720,7 +721,13 @@ func logArgv(argv []string) []string {
 			break
 		}
 		if len(a) > maxArg {
-			a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", len(a))
+			// Masked before the cut, which could leave a password's
+			// start with no '@' after it, unmasked by the log's core.
+			n := len(a)
+			a = redact.URL(a)
+			if len(a) > maxArg {
+				a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", n)
+			}
 		}
 		total += len(a)
 		out = append(out, a)

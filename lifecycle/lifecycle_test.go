@@ -29,6 +29,7 @@ import (
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/promtest"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
@@ -600,6 +601,13 @@ func TestLogArgv(t *testing.T) {
 	got := logArgv(many)
 	assert.Len(t, got, 33)
 	assert.Equal(t, "... (968 more)", got[32])
+	// A long argument is masked before it is cut: cut first, a password
+	// with its '@' beyond the cut was shown as it was.
+	pw := strings.Repeat("S3cret", 60)
+	for _, arg := range []string{"https://user:" + pw + "@h/", "--url=https://h/?token=" + pw} {
+		shown := strings.Join(logArgv([]string{"app", arg}), " ")
+		assert.NotContains(t, redact.URLs(shown), "S3cret", "as the core logs it")
+	}
 }
 
 // ProbeLiveness: /livez follows the --live probe only between postStart and

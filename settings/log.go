@@ -10,8 +10,8 @@ import (
 )
 
 // MarshalLogObject writes every setting under its flag's name in
-// snake_case, durations as NAME_seconds, passwords in URLs masked
-// (redact.URLs): the start-up line's "settings".
+// snake_case, durations as NAME_seconds, secrets of URLs masked
+// (redact.URL: each value as one): the start-up line's "settings".
 func (s *Settings) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	for _, d := range s.declare() {
 		if d.name == "" {
@@ -31,7 +31,7 @@ func (s *Settings) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			}
 		default:
 			if text := d.value.String(); text != "" {
-				enc.AddString(key, redact.URLs(text))
+				enc.AddString(key, redact.URL(text))
 			}
 		}
 	}
@@ -42,7 +42,7 @@ type redactedList []string
 
 func (l redactedList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	for _, s := range l {
-		enc.AppendString(redact.URLs(s))
+		enc.AppendString(redact.URL(s))
 	}
 	return nil
 }

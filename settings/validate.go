@@ -13,6 +13,7 @@ import (
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/httpserve"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -181,7 +182,7 @@ func (o *Settings) Validate() (*Run, error) {
 	}
 	for _, u := range o.OnExitPost {
 		if !isHTTPURL(u) {
-			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", u)
+			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", redact.URL(u))
 		}
 	}
 	return r, nil
@@ -339,7 +340,7 @@ func newHook(name, flagName string, h Hook, timeout time.Duration) (*hooks.Hook,
 		return &hooks.Hook{Name: name, Exec: h.Exec.Argv, Shell: h.Exec.Shell, Timeout: timeout}, nil
 	case h.HTTP != "":
 		if !isHTTPURL(h.HTTP) {
-			return nil, fmt.Errorf("%s-http %q: want an http:// or https:// URL", flagName, h.HTTP)
+			return nil, fmt.Errorf("%s-http %q: want an http:// or https:// URL", flagName, redact.URL(h.HTTP))
 		}
 		return &hooks.Hook{Name: name, HTTPURL: h.HTTP, Timeout: timeout}, nil
 	}
@@ -372,7 +373,7 @@ func commandName(name, command string) (string, error) {
 		return "lifecycled", nil
 	}
 	if err := checkName("", name); err != nil {
-		return "", fmt.Errorf("COMMAND %q: its base name cannot name the tombstone and hook log; give --name", command)
+		return "", fmt.Errorf("COMMAND %q: its base name cannot name the tombstone and hook log; give --name", redact.URL(command))
 	}
 	return name, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/settings"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -41,12 +42,16 @@ func (e *Writer) Run(r *settings.Run) int {
 	return e.budget(r)
 }
 
+// line writes one line with the secrets of the URLs it names masked (the
+// commands, targets and hooks explain and explain -f print may hold
+// passwords and tokens; URL values are masked where they are known whole,
+// and this catches the rest).
 func (e *Writer) line(format string, a ...any) {
-	fmt.Fprintf(e.w, format+"\n", a...)
+	fmt.Fprintln(e.w, redact.URLs(fmt.Sprintf(format, a...)))
 }
 
 func (e *Writer) startup(c *settings.Run) {
-	e.line("lifecycled %s: %s (name %q)", e.version, strings.Join(c.Config.Command, " "), c.Config.Name)
+	e.line("lifecycled %s: %s (name %q)", e.version, commandString(c.Config.Command), c.Config.Name)
 	e.line("")
 	e.line("Start-up")
 	n := 0
@@ -182,12 +187,26 @@ func (e *Writer) budget(c *settings.Run) int {
 }
 
 // hookString shows a hook as the user gave it: sh -c "..." for the shell
-// form, the JSON array for the exec form, the URL, or the sleep.
+// form, the JSON array for the exec form, the URL, or the sleep, with the
+// secrets of its URLs masked.
 func hookString(h *hooks.Hook) string {
-	if h.Handler() == hooks.HandlerExec && h.Shell {
+	switch {
+	case h.Handler() == hooks.HandlerHTTPGet:
+		return h.Handler() + " " + redact.URL(h.Command()) // line masks the rest
+	case h.Handler() == hooks.HandlerExec && h.Shell:
 		return "exec sh -c " + strconv.Quote(h.Command())
 	}
 	return h.Handler() + " " + h.Command()
+}
+
+// commandString shows argv as explain prints it, each argument that is a
+// URL masked as one.
+func commandString(argv []string) string {
+	shown := make([]string, len(argv))
+	for i, a := range argv {
+		shown[i] = redact.URL(a)
+	}
+	return strings.Join(shown, " ")
 }
 
 // mapString lists the rewrites of forwarded signals, TERM and INT left out
