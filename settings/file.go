@@ -61,23 +61,23 @@ func (n *node) scalar() (string, error) {
 // set writes a single value, or a list of them, through v, as the
 // environment does.
 func (n *node) set(v value) error {
-	if isList(v) {
-		if n.Kind != yaml.SequenceNode {
-			return n.errorf("want a list, not %s", n.kind())
-		}
-		*v.(*listValue) = nil
-		for _, item := range n.Content {
-			it := &node{resolve(item), n.key}
-			s, err := it.scalar()
-			if err != nil {
-				return err
-			}
-			if err := v.Set(s); err != nil {
-				return it.errorf("%q: %v", s, err)
-			}
-		}
-		return nil
+	if !isList(v) {
+		return n.setScalar(v)
 	}
+	if n.Kind != yaml.SequenceNode {
+		return n.errorf("want a list, not %s", n.kind())
+	}
+	*v.(*listValue) = nil
+	for _, item := range n.Content {
+		if err := (&node{resolve(item), n.key}).setScalar(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setScalar writes the node's single value through v.
+func (n *node) setScalar(v value) error {
 	s, err := n.scalar()
 	if err != nil {
 		return err

@@ -186,17 +186,13 @@ func (e *Writer) budget(c *settings.Run) int {
 	return 0
 }
 
-// hookString shows a hook as the user gave it: sh -c "..." for the shell
-// form, the JSON array for the exec form, the URL, or the sleep, with the
-// secrets of its URLs masked.
+// hookString shows a hook as hooks.Hook.Describe names it (its URL masked),
+// the shell form as the exec it is: exec sh -c "...".
 func hookString(h *hooks.Hook) string {
-	switch {
-	case h.Handler() == hooks.HandlerHTTPGet:
-		return h.Handler() + " " + redact.URL(h.Command()) // line masks the rest
-	case h.Handler() == hooks.HandlerExec && h.Shell:
-		return "exec sh -c " + strconv.Quote(h.Command())
+	if h.Handler() == hooks.HandlerExec && h.Shell {
+		return "exec " + h.Describe()
 	}
-	return h.Handler() + " " + h.Command()
+	return h.Describe()
 }
 
 // commandString shows argv as explain prints it, each argument that is a
