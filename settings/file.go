@@ -282,11 +282,7 @@ func (n *node) httpTarget() (probes.Target, error) {
 }
 
 func (n *node) tcpTarget() (probes.Target, error) {
-	f, err := n.fields("port", "host")
-	if err != nil {
-		return probes.Target{}, err
-	}
-	host, port, err := n.hostPort(f)
+	_, host, port, err := n.endpoint("port", "host")
 	if err != nil {
 		return probes.Target{}, err
 	}
@@ -294,11 +290,7 @@ func (n *node) tcpTarget() (probes.Target, error) {
 }
 
 func (n *node) grpcTarget() (probes.Target, error) {
-	f, err := n.fields("port", "service")
-	if err != nil {
-		return probes.Target{}, err
-	}
-	_, port, err := n.hostPort(f)
+	f, _, port, err := n.endpoint("port", "service")
 	if err != nil {
 		return probes.Target{}, err
 	}
@@ -312,6 +304,17 @@ func (n *node) grpcTarget() (probes.Target, error) {
 		}
 	}
 	return t, nil
+}
+
+// endpoint reads a mapping of known fields that names a port (and maybe a
+// host): the fields, the host and the port.
+func (n *node) endpoint(known ...string) (map[string]*node, string, string, error) {
+	f, err := n.fields(known...)
+	if err != nil {
+		return nil, "", "", err
+	}
+	host, port, err := n.hostPort(f)
+	return f, host, port, err
 }
 
 // hostPort reads the port (required, a number: a named port needs the

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"syscall"
@@ -137,33 +135,13 @@ func runActors(cfg *settings.Run, logger *zap.Logger, logs *background.Queue, gu
 
 	// The addresses are bound before the child starts: a busy one is a
 	// usage error (exit 2), not a child started and stopped again.
-	type server struct {
-		ln      net.Listener
-		handler func() http.Handler // built after the fork
-		maxBody int64
-	}
-	var servers []server
-	for _, s := range []struct {
-		addr     string
-		loopback bool
-		handler  func() http.Handler
-		maxBody  int64
-	}{
-		{cfg.Listen, false, lc.Endpoints, 0},
-		{cfg.AdminListen, true, lc.Admin, httpserve.AdminMaxBody},
-	} {
-		if s.addr == "" {
-			continue
-		}
-		ln, err := httpserve.Listen(s.addr, s.loopback)
-		if err != nil {
-			for _, prev := range servers {
-				_ = prev.ln.Close()
-			}
-			logger.Error("cannot listen", zap.Error(err))
-			return exitUsage
-		}
-		servers = append(servers, server{ln, s.handler, s.maxBody})
+	servers, err := httpserve.BindAll(
+		httpserve.Endpoint{Addr: cfg.Listen, Handler: lc.Endpoints},
+		httpserve.Endpoint{Addr: cfg.AdminListen, Loopback: true, Handler: lc.Admin, MaxBody: httpserve.AdminMaxBody},
+	)
+	if err != nil {
+		logger.Error("cannot listen", zap.Error(err))
+		return exitUsage
 	}
 
 	// Fork first: what follows only serves the run, and runs beside the
@@ -205,8 +183,8 @@ func runActors(cfg *settings.Run, logger *zap.Logger, logs *background.Queue, gu
 	}
 	actor(func(ctx context.Context) error { return handleSignals(ctx, sigs, guard, lc) })
 	for _, s := range servers {
-		srv := httpserve.NewServer(s.handler(), s.maxBody, logger)
-		actor(func(ctx context.Context) error { return httpserve.Serve(ctx, srv, s.ln) })
+		srv := httpserve.NewServer(s.Handler(), s.MaxBody, logger)
+		actor(func(ctx context.Context) error { return httpserve.Serve(ctx, srv, s.Listener) })
 	}
 	if cfg.Config.Ready != nil {
 		actor(lc.ProbeReadiness)
@@ -223,7 +201,7 @@ func runActors(cfg *settings.Run, logger *zap.Logger, logs *background.Queue, gu
 	lifeCtx, endLife := context.WithCancelCause(context.Background())
 	g.Add(func() error { return exitError{lc.Run(lifeCtx)} }, endLife)
 
-	err := g.Run()
+	err = g.Run()
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code

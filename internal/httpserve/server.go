@@ -228,6 +228,39 @@ func (l *connLimiter) track(c net.Conn, s http.ConnState) {
 	}
 }
 
+// Endpoint is one server lifecycled runs: the address to bind ("" for
+// none), whether it must be a loopback address, the handler (built once the
+// child has been forked) and the largest request body it takes.
+type Endpoint struct {
+	Addr     string
+	Loopback bool
+	Handler  func() http.Handler
+	MaxBody  int64
+	// Listener is set by BindAll.
+	Listener net.Listener
+}
+
+// BindAll binds every endpoint with an address, all or none: on an error
+// the ones already bound are closed.
+func BindAll(eps ...Endpoint) ([]Endpoint, error) {
+	var bound []Endpoint
+	for _, ep := range eps {
+		if ep.Addr == "" {
+			continue
+		}
+		ln, err := Listen(ep.Addr, ep.Loopback)
+		if err != nil {
+			for _, prev := range bound {
+				_ = prev.Listener.Close()
+			}
+			return nil, err
+		}
+		ep.Listener = ln
+		bound = append(bound, ep)
+	}
+	return bound, nil
+}
+
 // Listen binds addr now, at start-up, so that a bad or busy address is a
 // configuration error before the child starts rather than a log line later.
 func Listen(addr string, loopbackOnly bool) (net.Listener, error) {

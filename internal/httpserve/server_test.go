@@ -65,3 +65,22 @@ func TestLoopback(t *testing.T) {
 	assert.ErrorContains(t, CheckLoopback("0.0.0.0:9091"), "is not a loopback address")
 	assert.ErrorContains(t, CheckLoopback("nope"), `admin address "nope": missing port in address`)
 }
+
+// TestBindAll: every endpoint with an address is bound; a busy address or a
+// non-loopback admin address is the error the run exits 2 with.
+func TestBindAll(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NoError(t, err)
+	defer busy.Close()
+	bound, err := BindAll(Endpoint{Addr: "127.0.0.1:0"}, Endpoint{}, Endpoint{Addr: "127.0.0.1:0", Loopback: true})
+	assert.NoError(t, err)
+	assert.Len(t, bound, 2, "the endpoint without an address is not served")
+	for _, ep := range bound {
+		_ = ep.Listener.Close()
+	}
+	first := Endpoint{Addr: "127.0.0.1:0"}
+	_, err = BindAll(first, Endpoint{Addr: busy.Addr().String()})
+	assert.ErrorContains(t, err, "listen on "+busy.Addr().String())
+	_, err = BindAll(Endpoint{Addr: "0.0.0.0:0", Loopback: true})
+	assert.ErrorContains(t, err, "is not a loopback address")
+}
