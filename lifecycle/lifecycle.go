@@ -60,7 +60,7 @@ const (
 // checkLiveness is the /livez check that --live feeds.
 const checkLiveness = "liveness-probe"
 
-// Config is what one run needs, validated by main: every field is a setting
+// Config is what one run needs, validated by settings.Validate: every field is a setting
 // (or several) in its final, typed form.
 type Config struct {
 	// Name (--name) names the tombstone and the hook log.
