@@ -49,80 +49,80 @@ const (
 
 // Validate checks the settings and returns the Run it makes. Every error is one line
 // naming the flag and the bad value; the caller turns it into exit code 2.
-func (o *Settings) Validate() (*Run, error) {
-	if len(o.Command) == 0 {
+func (s *Settings) Validate() (*Run, error) {
+	if len(s.Command) == 0 {
 		return nil, errors.New("no COMMAND given: lifecycled [FLAGS] -- COMMAND [ARG...]")
 	}
 	r := &Run{
-		LogFormat:        o.LogFormat,
-		LogLevel:         o.LogLevel,
-		Listen:           o.Listen,
-		AdminListen:      o.AdminListen,
-		TerminationGrace: o.TerminationGracePeriod,
-		Settings:         o,
+		LogFormat:        s.LogFormat,
+		LogLevel:         s.LogLevel,
+		Listen:           s.Listen,
+		AdminListen:      s.AdminListen,
+		TerminationGrace: s.TerminationGracePeriod,
+		Settings:         s,
 	}
 	c := &r.Config
 	*c = lifecycle.Config{
-		Command:            o.Command,
-		SingleChild:        o.SingleChild,
-		HookLogDir:         o.HookLogDir,
-		TerminationLog:     o.TerminationLog,
-		TerminationLogTail: o.TerminationLogTail,
-		TerminationLogMax:  o.TerminationLogMax,
-		TombstoneDir:       o.TombstoneDir,
-		ExitWith:           o.ExitWith,
-		OnExitPost:         o.OnExitPost,
+		Command:            s.Command,
+		SingleChild:        s.SingleChild,
+		HookLogDir:         s.HookLogDir,
+		TerminationLog:     s.TerminationLog,
+		TerminationLogTail: s.TerminationLogTail,
+		TerminationLogMax:  s.TerminationLogMax,
+		TombstoneDir:       s.TombstoneDir,
+		ExitWith:           s.ExitWith,
+		OnExitPost:         s.OnExitPost,
 	}
 	var err error
-	if c.SignalMap, err = supervisor.ParseSignalMap(o.SignalMap); err != nil {
+	if c.SignalMap, err = supervisor.ParseSignalMap(s.SignalMap); err != nil {
 		return nil, fmt.Errorf("--signal-map: %w", err)
 	}
-	if c.ExitCodeMap, err = supervisor.ParseExitCodeMap(o.ExitCodeMap); err != nil {
+	if c.ExitCodeMap, err = supervisor.ParseExitCodeMap(s.ExitCodeMap); err != nil {
 		return nil, fmt.Errorf("--exit-code-map: %w", err)
 	}
-	stop, from, err := stopSignal(o.StopSignal, c.SignalMap)
+	stop, from, err := stopSignal(s.StopSignal, c.SignalMap)
 	if err != nil {
 		return nil, err
 	}
 	r.StopSignalFrom = from
-	if o.Command[0] == "" {
+	if s.Command[0] == "" {
 		return nil, errors.New(`empty COMMAND (""): lifecycled [FLAGS] -- COMMAND [ARG...]`)
 	}
-	if c.Name, err = commandName(o.Name, o.Command[0]); err != nil {
+	if c.Name, err = commandName(s.Name, s.Command[0]); err != nil {
 		return nil, err
 	}
-	for _, n := range o.ExitWith {
+	for _, n := range s.ExitWith {
 		if err := checkName("--exit-with", n); err != nil {
 			return nil, err
 		}
 	}
-	if len(o.ExitWith) > 0 && o.TombstoneDir == "" {
+	if len(s.ExitWith) > 0 && s.TombstoneDir == "" {
 		return nil, errors.New("--exit-with needs --tombstone-dir: the tombstones to watch live there")
 	}
 
-	for _, w := range o.Wait {
+	for _, w := range s.Wait {
 		t, err := probes.ParseTarget(w, false)
 		if err != nil {
 			return nil, fmt.Errorf("--wait: %w", err)
 		}
 		c.Waits = append(c.Waits, t)
 	}
-	c.Wait = probes.WaitConfig{MaxInterval: o.WaitInterval, Timeout: o.WaitTimeout, ProgressEvery: 5 * time.Second}
-	if o.WaitInterval <= 0 {
-		return nil, fmt.Errorf("--wait-interval %s: must be more than 0", o.WaitInterval)
+	c.Wait = probes.WaitConfig{MaxInterval: s.WaitInterval, Timeout: s.WaitTimeout, ProgressEvery: 5 * time.Second}
+	if s.WaitInterval <= 0 {
+		return nil, fmt.Errorf("--wait-interval %s: must be more than 0", s.WaitInterval)
 	}
 
-	if c.Ready, err = o.Ready.spec("--ready"); err != nil {
+	if c.Ready, err = s.Ready.spec("--ready"); err != nil {
 		return nil, err
 	}
 
-	if m := o.TerminationLogMax; m < minTerminationLog || m > maxTerminationLog {
+	if m := s.TerminationLogMax; m < minTerminationLog || m > maxTerminationLog {
 		return nil, fmt.Errorf("--termination-log-max %d: want %d to %d (the kubelet reads at most the last %d bytes)", m, minTerminationLog, maxTerminationLog, maxTerminationLog)
 	}
-	if o.TerminationLogTail && o.TerminationLog == "" {
+	if s.TerminationLogTail && s.TerminationLog == "" {
 		return nil, errors.New("--termination-log-tail needs --termination-log: the tail goes into that file")
 	}
-	if c.Live, err = o.Live.spec("--live"); err != nil {
+	if c.Live, err = s.Live.spec("--live"); err != nil {
 		return nil, err
 	}
 	if c.Live != nil {
@@ -132,42 +132,42 @@ func (o *Settings) Validate() (*Run, error) {
 		c.Live.Liveness = true
 	}
 
-	if o.HookTimeout <= 0 {
-		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", o.HookTimeout)
+	if s.HookTimeout <= 0 {
+		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", s.HookTimeout)
 	}
-	if c.PostStart, err = newHook(hooks.PostStart, "--post-start", o.PostStart, o.HookTimeout); err != nil {
+	if c.PostStart, err = newHook(hooks.PostStart, "--post-start", s.PostStart, s.HookTimeout); err != nil {
 		return nil, err
 	}
-	preStop, err := newHook(hooks.PreStop, "--pre-stop", o.PreStop, o.HookTimeout)
+	preStop, err := newHook(hooks.PreStop, "--pre-stop", s.PreStop, s.HookTimeout)
 	if err != nil {
 		return nil, err
 	}
-	if o.DrainConnections < 0 || o.DrainConnections > 65535 {
-		return nil, fmt.Errorf("--drain-connections %d: not a port number", o.DrainConnections)
+	if s.DrainConnections < 0 || s.DrainConnections > 65535 {
+		return nil, fmt.Errorf("--drain-connections %d: not a port number", s.DrainConnections)
 	}
-	quietPorts, err := adaptiveDrain(o, c.Ready)
+	quietPorts, err := adaptiveDrain(s, c.Ready)
 	if err != nil {
 		return nil, err
 	}
 	var keepReady bool
-	switch o.DrainReadiness {
+	switch s.DrainReadiness {
 	case "fail":
 	case "keep":
 		keepReady = true
 	default:
-		return nil, fmt.Errorf("--drain-readiness %q: want fail or keep", o.DrainReadiness)
+		return nil, fmt.Errorf("--drain-readiness %q: want fail or keep", s.DrainReadiness)
 	}
 	c.Stop = drain.Config{
 		KeepReady:    keepReady,
-		DrainQuiet:   o.DrainQuiet,
-		DrainMin:     o.DrainMin,
+		DrainQuiet:   s.DrainQuiet,
+		DrainMin:     s.DrainMin,
 		QuietPorts:   quietPorts,
-		DrainDelay:   o.DrainDelay,
-		DrainPort:    o.DrainConnections,
-		DrainTimeout: o.DrainTimeout,
+		DrainDelay:   s.DrainDelay,
+		DrainPort:    s.DrainConnections,
+		DrainTimeout: s.DrainTimeout,
 		PreStop:      preStop,
 		StopSignal:   stop,
-		GracePeriod:  o.GracePeriod,
+		GracePeriod:  s.GracePeriod,
 		ProcRoot:     "/proc",
 	}
 	if r.Listen != "" {
@@ -180,7 +180,7 @@ func (o *Settings) Validate() (*Run, error) {
 			return nil, fmt.Errorf("--admin-listen: %w", err)
 		}
 	}
-	for _, u := range o.OnExitPost {
+	for _, u := range s.OnExitPost {
 		if !isHTTPURL(u) {
 			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", redact.URL(u))
 		}
