@@ -62,14 +62,7 @@ func TestArrivalsRequestBytes(t *testing.T) {
 
 			// A connection that sends and closes between two polls:
 			// its bytes come with its destruction report.
-			c := dial(t, watched.addr)
-			_, err = c.Write([]byte("hello"))
-			require.NoError(t, err)
-			s := <-watched.accepted
-			readN(t, s, 5)
-			require.NoError(t, c.Close())
-			_, _ = io.Copy(io.Discard, s)
-			require.NoError(t, s.Close())
+			sendAndClose(t, dial(t, watched.addr), watched, "hello")
 			tr = pollTraffic(t, a, 5)
 			assert.Equal(t, 1, tr.Arrivals)
 			assert.Equal(t, uint64(5), tr.Bytes)
@@ -98,13 +91,7 @@ func TestArrivalsOwnDials(t *testing.T) {
 			readN(t, <-watched.accepted, 25)
 			short, err := d.DialContext(context.Background(), "tcp", watched.addr)
 			require.NoError(t, err)
-			_, err = short.Write([]byte("ping"))
-			require.NoError(t, err)
-			s := <-watched.accepted
-			readN(t, s, 4)
-			require.NoError(t, short.Close())
-			_, _ = io.Copy(io.Discard, s)
-			require.NoError(t, s.Close())
+			sendAndClose(t, short, watched, "ping")
 
 			// Another client, after the probes: once it is counted,
 			// the probes' reports have been read too.
@@ -193,6 +180,19 @@ func pollTraffic(t *testing.T, a *Arrivals, want uint64) Traffic {
 	time.Sleep(50 * time.Millisecond)
 	add()
 	return sum
+}
+
+// sendAndClose sends msg on c, a new connection to l, and closes both ends
+// once the server has read it, the client first.
+func sendAndClose(t *testing.T, c net.Conn, l acceptingListener, msg string) {
+	t.Helper()
+	_, err := c.Write([]byte(msg))
+	require.NoError(t, err)
+	s := <-l.accepted
+	readN(t, s, len(msg))
+	require.NoError(t, c.Close())
+	_, _ = io.Copy(io.Discard, s)
+	require.NoError(t, s.Close())
 }
 
 func readN(t *testing.T, c net.Conn, n int) {
