@@ -39,11 +39,12 @@ func main() {
 	onTerm := flag.String("on-term", "shutdown", "what SIGTERM does: shutdown, or ignore")
 	termFile := flag.String("term-file", "", "write the Unix nanosecond time of SIGTERM to this file")
 	pidFile := flag.String("pid-file", "", "write the pid to this file once started")
+	exitDelay := flag.Duration("exit-delay", 0, "after the shutdown on SIGTERM, wait this long before exiting (an app that stops serving long before it exits)")
 	flag.Parse()
-	os.Exit(run(*addr, *work, *shutdownTimeout, *onTerm, *termFile, *pidFile))
+	os.Exit(run(*addr, *work, *shutdownTimeout, *exitDelay, *onTerm, *termFile, *pidFile))
 }
 
-func run(addr string, work, shutdownTimeout time.Duration, onTerm, termFile, pidFile string) int {
+func run(addr string, work, shutdownTimeout, exitDelay time.Duration, onTerm, termFile, pidFile string) int {
 	var sigs chan os.Signal
 	switch onTerm {
 	case "shutdown":
@@ -74,7 +75,11 @@ func run(addr string, work, shutdownTimeout time.Duration, onTerm, termFile, pid
 			served.Add(1)
 			_, _ = w.Write([]byte("ok"))
 		})
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}
+		// HTTP/1.1, and HTTP/2 in clear text for the h2c clients (on
+		// SIGTERM, Shutdown sends those a GOAWAY).
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	fmt.Printf("pid=%d\n", os.Getpid())
@@ -115,6 +120,7 @@ func run(addr string, work, shutdownTimeout time.Duration, onTerm, termFile, pid
 			code = 1
 		}
 	}
+	time.Sleep(exitDelay)
 	fmt.Printf("served=%d\nexit_ns=%d\n", served.Load(), time.Now().UnixNano())
 	return code
 }
