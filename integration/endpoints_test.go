@@ -529,6 +529,52 @@ func TestEndpointsDrainReadiness(t *testing.T) {
 	}
 }
 
+// TestEndpointsDrainReadinessKeepStopSignal: with --drain-readiness keep,
+// /readyz stays 200 while the app serves through the drain delay, and
+// answers 503 from the moment the app is told to stop, though the app (one
+// that closes its listener on SIGTERM and exits 3 s later) is still
+// running: within one readiness probe period of its SIGTERM. Before, it
+// stayed 200 until the probe had failed its threshold (3 periods).
+func TestEndpointsDrainReadinessKeepStopSignal(t *testing.T) {
+	const period = 200 * time.Millisecond
+	backend := zdBackend(t)
+	ctx := testContext(t, 30*time.Second)
+	dir := t.TempDir()
+	term := filepath.Join(dir, "term")
+	ep, addr := newEndpoints(t)
+	app := fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
+	p := start(t, options{env: zdEnv}, "--listen", addr, "--drain-readiness", "keep", "--drain-delay", "1s",
+		"--ready", "http://"+app+"/healthz", "--ready-period", period.String(), "--grace-period", "10s",
+		"--", backend, "-addr", app, "-term-file", term, "-exit-delay", "3s")
+	require.NotNil(t, p)
+	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
+	require.NoError(t, err)
+
+	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+	var during []int
+	var first503 time.Time
+	for first503.IsZero() && ctx.Err() == nil {
+		code := getStatus(ctx, ep.url("/readyz"))
+		if code == http.StatusServiceUnavailable {
+			first503 = time.Now()
+			break
+		}
+		during = append(during, code)
+		time.Sleep(10 * time.Millisecond)
+	}
+	termAt, err := zdReadNanos(term)
+	require.NoError(t, err, "the app got its SIGTERM")
+	assert.Contains(t, during, http.StatusOK, "/readyz stayed 200 while the app served")
+	assert.NotContains(t, during, 0, "lifecycled answered throughout")
+	assert.Less(t, first503.Sub(termAt), period, "/readyz answered 503 within one probe period of the app's SIGTERM (first 503 at %s)",
+		first503.Sub(termAt))
+	body, _ := waitStatus(ctx, ep.url("/readyz?verbose"), http.StatusServiceUnavailable)
+	assert.Contains(t, body, "stop signal sent")
+	res := p.wait(ctx)
+	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+	t.Logf("first 503 %s after the app's SIGTERM", first503.Sub(termAt).Round(time.Millisecond))
+}
+
 // TestEndpointsDrainReadinessBad: a mode that is neither fail nor keep is
 // a usage error.
 func TestEndpointsDrainReadinessBad(t *testing.T) {
