@@ -575,6 +575,45 @@ func TestEndpointsDrainReadinessKeepStopSignal(t *testing.T) {
 	t.Logf("first 503 %s after the app's SIGTERM", first503.Sub(termAt).Round(time.Millisecond))
 }
 
+// TestEndpointsDrainReadinessKeepProbeFails: with --drain-readiness keep and
+// the adaptive drain, the readiness probe goes on while lifecycled drains
+// (it used to pause, since its connections looked like traffic), so an
+// app that becomes unready during the drain turns /readyz 503 before the
+// stop signal, while its probes do not keep the drain from ending.
+func TestEndpointsDrainReadinessKeepProbeFails(t *testing.T) {
+	const period = 100 * time.Millisecond
+	backend := zdBackend(t)
+	ctx := testContext(t, 30*time.Second)
+	dir := t.TempDir()
+	term, unready := filepath.Join(dir, "term"), filepath.Join(dir, "unready")
+	ep, addr := newEndpoints(t)
+	app := fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
+	p := start(t, options{env: zdEnv}, "--listen", addr, "--drain-readiness", "keep",
+		"--drain-quiet", "500ms", "--drain-min", "3s", "--drain-delay", "20s",
+		"--ready", "http://"+app+"/healthz", "--ready-period", period.String(), "--ready-failure-threshold", "1", "--grace-period", "10s",
+		"--", backend, "-addr", app, "-term-file", term, "-unready-file", unready)
+	require.NotNil(t, p)
+	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
+	require.NoError(t, err)
+
+	sent := time.Now()
+	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+	time.Sleep(5 * period) // probes run during the drain
+	assert.Equal(t, http.StatusOK, getStatus(ctx, ep.url("/readyz")), "/readyz stays 200 in keep mode while the app is ready")
+	require.NoError(t, os.WriteFile(unready, nil, 0o644))
+	body, err := waitStatus(ctx, ep.url("/readyz?verbose"), http.StatusServiceUnavailable)
+	require.NoError(t, err)
+	assert.Contains(t, body, "[-]readiness-probe failed")
+	assert.NoFileExists(t, term, "/readyz failed before the app got its stop signal")
+
+	res := p.wait(ctx)
+	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+	assert.Contains(t, res.stderr, "no new connection or request byte for the quiet period", "the probes did not hold the drain to its ceiling")
+	termAt, err := zdReadNanos(term)
+	require.NoError(t, err)
+	assert.Less(t, termAt.Sub(sent), 10*time.Second, "the drain ended at --drain-min, far from its 20 s ceiling")
+}
+
 // TestEndpointsDrainReadinessBad: a mode that is neither fail nor keep is
 // a usage error.
 func TestEndpointsDrainReadinessBad(t *testing.T) {
