@@ -52,16 +52,14 @@ RUN ldflags="-s -w"; \
 FROM scratch
 COPY --from=builder /out/lifecycled /lifecycled
 # --- the same in Dockerfile.prebuilt from here on ---
-# OCI labels. The repository has no LICENSE file yet, hence NOASSERTION
-# (SPDX for "not stated"): pass --build-arg LICENSES=... once it has one.
+# OCI labels; the license is the repository's (LICENSE, SPDX Apache-2.0).
 ARG VERSION=""
 ARG REVISION=""
 ARG SOURCE="https://github.com/lifecycled/lifecycled"
-ARG LICENSES="NOASSERTION"
 LABEL org.opencontainers.image.title="lifecycled" \
       org.opencontainers.image.description="A static PID 1 and lifecycle wrapper for containers: dependency waits, postStart/preStop hooks, readiness, graceful drain" \
       org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.licenses="${LICENSES}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 # Not root. Numeric, so that Kubernetes' runAsNonRoot can verify it without an

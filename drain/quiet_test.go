@@ -66,7 +66,7 @@ func TestWaitQuietCancel(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	s.waitQuiet(ctx, start, func() (Traffic, error) { return none(0) })
-	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Less(t, time.Since(start), 10*time.Second, "not the minute of drain delay")
 }
 
 func none(time.Duration) (Traffic, error) { return Traffic{}, nil }

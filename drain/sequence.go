@@ -136,9 +136,9 @@ func NewSequence(cfg Config, proc Process, runner *hooks.Runner, logger *zap.Log
 // Closing (or sending on) skip, on a second SIGTERM or SIGINT, cuts short
 // whatever is left of the drain and preStop and goes straight to the stop
 // signal. If the child exits before the stop signal, the sequence ends
-// there. If ctx is done, the group is killed at once and Run returns
-// without waiting for it.
-func (s *Sequence) Run(ctx context.Context, skip <-chan struct{}) (killed bool) {
+// there. Nothing else cuts it short (see supervisor.Terminate): an internal
+// error asks for a stop, and this is that stop.
+func (s *Sequence) Run(skip <-chan struct{}) (killed bool) {
 	done := s.proc.Done()
 	select {
 	case <-done:
@@ -147,7 +147,7 @@ func (s *Sequence) Run(ctx context.Context, skip <-chan struct{}) (killed bool) 
 	}
 
 	s.enter(StepDraining)
-	s.prepare(ctx, skip)
+	s.prepare(skip)
 
 	select {
 	case <-done:
@@ -166,17 +166,13 @@ func (s *Sequence) Run(ctx context.Context, skip <-chan struct{}) (killed bool) 
 		s.logger.Info("child exited while draining; stopping what is left of its process group")
 	default:
 	}
-	if ctx.Err() != nil {
-		s.kill()
-		return true
-	}
-	return s.stop(ctx)
+	return s.stop()
 }
 
 // prepare runs steps 2–4 (drain delay, connection drain, preStop) under a
-// context that ends on skip, on the child's exit, or with ctx.
-func (s *Sequence) prepare(ctx context.Context, skip <-chan struct{}) {
-	prepCtx, cancel := context.WithCancel(ctx)
+// context that ends on skip or on the child's exit.
+func (s *Sequence) prepare(skip <-chan struct{}) {
+	prepCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
@@ -351,11 +347,11 @@ func (s *Sequence) drainConnections(ctx context.Context) {
 // runs out, whichever comes first of that and the group being gone
 // (supervisor.Terminate). Its lines are logged after the signals: nothing
 // sits between the decision and the signal.
-func (s *Sequence) stop(ctx context.Context) (killed bool) {
+func (s *Sequence) stop() (killed bool) {
 	s.enter(StepGrace)
 	s.logger.Info("sending stop signal",
 		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), logschema.Seconds("grace_period", s.cfg.GracePeriod))
-	t := supervisor.Terminate(ctx, s.proc, s.cfg.StopSignal, s.cfg.GracePeriod)
+	t := supervisor.Terminate(s.proc, s.cfg.StopSignal, s.cfg.GracePeriod)
 	s.metrics.setStep(StepGrace, t.Grace)
 	if t.SignalErr != nil {
 		// Usually the child exited a moment ago.
@@ -365,20 +361,11 @@ func (s *Sequence) stop(ctx context.Context) (killed bool) {
 		return false
 	}
 	s.enter(StepKill)
-	if ctx.Err() == nil {
-		s.logger.Warn("grace period over, killed the process group", logschema.Seconds("grace_period", s.cfg.GracePeriod))
-	}
+	s.logger.Warn("grace period over, killed the process group", logschema.Seconds("grace_period", s.cfg.GracePeriod))
 	if t.KillErr != nil {
 		s.logger.Warn("kill process group", zap.Error(t.KillErr))
 	}
 	return true
-}
-
-func (s *Sequence) kill() {
-	s.enter(StepKill)
-	if err := s.proc.Kill(); err != nil {
-		s.logger.Warn("kill process group", zap.Error(err))
-	}
 }
 
 func (s *Sequence) enter(step string) {

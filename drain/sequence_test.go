@@ -1,7 +1,6 @@
 package drain
 
 import (
-	"context"
 	"net"
 	"sync"
 	"syscall"
@@ -65,7 +64,7 @@ func TestSequenceOrder(t *testing.T) {
 
 	start := time.Now()
 	var killed bool
-	took := proctest.Within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+	took := proctest.Within(t, 15*time.Second, func() { killed = seq.Run(nil) })
 
 	assert.False(t, killed)
 	assert.Less(t, took, 10*time.Second, "returned at the grace period, not when the child exited")
@@ -121,7 +120,7 @@ func TestSequenceGracePeriod(t *testing.T) {
 			seq := NewSequence(Config{GracePeriod: tt.grace}, proc, nil, zap.NewNop(), nil, rec.record)
 
 			var killed bool
-			took := proctest.Within(t, tt.atMost+10*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+			took := proctest.Within(t, tt.atMost+10*time.Second, func() { killed = seq.Run(nil) })
 
 			assert.Equal(t, tt.wantKilled, killed)
 			assert.GreaterOrEqual(t, took, tt.atLeast)
@@ -188,7 +187,7 @@ func TestSequenceSkip(t *testing.T) {
 			skip := make(chan struct{}, 1)
 			time.AfterFunc(200*time.Millisecond, func() { tt.trigger(skip) })
 			var killed bool
-			took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), skip) })
+			took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(skip) })
 
 			assert.False(t, killed)
 			assert.GreaterOrEqual(t, took, 200*time.Millisecond)
@@ -226,7 +225,7 @@ func TestSequenceChildExitsWhileDraining(t *testing.T) {
 			seq := NewSequence(tt.cfg(events), proc, nil, zap.NewNop(), nil, rec.record)
 
 			var killed bool
-			took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+			took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(nil) })
 
 			assert.False(t, killed)
 			assert.Less(t, took, 5*time.Second, "sequence went on after the child exited")
@@ -281,7 +280,7 @@ func TestSequenceDrainConnections(t *testing.T) {
 			}
 
 			start := time.Now()
-			proctest.Within(t, 20*time.Second, func() { seq.Run(context.Background(), nil) })
+			proctest.Within(t, 20*time.Second, func() { seq.Run(nil) })
 
 			assert.Equal(t, []string{StepDraining, StepDrainConnections, StepPreStop, StepGrace}, rec.list())
 			got := readEvents(t, events)
@@ -291,25 +290,6 @@ func TestSequenceDrainConnections(t *testing.T) {
 			assert.Less(t, waited, 5*time.Second)
 		})
 	}
-}
-
-// Cancelling ctx abandons the sequence: the group is killed at once.
-func TestSequenceContextCancelled(t *testing.T) {
-	proc, _ := startHelper(t, "ignore-term")
-	var rec steps
-	seq := NewSequence(Config{DrainDelay: 30 * time.Second, GracePeriod: 30 * time.Second}, proc, nil, zap.NewNop(), nil, rec.record)
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(150*time.Millisecond, cancel)
-
-	var killed bool
-	took := proctest.Within(t, 20*time.Second, func() { killed = seq.Run(ctx, nil) })
-
-	assert.True(t, killed)
-	assert.Less(t, took, 5*time.Second)
-	assert.Equal(t, []string{StepDraining, StepDrainDelay, StepKill}, rec.list())
-	ws := proc.exitStatus(t)
-	assert.True(t, ws.Signaled())
-	assert.Equal(t, syscall.SIGKILL, ws.Signal())
 }
 
 // gaugeOf reads lifecycled_stop_phase_seconds{step} as a scrape would.
@@ -332,7 +312,7 @@ func TestSequenceChildExitsLeavingGroupMembers(t *testing.T) {
 		hooks.NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
 
 	var killed bool
-	took := proctest.Within(t, 15*time.Second, func() { killed = seq.Run(context.Background(), nil) })
+	took := proctest.Within(t, 15*time.Second, func() { killed = seq.Run(nil) })
 
 	assert.False(t, killed, "the lingerer obeys the stop signal")
 	assert.Less(t, took, 10*time.Second, "the drain delay ends when the child exits")

@@ -132,20 +132,6 @@ func (h *Checks) SetStarted(ok bool) {
 	h.started = ok
 }
 
-// Ready reports whether every readiness check passes.
-func (h *Checks) Ready() bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.isReady
-}
-
-// Live reports whether every liveness check passes.
-func (h *Checks) Live() bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return allPass(h.liveChecks())
-}
-
 // OnReadyChange registers fn to be called with the new readiness whenever it
 // changes, and once at once with the current value, so that a gauge set by fn
 // is right from the start. fn runs in the goroutine that called Set; it may

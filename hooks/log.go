@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/sharedfile"
 	"github.com/lifecycled/lifecycled/redact"
 )
 
@@ -62,21 +63,27 @@ func OpenLog(dir, name string, maxBytes int64, logger *zap.Logger) *Log {
 		maxBytes: maxBytes,
 		logger:   logger,
 	}
+	q := background.New(logQueueLines)
 	// The directory is created once, at start. If it vanishes later (the
 	// volume went away), recreating it would write to the container's own
 	// file system where nobody looks, so later writes only wait for it to
-	// come back.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		f.fail(fmt.Errorf("create hook log dir %s: %w", dir, err))
-	} else {
+	// come back. Both are done on the queue, like every write: a volume
+	// that hangs, or a FIFO someone put at the file's name, must not hold
+	// the child's start or the handling of a signal.
+	q.Go(func() {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			f.mu.Lock()
+			f.fail(fmt.Errorf("create hook log dir %s: %w", dir, err))
+			f.mu.Unlock()
+			return
+		}
 		f.mu.Lock()
 		f.ensureOpen()
 		f.mu.Unlock()
-	}
+	})
 
 	// The schema of lifecycled's stderr logs, so one parser reads both.
 	enc := zapcore.NewJSONEncoder(logschema.EncoderConfig())
-	q := background.New(logQueueLines)
 	core := zapcore.NewCore(enc, zapcore.AddSync(q.Writer(f)), zapcore.DebugLevel)
 	// rotatingFile reports its own failures, once; zap's error output
 	// would repeat them on every line.
@@ -128,9 +135,6 @@ func (l *Log) Phase(phase string, pid int) {
 	}
 	l.logger.Info("phase", zap.String("phase", phase), zap.Int("pid", pid))
 }
-
-// flush waits until the lines written so far are in the file (tests).
-func (l *Log) flush() bool { return l.queue.Flush(5 * time.Second) }
 
 // Close writes what is queued, waiting at most a second for a hung volume,
 // and closes the file; later lines are dropped.
@@ -217,7 +221,9 @@ func (w *rotatingFile) ensureOpen() bool {
 	if w.f != nil {
 		return true
 	}
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// Never through a symlink, never blocked by a FIFO, only a regular
+	// file: see package sharedfile.
+	f, _, err := sharedfile.Open(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		w.fail(fmt.Errorf("open hook log: %w", err))
 		return false
@@ -235,7 +241,7 @@ func (w *rotatingFile) ensureOpen() bool {
 // stillThere reports whether w.f is still the file at w.path; w.mu must be
 // held.
 func (w *rotatingFile) stillThere() bool {
-	onDisk, err := os.Stat(w.path)
+	onDisk, err := os.Lstat(w.path)
 	if err != nil {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,4 +199,41 @@ func TestLogNil(t *testing.T) {
 		hl.Hook(Result{})
 		assert.NoError(t, hl.Close())
 	})
+}
+
+// TestLogHostileFile: a symlink, a FIFO or /dev/zero put at NAME.hooks.log
+// by another container of the pod is refused with one warning: OpenLog
+// and every line return at once, nothing is written through the symlink.
+func TestLogHostileFile(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cr3t\n"), 0o600))
+	for _, tt := range []struct {
+		name, want string
+		make       func(path string) error
+	}{
+		{"symlink", "symlink", func(path string) error { return os.Symlink(secret, path) }},
+		{"FIFO", "FIFO", func(path string) error { return syscall.Mkfifo(path, 0o644) }},
+		{"dev null", "symlink", func(path string) error { return os.Symlink("/dev/null", path) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, tt.make(filepath.Join(dir, "app.hooks.log")))
+			logger, logs := observed()
+			var hl *Log
+			proctest.Within(t, 5*time.Second, func() {
+				hl = OpenLog(dir, "app", 0, logger)
+				for i := 0; i < 5; i++ {
+					hl.Phase(tombstone.PhaseRunning, i)
+				}
+				require.True(t, hl.flush(), "lines stuck behind the open")
+				assert.NoError(t, hl.Close())
+			})
+			warnings := logs.FilterMessage("hook log unavailable, carrying on without it; will retry").All()
+			require.Len(t, warnings, 1, "report once, not per line")
+			assert.Contains(t, warnings[0].ContextMap()["error"], tt.want)
+			b, err := os.ReadFile(secret)
+			require.NoError(t, err)
+			assert.Equal(t, "s3cr3t\n", string(b), "written through the symlink")
+		})
+	}
 }

@@ -6,11 +6,14 @@ package integration
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -102,4 +105,106 @@ spec:
 		assert.Equal(t, 2, code)
 		assert.Contains(t, errOut, "nope.yaml: no such file or directory")
 	})
+}
+
+// TestExplainFileBombs (issue 17): small YAML inputs that cost the YAML
+// library or the $(VAR) expansion minutes and gigabytes end at once with
+// one line and exit 2, from explain -f and from --config alike. Before:
+// 8,000 duplicate keys in 48 KB took 23 s to minutes and 4.0 GB; 40,000
+// duplicate lines and a 1.9 KB Pod whose env doubles 40 times crashed out
+// of memory with a 150-line trace; 700,000 documents took 8.5 s.
+func TestExplainFileBombs(t *testing.T) {
+	t.Parallel()
+	var doubling strings.Builder
+	doubling.WriteString("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: i\n    command: [lifecycled, --, app, $(V40)]\n    env:\n    - {name: V0, value: xxxxxxxx}\n")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&doubling, "    - {name: V%d, value: \"$(V%d)$(V%d)\"}\n", i, i-1, i-1)
+	}
+	dir := t.TempDir()
+	dupConfig := filepath.Join(dir, "dup.yaml")
+	require.NoError(t, os.WriteFile(dupConfig, []byte("drain:\n  delay: 5s\ndrain:\n  timeout: 10s\n"), 0o644))
+	tests := []struct {
+		name  string
+		input string
+		args  []string // instead of explain -f -
+		want  string
+	}{
+		{name: "8,000 duplicate keys", input: "apiVersion: v1\nkind: Pod\nmetadata:\n" + strings.Repeat(" n: p\n", 8000) + "spec: {}\n",
+			want: `line 5: key "n" given twice in one mapping (first at line 4)`},
+		{name: "40,000 duplicate lines", input: "apiVersion: v1\nkind: Pod\nmetadata:\n" + strings.Repeat("  name: p\n", 40000) + "spec: {}\n",
+			want: `line 5: key "name" given twice in one mapping (first at line 4)`},
+		{name: "$(VAR) doubling", input: doubling.String(), want: "env V15: longer than 128 KiB after $(VAR) expansion"},
+		{name: "700,000 documents", input: strings.Repeat("---\n{}\n", 700000), want: "larger than 1 MiB"},
+		{name: "documents under the size limit", input: strings.Repeat("---\n{}\n", 140000), want: "more than 1000 YAML documents"},
+		{name: "an endless file", args: []string{"explain", "-f", "/dev/zero"}, want: "larger than 1 MiB"},
+		{name: "--config duplicate keys, explain", args: []string{"explain", "--config", dupConfig, "--", "app"}, want: `line 3: key "drain" given twice in one mapping (first at line 1)`},
+		{name: "--config duplicate keys, run", args: []string{"--config", dupConfig, "--", "true"}, want: `line 3: key "drain" given twice in one mapping (first at line 1)`},
+		{name: "--config endless", args: []string{"--config", "/dev/zero", "--", "true"}, want: "larger than 1 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Generous for a loaded machine; the bombs took minutes.
+			ctx := testContext(t, 30*time.Second)
+			args := tt.args
+			if args == nil {
+				args = []string{"explain", "-f", "-"}
+			}
+			cmd := exec.CommandContext(ctx, lifecycledBin(t), args...)
+			cmd.Stdin = strings.NewReader(tt.input)
+			var out, errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			began := time.Now()
+			err := cmd.Run()
+			took := time.Since(began)
+			require.NoError(t, ctx.Err(), "still running after %v", took)
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "stdout:\n%s", out.String())
+			assert.Equal(t, 2, exit.ExitCode())
+			assert.Empty(t, out.String())
+			assert.Equal(t, 1, strings.Count(errOut.String(), "\n"), "one line: %q", errOut.String())
+			assert.Contains(t, errOut.String(), tt.want)
+			rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB
+			assert.Less(t, rss, int64(200<<10), "max RSS %d KiB", rss)
+			t.Logf("%v, max RSS %d KiB", took.Round(time.Millisecond), rss)
+		})
+	}
+}
+
+// TestExplainFileNamesTraps (issue 17): the built binary names a Job's
+// --exit-with under restartPolicy OnFailure and a termination message the
+// kubelet cuts in a pod of 4 containers, exit 1.
+func TestExplainFileNamesTraps(t *testing.T) {
+	t.Parallel()
+	manifest := `apiVersion: batch/v1
+kind: Job
+metadata: {name: report}
+spec:
+  template:
+    spec:
+      restartPolicy: OnFailure
+      volumes: [{name: lifecycle, emptyDir: {}}]
+      containers:
+      - name: main
+        image: app:1
+        command: [lifecycled, --tombstone-dir, /lifecycle, --name, main, --termination-log, /dev/termination-log, --termination-log-tail, --, /report]
+        volumeMounts: [{name: lifecycle, mountPath: /lifecycle}]
+      - name: proxy
+        image: proxy:1
+        command: [lifecycled, --tombstone-dir, /lifecycle, --exit-with, main, --, /proxy]
+        volumeMounts: [{name: lifecycle, mountPath: /lifecycle}]
+      - {name: a, image: a}
+      - {name: b, image: b}
+`
+	code, out, errOut := explainManifest(t, "-", []byte(manifest))
+	assert.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Empty(t, errOut)
+	assert.Contains(t, out, "stdin: Job/report container main: --termination-log-max 4096, but in a pod of 4 containers and init containers the kubelet keeps only the first 3072 bytes of each termination message (12288 / 4): the newest 1024 bytes of the stderr tail, where a panic ends, would be cut away; give --termination-log-max 3072\n")
+	assert.Contains(t, out, "stdin: Job/report container proxy: --exit-with in a pod with restartPolicy OnFailure: when main fails, the kubelet restarts it")
+	assert.Contains(t, out, "make it a native sidecar instead: an init container with restartPolicy: Always")
+
+	fixed := strings.Replace(manifest, "--termination-log-tail,", "--termination-log-tail, --termination-log-max, 3072,", 1)
+	fixed = strings.Replace(fixed, "restartPolicy: OnFailure", "restartPolicy: Never", 1)
+	code, out, errOut = explainManifest(t, "-", []byte(fixed))
+	assert.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 }

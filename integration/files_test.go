@@ -5,6 +5,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // TestFilesHookLog: NAME.hooks.log holds one JSON line per hook run, with
@@ -272,17 +275,16 @@ func TestFilesExitWith(t *testing.T) {
 	dir := t.TempDir()
 	stones := filepath.Join(dir, "tombstones")
 	sidecarDir := filepath.Join(dir, "sidecar")
-	require.NoError(t, os.MkdirAll(sidecarDir, 0o755))
-
-	sidecar := start(t, options{env: quickExit()}, append([]string{"--tombstone-dir", stones, "--name", "proxy", "--exit-with", "job", "--"},
-		childTrapsTerm(sidecarDir)...)...)
-	require.NotNil(t, sidecar)
-	require.NoError(t, waitFile(ctx, filepath.Join(sidecarDir, "ready")))
+	sidecar := startSidecar(t, ctx, stones, sidecarDir)
 
 	job := start(t, options{env: quickExit()}, "--tombstone-dir", stones, "--name", "job", "--", "sh", "-c", "sleep 1; exit 0")
 	require.NotNil(t, job)
-	time.Sleep(500 * time.Millisecond)
-	assert.False(t, sidecar.hasExited(), "the sidecar stopped while the job still ran")
+	select { // whichever ends first
+	case <-sidecar.done:
+		t.Error("the sidecar stopped while the job still ran")
+	case <-job.done:
+	case <-ctx.Done():
+	}
 	jobRes := job.wait(ctx)
 	require.Equal(t, 0, jobRes.code, "job stderr:\n%s", jobRes.stderr)
 	jobDone := time.Now()
@@ -306,16 +308,11 @@ func TestFilesExitWithKilledNeighbour(t *testing.T) {
 	dir := t.TempDir()
 	stones := filepath.Join(dir, "tombstones")
 	sidecarDir := filepath.Join(dir, "sidecar")
-	require.NoError(t, os.MkdirAll(sidecarDir, 0o755))
 	termLog := filepath.Join(dir, "termination-log")
 	const drainDelay = time.Second
 
 	// The sidecar starts first, as it usually does: no tombstone of job yet.
-	sidecar := start(t, options{env: quickExit()}, append([]string{"--tombstone-dir", stones, "--name", "proxy",
-		"--exit-with", "job", "--drain-delay", drainDelay.String(), "--termination-log", termLog, "--"},
-		childTrapsTerm(sidecarDir)...)...)
-	require.NotNil(t, sidecar)
-	require.NoError(t, waitFile(ctx, filepath.Join(sidecarDir, "ready")))
+	sidecar := startSidecar(t, ctx, stones, sidecarDir, "--drain-delay", drainDelay.String(), "--termination-log", termLog)
 
 	job := start(t, options{env: quickExit()}, "--tombstone-dir", stones, "--name", "job", "--", "sleep", "60")
 	require.NotNil(t, job)
@@ -323,7 +320,9 @@ func TestFilesExitWithKilledNeighbour(t *testing.T) {
 		ts, err := readTombstoneFile(filepath.Join(stones, "job.json"))
 		return err == nil && ts.Phase == "running"
 	}))
-	time.Sleep(500 * time.Millisecond) // the sidecar sees the job alive
+	// The sidecar takes a free lock for a death only once it has seen it
+	// held: two of its looks at the lock, so the first has ended.
+	require.NoError(t, proctest.WaitReads(ctx, filepath.Join(stones, "job.lock"), 2), "the sidecar never looked at the job's lock")
 	require.False(t, sidecar.hasExited(), "the sidecar stopped while the job ran")
 
 	require.NoError(t, job.signal(ctx, syscall.SIGKILL))
@@ -415,6 +414,18 @@ type tombstoneWatch struct {
 	mu     sync.Mutex
 	seen   []string
 	latest tombstoneFile
+}
+
+// startSidecar starts the sidecar of the --exit-with tests, "proxy", which
+// stops with "job", its child in dir, and waits for the child's traps.
+func startSidecar(t *testing.T, ctx context.Context, stones, dir string, args ...string) *proc {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	args = append([]string{"--tombstone-dir", stones, "--name", "proxy", "--exit-with", "job"}, args...)
+	p := start(t, options{env: quickExit()}, append(append(args, "--"), childTrapsTerm(dir)...)...)
+	require.NotNil(t, p)
+	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+	return p
 }
 
 func watchTombstone(t testing.TB, path string) *tombstoneWatch {

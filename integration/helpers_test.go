@@ -23,7 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // binDir holds the binaries TestMain built.
@@ -438,9 +440,30 @@ func runMode(t testing.TB, ctx context.Context, m mode, args ...string) result {
 	return p.wait(ctx)
 }
 
+// stopWhenReady starts `lifecycled args...` as o says, waits for the child
+// to write o.dir/ready, sends SIGTERM and waits for the end: how it ended,
+// and how long after SIGTERM.
+func stopWhenReady(t testing.TB, ctx context.Context, o options, args ...string) (result, time.Duration) {
+	t.Helper()
+	p := start(t, o, args...)
+	require.NotNil(t, p)
+	require.NoError(t, waitFile(ctx, filepath.Join(o.dir, "ready")))
+	r, sent := p.terminate(ctx)
+	return r, p.ended.Sub(sent)
+}
+
+// terminate sends SIGTERM and waits for the end: how it ended, and when
+// SIGTERM was sent.
+func (p *proc) terminate(ctx context.Context) (result, time.Time) {
+	p.t.Helper()
+	sent := time.Now()
+	require.NoError(p.t, p.signal(ctx, syscall.SIGTERM))
+	return p.wait(ctx), sent
+}
+
 // poll calls cond every few milliseconds until it is true or ctx ends.
 func poll(ctx context.Context, cond func() bool) error {
-	return ctxtime.Poll(ctx, 5*time.Millisecond, cond)
+	return proctest.Poll(ctx, 5*time.Millisecond, cond)
 }
 
 // waitFile waits until path exists.

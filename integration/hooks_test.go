@@ -94,7 +94,7 @@ func TestHooksPostStartHTTP(t *testing.T) {
 		childRuns    float64 // seconds; for a failure, long enough to tell a stopped child from one that ended
 	}{
 		{http.StatusOK, 0, 0.5},
-		{http.StatusInternalServerError, 125, 3},
+		{http.StatusInternalServerError, 125, 10},
 	} {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
 			t.Parallel()
@@ -112,7 +112,7 @@ func TestHooksPostStartHTTP(t *testing.T) {
 				cause := assertOneCause(t, res.stderr, "postStart")
 				assert.Contains(t, cause, hook.URL+"/started")
 				assert.Contains(t, cause, "500")
-				assert.Less(t, res.elapsed, 2500*time.Millisecond, "the child was not stopped")
+				assert.Less(t, res.elapsed, 6*time.Second, "the child was not stopped (it runs 10 s)")
 			}
 		})
 	}
@@ -208,11 +208,9 @@ func TestHooksTimeout(t *testing.T) {
 	p := start(t, options{env: quickExit()}, append([]string{"--hook-timeout", "300ms", "--pre-stop", preStop, "--"}, childTrapsTerm(dir)...)...)
 	require.NotNil(t, p)
 	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
-	sent := time.Now()
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, sent := p.terminate(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
-	assert.Less(t, time.Since(sent), 3*time.Second, "the hung preStop held the stop")
+	assert.Less(t, time.Since(sent), 15*time.Second, "the hung preStop (30 s) held the stop")
 
 	failures := logRecords(res.stderr, "hook failed")
 	require.Len(t, failures, 1, "stderr:\n%s", res.stderr)
@@ -307,7 +305,7 @@ func TestHooksSecondSignalSkipsDrain(t *testing.T) {
 	res := p.wait(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 	t.Logf("exit %s after the second SIGTERM, %s after the first", time.Since(second), time.Since(first))
-	assert.Less(t, time.Since(second), 1500*time.Millisecond, "the second SIGTERM did not skip the drain delay")
+	assert.Less(t, time.Since(second), 5*time.Second, "the second SIGTERM did not skip the 10 s drain delay")
 	assert.FileExists(t, filepath.Join(dir, "term"), "the child was not stopped with SIGTERM")
 }
 
@@ -376,7 +374,7 @@ func TestHooksDrainConnections(t *testing.T) {
 				closed := time.Now()
 				require.NoError(t, conn.Close())
 				res := p.wait(ctx)
-				assert.Less(t, time.Since(closed), 2*time.Second, "the stop did not go on once the connection closed; stderr:\n%s", res.stderr)
+				assert.Less(t, time.Since(closed), 10*time.Second, "the stop did not go on once the connection closed (--drain-timeout 20s); stderr:\n%s", res.stderr)
 				return
 			}
 			res := p.wait(ctx)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // testPodmanDeadNeighbour: the Job-with-sidecar pod of
@@ -51,7 +53,9 @@ func testPodmanDeadNeighbour(t *testing.T, p *podman) {
 		return tomb.Phase
 	}
 	eventually(t, ctx, 100*time.Millisecond, "main's tombstone to say running", func() bool { return phase("main") == "running" })
-	time.Sleep(time.Second) // the proxy sees main alive (it polls every 250 ms)
+	// The proxy takes a free lock for a death only once it has seen it
+	// held: two of its looks at the lock, so the first has ended.
+	require.NoError(t, proctest.WaitReads(ctx, filepath.Join(dir, "main.lock"), 2), "the proxy never looked at main's lock")
 	require.Equal(t, "running", p.inspect(t, ctx, proxy, "{{.State.Status}}"), "the proxy stopped while main ran")
 
 	p.must(t, ctx, "kill", "-s", "KILL", main)

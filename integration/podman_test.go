@@ -45,7 +45,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // podmanTimeout bounds one podman command unless a test says otherwise.
@@ -258,7 +258,7 @@ func (p *podman) logs(t *testing.T, ctx context.Context, name string) string {
 // the test with what.
 func eventually(t *testing.T, ctx context.Context, interval time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if ctxtime.Poll(ctx, interval, cond) != nil {
+	if proctest.Poll(ctx, interval, cond) != nil {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
@@ -411,7 +411,7 @@ func testPodmanImage(t *testing.T, p *podman) {
 		"org.opencontainers.image.title":       "lifecycled",
 		"org.opencontainers.image.description": img.Config.Labels["org.opencontainers.image.description"],
 		"org.opencontainers.image.source":      "https://github.com/lifecycled/lifecycled",
-		"org.opencontainers.image.licenses":    "NOASSERTION",
+		"org.opencontainers.image.licenses":    "Apache-2.0",
 		"org.opencontainers.image.version":     testImageVersion,
 		"org.opencontainers.image.revision":    testImageRevision,
 	}, ociLabels(img.Config.Labels), "the OCI labels, from the build arguments")

@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,13 +55,7 @@ func TestStopOnSIGTERM(t *testing.T) {
 			forEachMode(t, func(t *testing.T, m mode) {
 				ctx := testContext(t, 30*time.Second)
 				dir := t.TempDir()
-				p := start(t, options{mode: m, dir: dir}, append(tc.args, "--", "sh", "-c", tc.script)...)
-				require.NotNil(t, p)
-				require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
-				sent := time.Now()
-				require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-				r := p.wait(ctx)
-				took := time.Since(sent)
+				r, took := stopWhenReady(t, ctx, options{mode: m, dir: dir}, append(tc.args, "--", "sh", "-c", tc.script)...)
 				assert.Equal(t, tc.code, r.code, "stderr: %s", r.stderr)
 				assert.GreaterOrEqual(t, took, tc.min)
 				assert.Less(t, took, tc.max)
@@ -138,9 +131,7 @@ func TestStopSingleChild(t *testing.T) {
 		require.NoError(t, waitFile(ctx, filepath.Join(child, "ready")))
 		require.NoError(t, waitFile(ctx, filepath.Join(grandchild, "ready")))
 
-		sent := time.Now()
-		require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-		r := p.wait(ctx)
+		r, sent := p.terminate(ctx)
 		assert.Equal(t, 143, r.code, "stderr: %s", r.stderr)
 		assert.Equal(t, []int{15}, readSignals(child), "the child gets the stop signal once")
 		assert.Equal(t, []int{15}, readSignals(grandchild), "its group mate gets it once the child has exited")

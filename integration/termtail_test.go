@@ -125,3 +125,24 @@ func TestTerminationLogTailTTY(t *testing.T) {
 		})
 	}
 }
+
+// TestTerminationLogMax (issue 17): in a pod of 4 containers the kubelet
+// keeps the first 3072 bytes of each termination message, so a 4096-byte
+// one lost its newest 1024 bytes, where a panic ends. With
+// --termination-log-max 3072 the whole message fits, panic last.
+func TestTerminationLogMax(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 60*time.Second)
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	child := `i=0; while [ $i -lt 300 ]; do echo "log line $i" >&2; i=$((i+1)); done; echo "panic: boom" >&2; exit 2`
+	res := start(t, options{env: quickExit()}, "--log-level", "error", "--termination-log", termLog, "--termination-log-tail",
+		"--termination-log-max", "3072", "--", "sh", "-c", child).wait(ctx)
+	require.Equal(t, 2, res.code, "stderr:\n%s", res.stderr)
+	b, err := os.ReadFile(termLog)
+	require.NoError(t, err)
+	msg := string(b)
+	assert.LessOrEqual(t, len(msg), 3072)
+	assert.Greater(t, len(msg), 3000, "the room was not used")
+	assert.True(t, strings.HasPrefix(msg, "child exited with code 2 (phase running)"), msg)
+	assert.True(t, strings.HasSuffix(msg, "log line 299\npanic: boom\n"), "the newest bytes within the kubelet's 3072: %q", msg[max(0, len(msg)-100):])
+}

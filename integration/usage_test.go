@@ -32,6 +32,12 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad exit code map", args: []string{"--exit-code-map", "300:0"}, cause: []string{"exit-code-map", "300"}},
 		{name: "bad env duration", env: []string{"LIFECYCLED_GRACE_PERIOD=abc"}, cause: []string{"LIFECYCLED_GRACE_PERIOD", "abc"}},
 		{name: "bad env signal map", env: []string{"LIFECYCLED_SIGNAL_MAP=USR1:USR2,HUP"}, cause: []string{"HUP"}},
+		// Issue 17, point 10: accepted without a word before.
+		{name: "unknown env variable", env: []string{"LIFECYCLED_DRAIN_DEALY=5s"}, cause: []string{"LIFECYCLED_DRAIN_DEALY", "did you mean LIFECYCLED_DRAIN_DELAY?"}},
+		{name: "drain quiet over its ceiling", args: []string{"--drain-quiet", "2s", "--drain-delay", "1s", "--drain-connections", "80"},
+			cause: []string{"--drain-quiet 2s", "--drain-delay 1s"}},
+		{name: "hex port", args: []string{"--drain-connections", "0x10"}, cause: []string{"--drain-connections", "0x10", "decimal"}},
+		{name: "hex port from env", env: []string{"LIFECYCLED_DRAIN_CONNECTIONS=0x10"}, cause: []string{"LIFECYCLED_DRAIN_CONNECTIONS", "0x10"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

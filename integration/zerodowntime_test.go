@@ -131,15 +131,9 @@ func TestGracePeriodKillsChildIgnoringTerm(t *testing.T) {
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
 
-	p := start(t, options{env: zdEnv}, "--drain-delay", drainDelay.String(), "--grace-period", grace.String(),
+	p, child := zdStart(t, ctx, pidFile, "--drain-delay", drainDelay.String(), "--grace-period", grace.String(),
 		"--", backend, "-on-term", "ignore", "-pid-file", pidFile)
-	require.NotNil(t, p)
-	child, err := readPid(ctx, pidFile)
-	require.NoError(t, err, "the child starts")
-
-	sent := time.Now()
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	r := p.wait(ctx)
+	r, sent := p.terminate(ctx)
 	took := p.ended.Sub(sent)
 
 	assert.Equal(t, 137, r.code, "exit code after SIGKILL; stderr:\n%s", r.stderr)
@@ -159,16 +153,10 @@ func TestPreStopHappensBeforeStopSignal(t *testing.T) {
 	dir := t.TempDir()
 	preStop, term, pidFile := filepath.Join(dir, "prestop"), filepath.Join(dir, "term"), filepath.Join(dir, "pid")
 
-	p := start(t, options{env: zdEnv}, "--drain-delay", drainDelay.String(), "--grace-period", "5s",
+	p, _ := zdStart(t, ctx, pidFile, "--drain-delay", drainDelay.String(), "--grace-period", "5s",
 		"--pre-stop", fmt.Sprintf("date +%%s%%N > %s; sleep %g", preStop, hookSleep.Seconds()),
 		"--", backend, "-term-file", term, "-pid-file", pidFile)
-	require.NotNil(t, p)
-	_, err := readPid(ctx, pidFile)
-	require.NoError(t, err, "the child starts")
-
-	sent := time.Now()
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	r := p.wait(ctx)
+	r, sent := p.terminate(ctx)
 	assert.Equal(t, 0, r.code, "the child exits 0 on SIGTERM; stderr:\n%s", r.stderr)
 
 	hookAt, err := zdReadNanos(preStop)
@@ -192,15 +180,9 @@ func TestHookTimeoutKillsHungPreStop(t *testing.T) {
 	// A sleep no other process on the machine runs, to find it afterwards.
 	hung := fmt.Sprintf("sleep 100.%09d", time.Now().Nanosecond())
 
-	p := start(t, options{env: zdEnv}, "--pre-stop", hung, "--hook-timeout", hookTimeout.String(), "--grace-period", "5s",
+	p, _ := zdStart(t, ctx, pidFile, "--pre-stop", hung, "--hook-timeout", hookTimeout.String(), "--grace-period", "5s",
 		"--", backend, "-term-file", term, "-pid-file", pidFile)
-	require.NotNil(t, p)
-	_, err := readPid(ctx, pidFile)
-	require.NoError(t, err, "the child starts")
-
-	sent := time.Now()
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	r := p.wait(ctx)
+	r, sent := p.terminate(ctx)
 	took := p.ended.Sub(sent)
 
 	assert.Equal(t, 0, r.code, "the stop goes on after the hook's timeout and the child exits 0; stderr:\n%s", r.stderr)
@@ -325,6 +307,17 @@ func zdLogRun(t *testing.T, name string, r lbsim.RollingStopResult) {
 		last := r.Load.FailTimes[len(r.Load.FailTimes)-1].Sub(r.SignalAt)
 		t.Logf("%s: failures from +%s to +%s, e.g. %q", name, first.Round(time.Millisecond), last.Round(time.Millisecond), r.Load.Samples[0])
 	}
+}
+
+// zdStart starts `lifecycled args...` with zdEnv and waits for its child
+// to write its pid to pidFile.
+func zdStart(t *testing.T, ctx context.Context, pidFile string, args ...string) (*proc, int) {
+	t.Helper()
+	p := start(t, options{env: zdEnv}, args...)
+	require.NotNil(t, p)
+	child, err := readPid(ctx, pidFile)
+	require.NoError(t, err, "the child starts")
+	return p, child
 }
 
 // zdReadNanos reads a Unix time in nanoseconds from path.

@@ -65,7 +65,7 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 			if c != nil {
 				msg = l.withStderrTail(msg, code)
 			}
-			if err := writeTerminationLog(l.cfg.TerminationLog, msg); err != nil {
+			if err := writeTerminationLog(l.cfg.TerminationLog, msg, l.cfg.terminationLogMax()); err != nil {
 				l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
 			}
 		})
@@ -107,23 +107,24 @@ func (l *Lifecycle) postOnExit() {
 // onExitTimeout bounds each --on-exit-post call (contract section 6).
 const onExitTimeout = 5 * time.Second
 
-// maxTerminationMessage is the most the kubelet reads from a container's
-// termination message file.
-const maxTerminationMessage = 4096
+// MaxTerminationMessage is the most the kubelet reads from a container's
+// termination message file (the last bytes of a longer one). In a pod of
+// more than 3 containers it keeps less: see TerminationLogMax.
+const MaxTerminationMessage = 4096
 
 // writeTerminationLog writes message to path (--termination-log), cut at a
-// character boundary to the 4096 bytes the kubelet reads, keeping the head
-// where the reason is.
+// character boundary to max bytes (--termination-log-max), keeping the
+// head where the reason is.
 //
 // The file is written in place rather than renamed over: Kubernetes
 // bind-mounts /dev/termination-log, and a rename onto a mount point fails.
-func writeTerminationLog(path, message string) error {
+func writeTerminationLog(path, message string, max int) error {
 	// The message ends up in the pod's status, which anyone who can read
 	// pods sees: no password of a URL it names.
 	message = redact.URLs(message)
-	if len(message) > maxTerminationMessage {
+	if len(message) > max {
 		const note = " [truncated]"
-		cut := maxTerminationMessage - len(note)
+		cut := max - len(note)
 		for cut > 0 && !utf8.RuneStart(message[cut]) {
 			cut-- // never half a character
 		}

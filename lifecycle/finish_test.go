@@ -31,7 +31,7 @@ func TestWriteTerminationLog(t *testing.T) {
 			if tt.previous != "" {
 				require.NoError(t, os.WriteFile(path, []byte(tt.previous), 0o644))
 			}
-			require.NoError(t, writeTerminationLog(path, tt.message))
+			require.NoError(t, writeTerminationLog(path, tt.message, MaxTerminationMessage))
 			data, err := os.ReadFile(path)
 			require.NoError(t, err)
 			got := string(data)
@@ -50,7 +50,7 @@ func TestWriteTerminationLog(t *testing.T) {
 }
 
 func TestWriteTerminationLogError(t *testing.T) {
-	err := writeTerminationLog(filepath.Join(t.TempDir(), "missing", "log"), "x")
+	err := writeTerminationLog(filepath.Join(t.TempDir(), "missing", "log"), "x", MaxTerminationMessage)
 	assert.ErrorContains(t, err, "write termination log")
 }
 
@@ -74,7 +74,7 @@ func TestTerminationMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := terminationMessage(reason, []byte(tt.tail))
+			got := terminationMessage(reason, []byte(tt.tail), MaxTerminationMessage)
 			assert.LessOrEqual(t, len(got), 4096)
 			assert.True(t, utf8.ValidString(got), "not valid UTF-8")
 			assert.True(t, strings.HasPrefix(got, reason), "the reason comes first")
@@ -87,17 +87,45 @@ func TestTerminationMessage(t *testing.T) {
 		})
 	}
 	huge := strings.Repeat("r", 5000)
-	assert.Equal(t, huge, terminationMessage(huge, []byte("tail")), "no room: the reason alone, cut by writeTerminationLog")
+	assert.Equal(t, huge, terminationMessage(huge, []byte("tail"), MaxTerminationMessage), "no room: the reason alone, cut by writeTerminationLog")
+}
+
+// TestTerminationMessageMax: with --termination-log-max below 4096 (a pod
+// of more than 3 containers, where the kubelet keeps the head of each
+// message) the tail still ends with the newest bytes, within the limit.
+func TestTerminationMessageMax(t *testing.T) {
+	const reason = "child exited with code 2 (phase running)"
+	tail := strings.Repeat("old line\n", 1000) + "panic: boom\n"
+	for _, max := range []int{3072, 1024, 64} {
+		msg := terminationMessage(reason, []byte(tail), max)
+		assert.LessOrEqual(t, len(msg), max)
+		path := filepath.Join(t.TempDir(), "termination-log")
+		require.NoError(t, writeTerminationLog(path, msg, max))
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(data), max)
+		if len(reason)+len(stderrTailHeader) < max {
+			assert.True(t, strings.HasSuffix(string(data), "panic: boom\n"), "the newest bytes kept at %d: %q", max, data)
+			assert.Greater(t, len(data), max-8, "the room was used")
+		}
+	}
+	long := strings.Repeat("r", 5000)
+	path := filepath.Join(t.TempDir(), "termination-log")
+	require.NoError(t, writeTerminationLog(path, long, 3072))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Len(t, data, 3072)
+	assert.True(t, strings.HasSuffix(string(data), " [truncated]"))
 }
 
 // TestTerminationMessageMasksFirst: a password shorter than the mask must
 // not push the newest bytes out when writeTerminationLog masks it.
 func TestTerminationMessageMasksFirst(t *testing.T) {
 	tail := strings.Repeat("connect http://u:pw@db/ failed\n", 300) + "panic: the end\n"
-	msg := terminationMessage("child exited with code 2 (phase running)", []byte(tail))
+	msg := terminationMessage("child exited with code 2 (phase running)", []byte(tail), MaxTerminationMessage)
 	assert.NotContains(t, msg, ":pw@")
 	path := filepath.Join(t.TempDir(), "termination-log")
-	require.NoError(t, writeTerminationLog(path, msg))
+	require.NoError(t, writeTerminationLog(path, msg, MaxTerminationMessage))
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.True(t, strings.HasSuffix(string(b), "panic: the end\n"), "the newest bytes were cut: %q", string(b[len(b)-80:]))

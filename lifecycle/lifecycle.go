@@ -29,6 +29,7 @@ import (
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/sharedfile"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -40,6 +41,10 @@ const (
 	ExitWaitTimeout = 124 // a --wait dependency was not up in time; also `lifecycled wait`'s
 	exitPostStart   = 125
 	exitCannotExec  = 126
+	// exitConfig is the contract's usage or configuration error: another
+	// lifecycled holds --name's tombstone lock, or something other than a
+	// regular file sits at NAME.lock. Nothing is started.
+	exitConfig = 2
 )
 
 // Names of the /readyz checks, in the order `?verbose` lists them.
@@ -88,6 +93,11 @@ type Config struct {
 	// TerminationLogTail (--termination-log-tail) ends a failed run's
 	// termination message with the last bytes of the child's stderr.
 	TerminationLogTail bool
+	// TerminationLogMax (--termination-log-max) is the most bytes of the
+	// termination message, MaxTerminationMessage when 0: the kubelet keeps
+	// only the first 12 KiB ÷ (containers + init containers) of each
+	// container's message, which is less in a pod of more than 3.
+	TerminationLogMax int
 	// ExitWith (--exit-with) names the tombstones that stop this run once
 	// they say exited.
 	ExitWith []string
@@ -175,6 +185,10 @@ type Lifecycle struct {
 	// early is the child StartEarly started, nil if it did not.
 	early *earlyStart
 
+	// noTombstone is set when the tombstone's lock could not be taken:
+	// a tombstone is never written without it.
+	noTombstone bool
+
 	mu    sync.Mutex
 	pid   int
 	phase string // the current phase, for the termination message
@@ -259,7 +273,9 @@ func (l *Lifecycle) Signal(sig syscall.Signal) {
 	default:
 		if err := l.forwarder.Forward(sig); err != nil {
 			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
+			return
 		}
+		l.logger.Debug("signal forwarded, or kept until the child has started", zap.String("signal", supervisor.SignalName(sig)))
 	}
 }
 
@@ -292,7 +308,7 @@ func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	died, err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0)
+	died, err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0, l.logger)
 	if err == nil {
 		reason := strings.Join(l.cfg.ExitWith, ", ") + " exited"
 		if len(died) > 0 {
@@ -321,10 +337,22 @@ func (l *Lifecycle) Run(ctx context.Context) int {
 		}
 		// Held until the end, and by the kernel until the process ends
 		// however it ends: --exit-with watchers take a free lock under a
-		// tombstone that does not say exited for a death.
+		// tombstone that does not say exited for a death. No tombstone is
+		// written without it: a second writer's "exited" would stop the
+		// first one's sidecars while it still runs.
 		var err error
-		if lock, err = tombstone.AcquireLock(l.cfg.TombstoneDir, l.cfg.Name); err != nil {
-			l.logger.Warn("cannot lock the tombstone: --exit-with watchers will not notice if lifecycled is killed", zap.Error(err))
+		lock, err = tombstone.AcquireLock(l.cfg.TombstoneDir, l.cfg.Name)
+		var held *tombstone.HeldError
+		switch {
+		case errors.As(err, &held), errors.Is(err, sharedfile.ErrNotRegular):
+			l.files.Close(0)
+			_ = l.hookLog.Close()
+			l.fail("lifecycled: %v", err)
+			return exitConfig
+		case err != nil:
+			l.noTombstone = true
+			l.logger.Warn("cannot lock the tombstone, so it will not be written: --exit-with watchers will not see this container",
+				zap.Error(err))
 		}
 	}
 	defer func() {
@@ -384,7 +412,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	close(l.started)
 
 	if failure := l.postStart(ctx, c); failure != "" {
-		l.stopChild(ctx, c)
+		l.stopChild(c)
 		l.finish(c, exitPostStart, "", failure)
 		return exitPostStart
 	}
@@ -398,14 +426,14 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	select {
 	case <-c.Exited():
 		how = "the child exited by itself"
-		if supervisor.Terminate(ctx, c, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod).Killed {
+		if supervisor.Terminate(c, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod).Killed {
 			l.logger.Warn("killed what was left of the child's process group after the grace period")
 			how += "; SIGKILL sent to what was left of its process group"
 		}
 	case <-l.stop.first:
 		_, reason := l.stop.requested()
 		how = "stopped: " + reason
-		if l.stopChild(ctx, c) {
+		if l.stopChild(c) {
 			how += fmt.Sprintf("; SIGKILL after the %s grace period", l.cfg.Stop.GracePeriod)
 		}
 	}
@@ -529,7 +557,7 @@ func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 }
 
 // stopChild runs the stop sequence; it reports whether SIGKILL was needed.
-func (l *Lifecycle) stopChild(ctx context.Context, c child) bool {
+func (l *Lifecycle) stopChild(c child) bool {
 	cfg := l.cfg.Stop
 	cfg.Own = l.dials
 	seq := drain.NewSequence(cfg, c, l.runner, l.logger, l.drainMetrics, func(step string) {
@@ -545,7 +573,7 @@ func (l *Lifecycle) stopChild(ctx context.Context, c child) bool {
 		}
 		l.logger.Info("stop sequence", zap.String("step", step))
 	})
-	return seq.Run(ctx, l.stop.second)
+	return seq.Run(l.stop.second)
 }
 
 // enterPhase records a phase in the metrics, the tombstone and the hook log.
@@ -556,7 +584,7 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 	l.phase = phase
 	l.mu.Unlock()
 	l.hookLog.Phase(phase, pid) // queued: see hooks.Log
-	if l.cfg.TombstoneDir == "" {
+	if l.cfg.TombstoneDir == "" || l.noTombstone {
 		return
 	}
 	// The tombstone is written (and synced) on the files queue, in
@@ -600,4 +628,12 @@ func logArgv(argv []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// terminationLogMax is TerminationLogMax, or its default.
+func (c *Config) terminationLogMax() int {
+	if c.TerminationLogMax <= 0 {
+		return MaxTerminationMessage
+	}
+	return min(c.TerminationLogMax, MaxTerminationMessage)
 }

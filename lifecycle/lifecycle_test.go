@@ -285,7 +285,9 @@ func TestRunStop(t *testing.T) {
 			assert.Equal(t, tt.wantCode, h.wait(t, code))
 			assert.Equal(t, []syscall.Signal{syscall.SIGTERM}, c.sent())
 			assert.Equal(t, "child killed by SIGTERM (phase draining); "+tt.wantWhy, h.terminationMessage(t))
-			assert.False(t, h.l.health.Ready())
+			rec := httptest.NewRecorder()
+			h.l.health.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "not ready after the stop")
 		})
 	}
 }

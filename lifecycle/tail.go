@@ -22,7 +22,7 @@ const tailWait = 500 * time.Millisecond
 
 // stderrTailBytes is how much of the child's stderr is kept: the most the
 // kubelet reads of a termination message.
-const stderrTailBytes = maxTerminationMessage
+const stderrTailBytes = MaxTerminationMessage
 
 // childStderr returns the child's stderr: nil (lifecycled's own file, handed
 // over untouched) unless --termination-log-tail, then the write end of the
@@ -72,28 +72,28 @@ func (l *Lifecycle) withStderrTail(msg string, code int) string {
 	if err != nil {
 		l.logger.Debug("termination message: stderr tail incomplete", zap.Error(err))
 	}
-	return terminationMessage(msg, tail)
+	return terminationMessage(msg, tail, l.cfg.terminationLogMax())
 }
 
 // stderrTailHeader separates the reason from the child's last words.
 const stderrTailHeader = "\n--- last lines of the child's stderr ---\n"
 
 // terminationMessage is the reason line followed by the end of what the
-// child wrote to stderr, within the 4096 bytes the kubelet reads: the
+// child wrote to stderr, within max bytes (--termination-log-max): the
 // reason is kept whole (it says what happened), the tail gets what is left
 // and keeps its most recent bytes, which is where a panic or a stack trace
 // ends. The tail is made valid UTF-8 (the API server stores the message as
 // a string): a character cut at the start is dropped, and invalid bytes
 // become U+FFFD. Passwords in URLs are masked in both. An empty tail adds
 // nothing.
-func terminationMessage(reason string, tail []byte) string {
+func terminationMessage(reason string, tail []byte, max int) string {
 	// Masked before measuring: writeTerminationLog masks again, and a
 	// mask longer than its password would push the newest bytes out.
 	reason = redact.URLs(reason)
 	if len(tail) > 0 {
 		tail = []byte(redact.URLs(string(tail)))
 	}
-	budget := maxTerminationMessage - len(reason) - len(stderrTailHeader)
+	budget := max - len(reason) - len(stderrTailHeader)
 	if len(tail) == 0 || budget <= 0 {
 		return reason
 	}

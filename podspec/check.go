@@ -18,8 +18,12 @@ type Settings struct {
 	Name string
 	// Listen and AdminListen are --listen and --admin-listen, "" if off.
 	Listen, AdminListen string
-	// TerminationLog is --termination-log.
-	TerminationLog string
+	// TerminationLog is --termination-log; TerminationLogTail and
+	// TerminationLogMax are --termination-log-tail and
+	// --termination-log-max.
+	TerminationLog     string
+	TerminationLogTail bool
+	TerminationLogMax  int
 	// TombstoneDir and HookLogDir are --tombstone-dir and --hook-log-dir.
 	TombstoneDir, HookLogDir string
 	// ExitWith are the --exit-with names.
@@ -121,7 +125,9 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 		r.checkStop(spec, ch)
 		r.checkProbes(spec, ch)
 		r.checkFiles(ch)
+		r.checkMessageSize(spec, ch)
 		r.checkSidecar(ch)
+		r.checkRestartPolicy(spec, ch)
 	}
 	r.checkPorts(spec)
 	r.checkTombstones(spec)
@@ -222,6 +228,19 @@ func (r *Report) checkSidecar(ch *Checked) {
 		port = fmt.Sprint(p)
 	}
 	r.problem(c.Name, "native sidecar without a startupProbe: the kubelet starts the containers after it as soon as its process runs, before lifecycled's --wait, --ready or postStart say it is up; add startupProbe httpGet path /startupz port %s", port)
+}
+
+// checkRestartPolicy names the trap of --exit-with in a pod the kubelet
+// restarts on failure (a Job's restartPolicy OnFailure): the sidecar stops
+// once the app's tombstone says exited, exits 0 and is not restarted, so
+// the app's retry runs without it. A native sidecar is stopped by the
+// kubelet once the app containers are done, with no tombstone to watch.
+func (r *Report) checkRestartPolicy(spec *PodSpec, ch *Checked) {
+	if len(ch.Settings.ExitWith) == 0 || ch.Sidecar || spec.RestartPolicy != "OnFailure" {
+		return
+	}
+	r.problem(ch.Container.Name, "--exit-with in a pod with restartPolicy OnFailure: when %s fails, the kubelet restarts it, but this container has already stopped (it exited 0, so it is not restarted) and the retry runs without it; make it a native sidecar instead: an init container with restartPolicy: Always, which the kubelet keeps running while the app containers run and stops after them, without --exit-with",
+		strings.Join(ch.Settings.ExitWith, ", "))
 }
 
 // checkTombstones checks that every --exit-with name is the tombstone of a

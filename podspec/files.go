@@ -122,6 +122,23 @@ func (r *Report) checkFiles(ch *Checked) {
 	}
 }
 
+// checkMessageSize checks --termination-log-max against what the kubelet
+// keeps of the message in this pod. Without --termination-log-tail the
+// message is the reason alone, which the kubelet's cut keeps.
+func (r *Report) checkMessageSize(spec *PodSpec, ch *Checked) {
+	s := ch.Settings
+	if s.TerminationLog == "" || !s.TerminationLogTail {
+		return
+	}
+	limit := kubeletMessageLimit(spec)
+	if s.TerminationLogMax <= limit {
+		return
+	}
+	n := len(spec.Containers) + len(spec.InitContainers)
+	r.problem(ch.Container.Name, "--termination-log-max %d, but in a pod of %d containers and init containers the kubelet keeps only the first %d bytes of each termination message (%d / %d): the newest %d bytes of the stderr tail, where a panic ends, would be cut away; give --termination-log-max %d",
+		s.TerminationLogMax, n, limit, kubeletPodMessageMax, n, s.TerminationLogMax-limit, limit)
+}
+
 // fmtSeconds writes a duration as explain does: 30s, 2.5s.
 func fmtSeconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"

@@ -1,6 +1,7 @@
 package podspec
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -52,18 +53,9 @@ func (c *Container) Lifecycled(images []string) (Invocation, bool) {
 	default:
 		return Invocation{}, false
 	}
-	inv := Invocation{Container: c.Name, Subcommand: "run", Env: map[string]string{}}
-	for _, e := range c.Env {
-		if e.ValueFrom != nil {
-			inv.Unknown = append(inv.Unknown, e.Name)
-			delete(inv.Env, e.Name)
-			continue
-		}
-		inv.Env[e.Name] = expand(e.Value, inv.Env)
-	}
-	for i, a := range argv {
-		argv[i] = expand(a, inv.Env)
-	}
+	inv := Invocation{Container: c.Name, Subcommand: "run"}
+	// Decode refused what does not expand within maxArg.
+	inv.Env, inv.Unknown, _ = c.expansion(argv)
 	if len(argv) > 0 && (argv[0] == "run" || slices.Contains(subcommands, argv[0])) {
 		inv.Subcommand, argv = argv[0], argv[1:]
 	}
@@ -95,12 +87,77 @@ func repository(ref string) string {
 	return ref
 }
 
+// maxArg is the longest argument or environment string Linux execs
+// (MAX_ARG_STRLEN, 32 pages of 4 KiB): the container of a longer one
+// fails to start with E2BIG. Expansion stops there, so that $(VAR)
+// references that double at each step (B=$(A)$(A), C=$(B)$(B)...) cannot
+// grow without bound.
+const maxArg = 128 << 10
+
+// maxExpanded bounds the bytes $(VAR) expansion makes in a whole manifest.
+const maxExpanded = 16 << 20
+
+// expansion expands c's env values, each with the variables before it, and
+// then argv in place, as the kubelet does. It returns the variables with a
+// literal value, and the names of those with valueFrom; the error names
+// the first string that would be longer than maxArg.
+func (c *Container) expansion(argv []string) (env map[string]string, unknown []string, err error) {
+	env = map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			unknown = append(unknown, e.Name)
+			delete(env, e.Name)
+			continue
+		}
+		v, ok := expand(e.Value, env)
+		if !ok && err == nil {
+			err = fmt.Errorf("env %s: longer than %d KiB after $(VAR) expansion: the container could not start (exec fails with E2BIG)", e.Name, maxArg>>10)
+		}
+		env[e.Name] = v
+	}
+	for i, a := range argv {
+		v, ok := expand(a, env)
+		if !ok && err == nil {
+			err = fmt.Errorf("command/args item %d: longer than %d KiB after $(VAR) expansion: the container could not start (exec fails with E2BIG)", i+1, maxArg>>10)
+		}
+		argv[i] = v
+	}
+	return env, unknown, err
+}
+
+// checkExpansion expands the env and arguments of w's containers and
+// refuses a string longer than maxArg, or more than maxExpanded bytes in
+// the whole manifest.
+func (m *manifest) checkExpansion(w *Workload) error {
+	for _, cs := range [][]Container{w.Spec.InitContainers, w.Spec.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			argv := append(slices.Clone(c.Command), c.Args...)
+			env, _, err := c.expansion(argv)
+			if err != nil {
+				return fmt.Errorf("line %d: %s container %s: %w", c.line, w, c.Name, err)
+			}
+			for _, v := range env {
+				m.expanded += len(v)
+			}
+			for _, a := range argv {
+				m.expanded += len(a)
+			}
+			if m.expanded > maxExpanded {
+				return fmt.Errorf("line %d: %s container %s: the manifest's env and arguments expand to more than %d MiB in all ($(VAR) references)", c.line, w, c.Name, maxExpanded>>20)
+			}
+		}
+	}
+	return nil
+}
+
 // expand replaces $(NAME) with NAME's value and $$ with $, as the kubelet
 // does in command, args and env values; a reference to an unknown name
-// stays as written, as it does there.
-func expand(s string, env map[string]string) string {
+// stays as written, as it does there. It stops, reporting false, before
+// the result grows beyond maxArg.
+func expand(s string, env map[string]string) (string, bool) {
 	if !strings.Contains(s, "$") {
-		return s
+		return s, len(s) <= maxArg
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -120,6 +177,9 @@ func expand(s string, env map[string]string) string {
 			}
 			name := s[i+2 : i+end]
 			if v, ok := env[name]; ok {
+				if b.Len()+len(v) > maxArg {
+					return b.String(), false
+				}
 				b.WriteString(v)
 			} else {
 				b.WriteString(s[i : i+end+1])
@@ -129,5 +189,5 @@ func expand(s string, env map[string]string) string {
 			b.WriteByte(s[i])
 		}
 	}
-	return b.String()
+	return b.String(), b.Len() <= maxArg
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/lifecycle"
 )
 
 // Stop is when the kubelet stops one container of a pod being deleted, as
@@ -27,6 +28,24 @@ type Stop struct {
 	Grace time.Duration
 	// Because says what delays the SIGTERM, in words; empty when nothing.
 	Because []string
+}
+
+// kubeletPodMessageMax is the kubelet's limit on a pod's termination
+// messages: it reads the last lifecycle.MaxTerminationMessage bytes of a
+// container's file (kuberuntime's getTerminationMessage, tail.ReadAtMost),
+// then its status manager keeps the first kubeletPodMessageMax ÷
+// (containers + init containers) bytes of each container's message
+// (normalizeStatus, MaxPodTerminationMessageLogLength).
+const kubeletPodMessageMax = 12 * 1024
+
+// kubeletMessageLimit is how much of a container's termination message
+// reaches the pod's status.
+func kubeletMessageLimit(spec *PodSpec) int {
+	limit := lifecycle.MaxTerminationMessage
+	if n := len(spec.Containers) + len(spec.InitContainers); n > 0 {
+		limit = min(limit, kubeletPodMessageMax/n)
+	}
+	return limit
 }
 
 // preStop is a container's own (the kubelet's) preStop hook.

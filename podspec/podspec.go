@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lifecycled/lifecycled/internal/yamlnode"
 )
 
 // defaultTerminationGracePeriod is the PodSpec's default.
@@ -79,6 +81,16 @@ type Container struct {
 	// RestartPolicy Always on an init container makes it a native sidecar.
 	RestartPolicy   string           `yaml:"restartPolicy"`
 	SecurityContext *SecurityContext `yaml:"securityContext"`
+
+	// line is where the container is written, for errors.
+	line int
+}
+
+// UnmarshalYAML decodes the container and keeps its line.
+func (c *Container) UnmarshalYAML(n *yaml.Node) error {
+	type plain Container // without this method
+	c.line = n.Line
+	return n.Decode((*plain)(c))
 }
 
 // EnvVar is a container's environment variable; ValueFrom is set when the
@@ -213,23 +225,41 @@ type podTemplate struct {
 	Spec PodSpec `yaml:"spec"`
 }
 
+// MaxDocuments is the most YAML documents Decode reads from one manifest:
+// each costs the YAML library some microseconds and bytes even when empty
+// (700,000 "---" took 8 s), a Pod a hundred.
+const MaxDocuments = 1000
+
 // Decode reads every workload of a multi-document YAML manifest: Pods, the
 // pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets,
 // ReplicationControllers, Jobs, CronJobs and PodTemplates, and the items of
 // Lists. ConfigMaps are kept for the configMap volumes that mount them;
 // other kinds (Services...) are skipped. The error of a document that is
 // not YAML, or whose fields have the wrong shape, is the YAML library's,
-// with its line.
+// with its line. Decode refuses a manifest of more than
+// yamlnode.MaxBytes or MaxDocuments, a key given twice in one mapping, and
+// $(VAR) references that expand beyond what the container could exec (see
+// checkExpansion).
 func Decode(data []byte) ([]Workload, error) {
+	if len(data) > yamlnode.MaxBytes {
+		return nil, fmt.Errorf("larger than %d MiB", yamlnode.MaxBytes>>20)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	m := manifest{configMaps: map[string]map[string]string{}}
-	for {
+	var keys yamlnode.Keys
+	for docs := 1; ; docs++ {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
+			return nil, err
+		}
+		if docs > MaxDocuments {
+			return nil, fmt.Errorf("line %d: more than %d YAML documents", doc.Line, MaxDocuments)
+		}
+		if err := keys.Check(&doc); err != nil {
 			return nil, err
 		}
 		if err := m.decodeObject(&doc); err != nil {
@@ -246,6 +276,8 @@ func Decode(data []byte) ([]Workload, error) {
 type manifest struct {
 	workloads  []Workload
 	configMaps map[string]map[string]string
+	// expanded counts the bytes $(VAR) expansion made so far.
+	expanded int
 }
 
 func (m *manifest) decodeObject(n *yaml.Node) error {
@@ -324,6 +356,9 @@ func (m *manifest) decodeObject(n *yaml.Node) error {
 		return nil
 	default:
 		return nil
+	}
+	if err := m.checkExpansion(&w); err != nil {
+		return err
 	}
 	m.workloads = append(m.workloads, w)
 	return nil

@@ -1,6 +1,8 @@
 package podspec
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +79,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"not YAML", "kind: Pod\nspec: [", "line 2"},
 		{"wrong shape", "kind: Pod\nspec:\n  containers: {a: b}\n", "line 3: cannot unmarshal"},
 		{"a sequence", "- 1\n", "line 1: a manifest document must be a mapping"},
+		// Issue 17: bounded before the YAML library or the expansion
+		// spends minutes and gigabytes.
+		{"a duplicate key", "kind: Pod\nmetadata:\n" + strings.Repeat("  name: a\n", 8000), `line 4: key "name" given twice in one mapping (first at line 3)`},
+		{"a duplicate key in a list item", "kind: Pod\nspec:\n  containers:\n  - name: a\n    image: b\n    name: c\n", `line 6: key "name" given twice in one mapping (first at line 4)`},
+		{"too many documents", strings.Repeat("---\nkind: Service\n", MaxDocuments+1), "more than 1000 YAML documents"},
+		{"too large", "kind: Pod\n" + strings.Repeat("#", 1<<20), "larger than 1 MiB"},
+		{"$(VAR) doubling", doubling(40, "env"), "line 6: Pod/p container a: env V15: longer than 128 KiB after $(VAR) expansion"},
+		{"$(VAR) doubling in args", doubling(14, "arg"), "line 6: Pod/p container a: command/args item 2: longer than 128 KiB after $(VAR) expansion"},
+		{"$(VAR) in all containers", strings.Repeat(doubling(14, "env"), 100), "more than 16 MiB in all"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode([]byte(tt.manifest))
@@ -84,6 +95,20 @@ func TestDecodeErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+// doubling is a Pod whose env V1 to Vn doubles at each step from 8 bytes,
+// Vn used in the container's args when in is "arg".
+func doubling(n int, in string) string {
+	var b strings.Builder
+	b.WriteString("---\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    env:\n    - {name: V0, value: xxxxxxxx}\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "    - {name: V%d, value: \"$(V%d)$(V%d)\"}\n", i, i-1, i-1)
+	}
+	if in == "arg" {
+		fmt.Fprintf(&b, "    args: [x, \"$(V%d)$(V%d)\"]\n", n, n)
+	}
+	return b.String()
 }
 
 func TestLifecycled(t *testing.T) {

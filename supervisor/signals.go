@@ -96,23 +96,7 @@ type SignalMap map[syscall.Signal]syscall.Signal
 
 // ParseSignalMap parses "FROM:TO" entries such as "TERM:QUIT" or "15:3".
 func ParseSignalMap(entries []string) (SignalMap, error) {
-	m := SignalMap{}
-	for _, e := range entries {
-		from, to, ok := strings.Cut(e, ":")
-		if !ok {
-			return nil, fmt.Errorf("bad signal map %q: want FROM:TO", e)
-		}
-		f, err := ParseSignal(from)
-		if err != nil {
-			return nil, fmt.Errorf("bad signal map %q: %w", e, err)
-		}
-		t, err := ParseSignal(to)
-		if err != nil {
-			return nil, fmt.Errorf("bad signal map %q: %w", e, err)
-		}
-		m[f] = t
-	}
-	return m, nil
+	return parseMap[SignalMap](entries, "signal map", ParseSignal)
 }
 
 // Map returns the signal sig is rewritten to, or sig itself.
@@ -129,19 +113,25 @@ type ExitCodeMap map[int]int
 
 // ParseExitCodeMap parses "FROM:TO" entries of codes 0-255.
 func ParseExitCodeMap(entries []string) (ExitCodeMap, error) {
-	m := ExitCodeMap{}
+	return parseMap[ExitCodeMap](entries, "exit code map", parseCode)
+}
+
+// parseMap parses "FROM:TO" entries, each side with parse; what names the
+// map in its errors.
+func parseMap[M ~map[K]K, K comparable](entries []string, what string, parse func(string) (K, error)) (M, error) {
+	m := M{}
 	for _, e := range entries {
 		from, to, ok := strings.Cut(e, ":")
 		if !ok {
-			return nil, fmt.Errorf("bad exit code map %q: want FROM:TO", e)
+			return nil, fmt.Errorf("bad %s %q: want FROM:TO", what, e)
 		}
-		f, err := parseCode(from)
+		f, err := parse(from)
 		if err != nil {
-			return nil, fmt.Errorf("bad exit code map %q: %w", e, err)
+			return nil, fmt.Errorf("bad %s %q: %w", what, e, err)
 		}
-		t, err := parseCode(to)
+		t, err := parse(to)
 		if err != nil {
-			return nil, fmt.Errorf("bad exit code map %q: %w", e, err)
+			return nil, fmt.Errorf("bad %s %q: %w", what, e, err)
 		}
 		m[f] = t
 	}

@@ -45,11 +45,7 @@ func TestStderrTailCopiesAndKeepsTheEnd(t *testing.T) {
 		_, err := io.WriteString(w, line)
 		require.NoError(t, err)
 	}
-	require.NoError(t, w.Close())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	got, err := tail.Tail(ctx)
-	require.NoError(t, err)
+	got := closeAndTail(t, tail, w)
 	assert.Equal(t, all.String(), out.String(), "every byte copied through, in order")
 	assert.Equal(t, all.String()[all.Len()-100:], string(got), "the last 100 bytes")
 }
@@ -93,10 +89,18 @@ func TestStderrTailBrokenOut(t *testing.T) {
 		_, err := io.WriteString(w, "0123456789abcdef")
 		require.NoError(t, err)
 	}
+	got := closeAndTail(t, tail, w)
+	assert.Equal(t, "6789abcdef", string(got))
+}
+
+// closeAndTail closes the writing end, as the child's exit does, and
+// returns the tail once the copy is done.
+func closeAndTail(t *testing.T, tail *StderrTail, w io.Closer) []byte {
+	t.Helper()
 	require.NoError(t, w.Close())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got, err := tail.Tail(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "6789abcdef", string(got))
+	return got
 }

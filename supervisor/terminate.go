@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"syscall"
 	"time"
 )
@@ -39,16 +38,14 @@ type Termination struct {
 	// SignalErr is the error of sending the stop signal, usually because
 	// the child had just exited.
 	SignalErr error
-	// Killed is set when the grace period ran out (or ctx ended) and
-	// SIGKILL was sent; KillErr is the error of sending it.
+	// Killed is set when the grace period ran out and SIGKILL was sent;
+	// KillErr is the error of sending it. The group may still be there
+	// KillWait later: p.Done() says.
 	Killed  bool
 	KillErr error
 	// Grace is the time from the stop signal to the group being gone or
 	// to SIGKILL.
 	Grace time.Duration
-	// Lingering is set when the group was not gone KillWait after
-	// SIGKILL (or when ctx ended): Terminate returned without it.
-	Lingering bool
 }
 
 // Terminate is lifecycled's one kill escalation, for a child that exited
@@ -56,13 +53,14 @@ type Termination struct {
 // sig to p, SIGKILL to the group once grace has passed, and it returns as
 // soon as the group is gone. Every wait has a deadline: the grace period is
 // a ceiling, never a sleep, and after SIGKILL Terminate waits at most
-// KillWait. If ctx ends, the group is killed at once and Terminate returns
-// without waiting.
+// KillWait. It takes no context: nothing cancels a stop once it has
+// begun (an internal error asks for a stop, it does not cut one short), and
+// its two deadlines already bound it.
 //
 // In single-child mode the rest of the group gets sig once the child has
 // exited, as it does when the child exits by itself: the group mates are
 // then told to stop, not left to SIGKILL at the end of the grace period.
-func Terminate(ctx context.Context, p Process, sig syscall.Signal, grace time.Duration) Termination {
+func Terminate(p Process, sig syscall.Signal, grace time.Duration) Termination {
 	var t Termination
 	done := p.Done()
 	select {
@@ -84,10 +82,6 @@ wait:
 		case <-exited:
 			exited = nil
 			_ = p.SignalRest(sig)
-		case <-ctx.Done():
-			t.Grace, t.Killed, t.Lingering = time.Since(start), true, true
-			t.KillErr = p.Kill()
-			return t
 		case <-timer.C:
 			break wait
 		}
@@ -98,10 +92,7 @@ wait:
 	defer deadline.Stop()
 	select {
 	case <-done:
-	case <-ctx.Done():
-		t.Lingering = true
 	case <-deadline.C:
-		t.Lingering = true
 	}
 	return t
 }

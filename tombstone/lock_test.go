@@ -3,6 +3,7 @@ package tombstone
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ type watchResult struct {
 func watch(ctx context.Context, dir string, names ...string) <-chan watchResult {
 	out := make(chan watchResult, 1)
 	go func() {
-		died, err := WatchExited(ctx, dir, names, 10*time.Millisecond)
+		died, err := WatchExited(ctx, dir, names, 10*time.Millisecond, nil)
 		out <- watchResult{died, err}
 	}()
 	return out
@@ -213,7 +214,11 @@ func TestTombstoneLockHeld(t *testing.T) {
 
 	h := startLockHolder(t, dir, "job", PhaseRunning)
 	_, err = AcquireLock(dir, "job")
-	assert.ErrorContains(t, err, "held by another process")
+	var held *HeldError
+	if assert.ErrorAs(t, err, &held) {
+		assert.Equal(t, h.child.Pid(), held.PID, "the holder's pid, from the lock file")
+		assert.ErrorContains(t, err, fmt.Sprintf("held by pid %d", h.child.Pid()))
+	}
 	h.kill(t)
 
 	for range 3 { // locked between the writers must not get in the way

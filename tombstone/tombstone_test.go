@@ -110,8 +110,9 @@ func TestTombstoneErrors(t *testing.T) {
 // torn or empty file; a plain truncate-and-write fails this quickly.
 func TestTombstoneAtomic(t *testing.T) {
 	dir := t.TempDir()
-	// A long signal name makes the file big enough for a torn read to show.
-	long := strings.Repeat("x", 8192)
+	// A long signal name makes the file big enough for a torn read to
+	// show, and still below what a reader takes (maxTombstoneBytes).
+	long := strings.Repeat("x", maxTombstoneBytes-256)
 	require.NoError(t, Write(dir, Tombstone{Name: "app", Phase: PhaseRunning, Signal: long}))
 
 	stop := make(chan struct{})
@@ -153,7 +154,7 @@ func TestWatchExited(t *testing.T) {
 
 	result := make(chan error, 1)
 	go func() {
-		died, err := WatchExited(context.Background(), dir, []string{"a", "b"}, 10*time.Millisecond)
+		died, err := WatchExited(context.Background(), dir, []string{"a", "b"}, 10*time.Millisecond, nil)
 		assert.Empty(t, died, "no lock files: nobody can be seen to die")
 		result <- err
 	}()
@@ -189,13 +190,13 @@ func TestWatchExitedContext(t *testing.T) {
 	defer cancel()
 
 	var err error
-	took := proctest.Within(t, 5*time.Second, func() { _, err = WatchExited(ctx, dir, []string{"a", "sidecar"}, 0) })
+	took := proctest.Within(t, 5*time.Second, func() { _, err = WatchExited(ctx, dir, []string{"a", "sidecar"}, 0, nil) })
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.ErrorContains(t, err, "wait for sidecar to exit")
 	assert.GreaterOrEqual(t, took, 150*time.Millisecond)
 
-	_, err = WatchExited(context.Background(), dir, []string{"../etc"}, 0)
+	_, err = WatchExited(context.Background(), dir, []string{"../etc"}, 0, nil)
 	assert.Error(t, err)
-	_, err = WatchExited(context.Background(), dir, nil, 0)
+	_, err = WatchExited(context.Background(), dir, nil, 0, nil)
 	assert.NoError(t, err, "nothing to wait for")
 }

@@ -14,7 +14,7 @@ import (
 
 // waitMain is `lifecycled wait TARGET...`, an init container's job: exit 0
 // once every target is up, 124 on --timeout, 2 on a bad target.
-func waitMain(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func waitMain(args []string, environ []string, stdout, stderr io.Writer) int {
 	var timeout, interval time.Duration
 	var logFormat, logLevel string
 	decls := []setting{
@@ -23,7 +23,7 @@ func waitMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		str(&logFormat, "log-format", "FORMAT", "json", "log format on stderr: json or console"),
 		str(&logLevel, "log-level", "LEVEL", "info", "log level: debug, info, warn, error"),
 	}
-	rest, err := parseSubcommand(decls, args, getenv)
+	rest, err := parseSubcommand(decls, args, environ)
 	if isHelp(err) {
 		fmt.Fprint(stdout, `lifecycled wait blocks until every TARGET is up: an init container's job.
 
@@ -80,12 +80,12 @@ Flags (each also as the environment variable named, as for lifecycled run):
 
 // probeMain is `lifecycled probe TARGET`: one check, for a kubelet exec
 // probe in an image with no shell. Exit 0 up, 1 down, 2 bad usage.
-func probeMain(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func probeMain(args []string, environ []string, stdout, stderr io.Writer) int {
 	var timeout time.Duration
 	decls := []setting{
 		withEnv(duration(&timeout, "timeout", time.Second, "longest time the check may take"), "--ready-timeout"),
 	}
-	rest, err := parseSubcommand(decls, args, getenv)
+	rest, err := parseSubcommand(decls, args, environ)
 	if isHelp(err) {
 		fmt.Fprint(stdout, `lifecycled probe checks TARGET once: a kubelet exec probe in an image with no shell.
 
@@ -128,13 +128,18 @@ Flags (each also as the environment variable named, as for lifecycled run):
 }
 
 // parseSubcommand reads the flags of wait or probe, then the environment,
-// and returns the arguments after the flags.
-func parseSubcommand(decls []setting, args []string, getenv func(string) string) ([]string, error) {
+// and returns the arguments after the flags. A LIFECYCLED_ variable of a
+// run flag is known here too (a pod may set the same environment for its
+// init container), but one of no flag is an error, as for run.
+func parseSubcommand(decls []setting, args []string, environ []string) ([]string, error) {
 	given, rest, err := parseFlags(decls, args)
 	if err != nil {
 		return nil, err
 	}
-	return rest, applyEnv(decls, getenv, given)
+	if err := checkEnv((&settings{}).declare(), environ); err != nil {
+		return nil, err
+	}
+	return rest, applyEnv(decls, lookupEnv(environ), given)
 }
 
 // withEnv gives a subcommand's setting the environment variable of the run

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/probes"
 	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
@@ -46,10 +47,18 @@ type runConfig struct {
 
 	hookLogDir, terminationLog, tombstoneDir string
 	terminationLogTail                       bool
+	terminationLogMax                        int
 	exitWith, onExitPost                     []string
 
 	settings *settings // as given, for the start-up log line
 }
+
+// The bounds of --termination-log-max: the kubelet reads at most the last
+// 4096 bytes of the file, and a message must hold its reason.
+const (
+	minTerminationLog = 64
+	maxTerminationLog = lifecycle.MaxTerminationMessage
+)
 
 // newRunConfig validates s into a runConfig. Every error is one line naming
 // the flag and the bad value; main turns it into exit code 2.
@@ -69,6 +78,7 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		terminationLog: o.TerminationLog,
 
 		terminationLogTail: o.TerminationLogTail,
+		terminationLogMax:  o.TerminationLogMax,
 		tombstoneDir:       o.TombstoneDir,
 		exitWith:           o.ExitWith,
 		onExitPost:         o.OnExitPost,
@@ -116,6 +126,9 @@ func newRunConfig(o *settings) (*runConfig, error) {
 		return nil, err
 	}
 
+	if m := o.TerminationLogMax; m < minTerminationLog || m > maxTerminationLog {
+		return nil, fmt.Errorf("--termination-log-max %d: want %d to %d (the kubelet reads at most the last %d bytes)", m, minTerminationLog, maxTerminationLog, maxTerminationLog)
+	}
 	if o.TerminationLogTail && o.TerminationLog == "" {
 		return nil, errors.New("--termination-log-tail needs --termination-log: the tail goes into that file")
 	}
@@ -299,6 +312,9 @@ func adaptiveDrain(o *settings, ready, live *probes.ProbeSpec) ([]int, error) {
 	}
 	if o.DrainDelay <= 0 {
 		return nil, fmt.Errorf("--drain-quiet %s needs --drain-delay, the longest the adaptive drain waits", o.DrainQuiet)
+	}
+	if o.DrainQuiet > o.DrainDelay {
+		return nil, fmt.Errorf("--drain-quiet %s is longer than --drain-delay %s, its ceiling: the drain could never end early", o.DrainQuiet, o.DrainDelay)
 	}
 	if o.DrainMin > o.DrainDelay {
 		return nil, fmt.Errorf("--drain-min %s is longer than --drain-delay %s", o.DrainMin, o.DrainDelay)

@@ -15,8 +15,13 @@ import (
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// env is an environment as os.Environ gives it.
+func env(m map[string]string) []string {
+	var kvs []string
+	for k, v := range m {
+		kvs = append(kvs, k+"="+v)
+	}
+	return kvs
 }
 
 func TestParseRunOptionsPrecedence(t *testing.T) {
@@ -115,6 +120,13 @@ func TestUsageErrors(t *testing.T) {
 		{"config probe seconds", []string{"--config", file("secs.yaml", "readinessProbe:\n  tcpSocket: {port: 1}\n  periodSeconds: 1.5\n"), "--", "x"}, nil, "line 3: readinessProbe.periodSeconds"},
 		{"config handler field", []string{"--config", file("hf.yaml", "lifecycle:\n  preStop:\n    exec: {cmd: [x]}\n"), "--", "x"}, nil, "line 3: field lifecycle.preStop.exec.cmd is not a known field"},
 		{"config two handlers", []string{"--config", file("two.yaml", "lifecycle:\n  preStop:\n    exec: {command: [x]}\n    sleep: {seconds: 1}\n"), "--", "x"}, nil, "line 3: lifecycle.preStop: give exactly one of exec, httpGet, sleep"},
+		// Issue 17: two drain: mappings were merged, of two name: the
+		// last won, silently.
+		{"config duplicate key", []string{"--config", file("dup.yaml", "drain:\n  delay: 5s\ndrain:\n  timeout: 10s\n"), "--", "x"}, nil, `dup.yaml: line 3: key "drain" given twice in one mapping (first at line 1)`},
+		{"config duplicate nested key", []string{"--config", file("dup2.yaml", "drain:\n  delay: 5s\n  delay: 6s\n"), "--", "x"}, nil, `line 3: key "delay" given twice in one mapping (first at line 2)`},
+		{"config too large", []string{"--config", file("big.yaml", "name: x\n"+strings.Repeat("#", 1<<20)), "--", "x"}, nil, "big.yaml: larger than 1 MiB"},
+		{"termination log max too large", []string{"--termination-log-max", "8192", "--", "x"}, nil, "--termination-log-max 8192: want 64 to 4096"},
+		{"termination log max too small", []string{"--termination-log-max", "10", "--", "x"}, nil, "--termination-log-max 10: want 64 to 4096"},
 		{"unknown flag suggests", []string{"--drain-dealy", "5s", "--", "x"}, nil, "unknown flag --drain-dealy (did you mean --drain-delay?)"},
 	}
 	for _, tt := range tests {

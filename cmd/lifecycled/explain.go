@@ -24,7 +24,7 @@ func explainMain(args []string, stdout, stderr io.Writer) int {
 	if isExplainFile(args) {
 		return explainFileMain(args, os.Stdin, stdout, stderr)
 	}
-	s, err := loadSettings(args, os.Getenv, os.ReadFile)
+	s, err := loadSettings(args, os.Getenv, readFileBounded)
 	if isHelp(err) {
 		printRunUsage(stdout)
 		printExplainFileUsage(stdout)

@@ -5,12 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lifecycled/lifecycled/internal/yamlnode"
 	"github.com/lifecycled/lifecycled/podspec"
 )
 
@@ -118,19 +118,19 @@ func firstYAMLError(err error) error {
 	return errors.New(msg)
 }
 
-// readManifest reads FILE, or stdin for "-".
+// readManifest reads FILE, or stdin for "-", up to yamlnode.MaxBytes.
 func readManifest(file string, stdin io.Reader) (string, []byte, error) {
 	if file == "" {
 		return "", nil, errors.New("-f needs a FILE (or - for stdin)")
 	}
 	if file == "-" {
-		data, err := io.ReadAll(stdin)
+		data, err := yamlnode.Read(stdin)
 		if err != nil {
-			return "", nil, fmt.Errorf("read stdin: %w", err)
+			return "", nil, fmt.Errorf("stdin: %w", err)
 		}
 		return "stdin", data, nil
 	}
-	data, err := os.ReadFile(file)
+	data, err := readFileBounded(file)
 	return file, data, err
 }
 
@@ -160,13 +160,16 @@ func containerSettings(inv podspec.Invocation) (*runConfig, podspec.Settings, er
 		Listen:         cfg.listen,
 		AdminListen:    cfg.adminListen,
 		TerminationLog: cfg.terminationLog,
-		TombstoneDir:   cfg.tombstoneDir,
-		HookLogDir:     cfg.hookLogDir,
-		ExitWith:       cfg.exitWith,
-		Stop:           cfg.budget(),
-		UnseenConfig:   unseen,
-		Ready:          opts.Ready.Target.Raw,
-		TracksStartup:  len(cfg.waits) > 0 || cfg.ready != nil || cfg.postStart != nil,
+
+		TerminationLogTail: cfg.terminationLogTail,
+		TerminationLogMax:  cfg.terminationLogMax,
+		TombstoneDir:       cfg.tombstoneDir,
+		HookLogDir:         cfg.hookLogDir,
+		ExitWith:           cfg.exitWith,
+		Stop:               cfg.budget(),
+		UnseenConfig:       unseen,
+		Ready:              opts.Ready.Target.Raw,
+		TracksStartup:      len(cfg.waits) > 0 || cfg.ready != nil || cfg.postStart != nil,
 	}
 	return cfg, s, nil
 }
@@ -243,9 +246,14 @@ lifecycled explain -f FILE [--image IMAGE]...
   is a readinessProbe; --termination-log against terminationMessagePath;
   --exit-with names against the tombstones of the pod's containers on a shared
   volume; lifecycle.stopSignal; ports taken twice; --ready on lifecycled's own
-  port; a native sidecar's startupProbe; lifecycled's arguments, literal
-  LIFECYCLED_* env and --config file (from a ConfigMap of FILE mounted
-  there), read as run reads them.
+  port; a native sidecar's startupProbe; --termination-log-max against the
+  kubelet's 12288 / (containers + init containers), with
+  --termination-log-tail; --exit-with under restartPolicy OnFailure (make
+  it a native sidecar); lifecycled's arguments, literal LIFECYCLED_* env
+  and --config file (from a ConfigMap of FILE mounted there), read as run
+  reads them. FILE is read up to 1 MiB and 1,000 documents; a key given
+  twice in one mapping, or $(VAR) references expanding past 128 KiB, make
+  it a bad FILE.
   A container runs lifecycled when command[0] is lifecycled (any directory),
   or when it has no command and its image is given with --image: an image's
   ENTRYPOINT is not in the manifest.

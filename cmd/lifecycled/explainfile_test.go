@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/yamlnode"
 )
 
 // exampleImages are the images of examples/ whose ENTRYPOINT is lifecycled
@@ -151,6 +154,9 @@ var configMounted = []string{
 	"spec:\n", "spec:\n  volumes: [{name: cfg, configMap: {name: lc}}]\n",
 }
 
+// threeMore are three containers more for podBase.
+const threeMore = "  - {name: a, image: a}\n  - {name: b, image: b}\n  - {name: c, image: c}\n"
+
 func TestExplainFileProblems(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -192,6 +198,34 @@ func TestExplainFileProblems(t *testing.T) {
 			replace:  []string{"    ports:\n", "    lifecycle: {preStop: {sleep: {seconds: 45}}}\n    ports:\n"},
 			wantCode: 1,
 			want:     [][]string{{"the kubelet leaves lifecycled 2s of terminationGracePeriodSeconds 30s (its SIGTERM comes at 30s: the kubelet's preStop sleep 45s)"}},
+		},
+		{
+			name: "exit-with in a job retried on failure", base: jobBase,
+			replace:  []string{"restartPolicy: Never", "restartPolicy: OnFailure"},
+			wantCode: 1,
+			want: [][]string{{"FILE: Job/report container proxy: --exit-with in a pod with restartPolicy OnFailure: when main fails, the kubelet restarts it",
+				"the retry runs without it", "native sidecar", "an init container with restartPolicy: Always"}},
+		},
+		{name: "exit-with in a job that does not retry in place", base: jobBase, wantCode: 0},
+		{
+			name: "termination-log tail cut by the kubelet in a pod of 4", base: podBase,
+			replace: []string{"--termination-log, /dev/termination-log,", "--termination-log, /dev/termination-log, --termination-log-tail,",
+				"    startupProbe:\n      httpGet: {path: /startupz, port: 9090}\n", "    startupProbe:\n      httpGet: {path: /startupz, port: 9090}\n" + threeMore},
+			wantCode: 1,
+			want: [][]string{{"container web: --termination-log-max 4096, but in a pod of 4 containers and init containers the kubelet keeps only the first 3072 bytes of each termination message (12288 / 4)",
+				"the newest 1024 bytes of the stderr tail", "give --termination-log-max 3072"}},
+		},
+		{
+			name: "termination-log-max within the kubelet's cut", base: podBase,
+			replace: []string{"--termination-log, /dev/termination-log,", "--termination-log, /dev/termination-log, --termination-log-tail, --termination-log-max, 3072,",
+				"    startupProbe:\n      httpGet: {path: /startupz, port: 9090}\n", "    startupProbe:\n      httpGet: {path: /startupz, port: 9090}\n" + threeMore},
+			wantCode: 0,
+		},
+		{
+			name: "termination-log tail in a pod of 3 containers", base: podBase,
+			replace: []string{"--termination-log, /dev/termination-log,", "--termination-log, /dev/termination-log, --termination-log-tail,",
+				"    startupProbe:\n      httpGet: {path: /startupz, port: 9090}\n", "    startupProbe:\n      httpGet: {path: /startupz, port: 9090}\n  - {name: a, image: a}\n  - {name: b, image: b}\n"},
+			wantCode: 0,
 		},
 		{
 			name: "no drain delay", base: podBase,
@@ -508,7 +542,18 @@ func TestExplainFileUsageErrors(t *testing.T) {
 	}{
 		{"not YAML", "a: [b\n", nil, "lifecycled: explain -f FILE: line 1: did not find expected ',' or ']'"},
 		{"wrong shape", "kind: Pod\nspec:\n  containers: nope\n", nil, "lifecycled: explain -f FILE: line 3: cannot unmarshal !!str `nope`: not the kind of value this field takes (see"},
-		{"documents run together", podBase + podBase, nil, "lifecycled: explain -f FILE: line 20: mapping key \"apiVersion\" already defined at line 1 (and 3 more)"},
+		{"documents run together", podBase + podBase, nil, "lifecycled: explain -f FILE: line 20: key \"apiVersion\" given twice in one mapping (first at line 1)"},
+		// Issue 17: the YAML library recorded every equal pair of keys
+		// (8,000 copies: 32 million errors, 4 GB, minutes).
+		{"duplicate keys", strings.Replace(podBase, "  name: web\n", strings.Repeat("  name: web\n", 8000), 1), nil,
+			"lifecycled: explain -f FILE: line 5: key \"name\" given twice in one mapping (first at line 4)"},
+		{"a mapping too large", "kind: Pod\nmetadata:\n" + numberedKeys(1001), nil, "lifecycled: explain -f FILE: line 3: a mapping of 1001 keys: at most 1000 are read"},
+		{"large mappings too many", strings.Repeat("---\nkind: Pod\nmetadata:\n"+numberedKeys(1000), 11), nil,
+			"more than 10000 keys in mappings of over 64 keys: more than lifecycled reads"},
+		{"$(VAR) doubling", doublingPod(40), nil,
+			"lifecycled: explain -f FILE: line 6: Pod/p container a: env V15: longer than 128 KiB after $(VAR) expansion: the container could not start (exec fails with E2BIG)"},
+		{"too many documents", strings.Repeat("---\n{}\n", 1001), nil, "lifecycled: explain -f FILE: line 2001: more than 1000 YAML documents"},
+		{"too large", podBase + strings.Repeat("#", 1<<20), nil, "larger than 1 MiB"},
 		{"not a mapping", "- a\n- b\n", nil, "lifecycled: explain -f FILE: line 1: a manifest document must be a mapping with apiVersion and kind"},
 		{"no workload", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n", nil, "lifecycled: explain -f FILE: no Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob in it"},
 		{"run flags do not go with -f", podBase, []string{"--drain-delay", "5s"}, "lifecycled: explain -f: flag provided but not defined: -drain-delay"},
@@ -527,6 +572,27 @@ func TestExplainFileUsageErrors(t *testing.T) {
 	assert.Equal(t, exitUsage, dispatch([]string{"explain", "-f", filepath.Join(t.TempDir(), "missing.yaml")}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "no such file or directory")
 	assert.Equal(t, 1, strings.Count(errOut.String(), "\n"))
+}
+
+// numberedKeys is a block mapping of n keys, k0 to k(n-1), indented by 2.
+func numberedKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  k%d: v\n", i)
+	}
+	return b.String()
+}
+
+// doublingPod is a Pod whose env doubles at each of n steps:
+// V1=$(V0)$(V0), V2=$(V1)$(V1)...: 8 bytes make 8 TiB at n=40.
+func doublingPod(n int) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: i\n")
+	fmt.Fprintf(&b, "    command: [lifecycled, --, app, $(V%d)]\n    env:\n    - {name: V0, value: xxxxxxxx}\n", n)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "    - {name: V%d, value: \"$(V%d)$(V%d)\"}\n", i, i-1, i-1)
+	}
+	return b.String()
 }
 
 func TestExplainFileStdinAndKinds(t *testing.T) {
@@ -589,24 +655,56 @@ func TestExplainHelpDocumentsFile(t *testing.T) {
 
 // FuzzExplainFile: whatever the manifest, explain -f ends with 0, 1 or 2,
 // prints at most one line on stderr, and only with 2.
+// FuzzExplainFile: any manifest, repeated up to 64 times (copies of a
+// document run together repeat its keys; of a "---" document, make many
+// documents and large inputs), ends with exit 0 or 1 and nothing on
+// stderr, or exit 2 and one line; a manifest over the size limit is
+// refused as such, a duplicate key is named.
 func FuzzExplainFile(f *testing.F) {
 	files, _ := filepath.Glob("../../examples/*.yaml")
 	for _, p := range files {
 		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
+			f.Add(b, uint16(0))
 		}
 	}
-	for _, m := range []string{podBase, jobBase, sidecarBase, podBase + configMap, "kind: List\nitems: [1]\n", "kind: Pod\nspec:\n  containers: [{command: [lifecycled, $(, --], env: [{name: A, value: $(A)}]}]\n"} {
-		f.Add([]byte(m))
+	for _, m := range []string{podBase, jobBase, sidecarBase, podBase + configMap, "kind: List\nitems: [1]\n", "kind: Pod\nspec:\n  containers: [{command: [lifecycled, $(, --], env: [{name: A, value: $(A)}]}]\n",
+		doublingPod(40), "kind: Pod\nmetadata:\n" + numberedKeys(70)} {
+		f.Add([]byte(m), uint16(0))
 	}
-	f.Fuzz(func(t *testing.T, manifest []byte) {
+	f.Add([]byte(podBase), uint16(1))
+	f.Add([]byte(jobBase), uint16(2))
+	f.Add([]byte("---\n{}\n"), uint16(0xff00))
+	f.Add([]byte("  name: web\n"), uint16(63))
+	f.Add([]byte(strings.Repeat("---\n{}\n", 20)), uint16(63))
+	f.Fuzz(func(t *testing.T, manifest []byte, copies uint16) {
+		if len(manifest) > 64<<10 {
+			return
+		}
+		// Mostly a few copies, which parse fast; copies from 0xff00 on
+		// make an input past the limit, where nothing is parsed (one byte
+		// over says as much as a megabyte).
+		n := int(copies%64) + 1
+		if copies >= 0xff00 && len(manifest) > 0 {
+			n = yamlnode.MaxBytes/len(manifest) + 2
+		}
+		in := bytes.Repeat(manifest, n)
+		if len(in) > yamlnode.MaxBytes+1 {
+			in = in[:yamlnode.MaxBytes+1]
+		}
 		var out, errOut bytes.Buffer
-		code := explainFileMain(append([]string{"-f", "-"}, exampleImages...), bytes.NewReader(manifest), &out, &errOut)
+		code := explainFileMain(append([]string{"-f", "-"}, exampleImages...), bytes.NewReader(in), &out, &errOut)
 		switch code {
 		case 0, 1:
 			assert.Empty(t, errOut.String())
+			assert.LessOrEqual(t, len(in), yamlnode.MaxBytes)
 		case 2:
 			assert.Equal(t, 1, strings.Count(errOut.String(), "\n"), "%q", errOut.String())
+			if len(in) > yamlnode.MaxBytes {
+				assert.Contains(t, errOut.String(), "larger than 1 MiB")
+			}
+			if strings.Contains(errOut.String(), "already defined") {
+				t.Fatalf("the YAML library's duplicate check, not lifecycled's: %q", errOut.String())
+			}
 		default:
 			t.Fatalf("exit %d", code)
 		}

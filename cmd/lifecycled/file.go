@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lifecycled/lifecycled/internal/yamlnode"
 	"github.com/lifecycled/lifecycled/probes"
 )
 
@@ -376,9 +378,28 @@ func (n *node) lifecycleHandler(h *hookSettings) error {
 	return nil
 }
 
+// readFileBounded reads a YAML file lifecycled is given (--config, explain
+// -f), at most yamlnode.MaxBytes of it: a file that goes on for ever
+// (/dev/zero) must not take all memory.
+func readFileBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := yamlnode.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
+
 // applyFile fills the settings not given by flag or environment from the
 // YAML in data.
 func applyFile(s *settings, data []byte, given map[string]bool) error {
+	if len(data) > yamlnode.MaxBytes {
+		return fmt.Errorf("larger than %d MiB", yamlnode.MaxBytes>>20)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -397,6 +418,11 @@ func applyFile(s *settings, data []byte, given map[string]bool) error {
 	}
 	if len(doc.Content) == 0 {
 		return nil
+	}
+	// Two drain: mappings would be merged, and of two name: the last would
+	// win, silently.
+	if err := new(yamlnode.Keys).Check(&doc); err != nil {
+		return err
 	}
 	root := resolve(doc.Content[0])
 	if root.Tag == "!!null" {

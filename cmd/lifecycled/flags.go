@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,7 @@ type settings struct {
 	HookLogDir         string
 	TerminationLog     string
 	TerminationLogTail bool
+	TerminationLogMax  int
 	TombstoneDir       string
 	ExitWith           []string
 	OnExitPost         []string
@@ -179,6 +181,9 @@ func (s *settings) declare() []setting {
 		boolean(&s.TerminationLogTail, "termination-log-tail",
 			"when the child fails, add the end of its stderr to --termination-log; the child's stderr becomes a pipe through lifecycled, not a TTY",
 			"terminationMessageTail"),
+		integer(&s.TerminationLogMax, "termination-log-max", "BYTES", maxTerminationLog,
+			"most `BYTES` of the termination message (64-4096): in a pod of more than 3 containers the kubelet keeps only "+
+				"12288 / (containers + init containers) of each; explain -f names the value", "terminationMessageMax"),
 		str(&s.TombstoneDir, "tombstone-dir", "DIR", "", "write NAME.json with the current phase in `DIR`", "tombstoneDir"),
 		list(&s.ExitWith, "exit-with", "NAME", "stop once the tombstone of `NAME` says exited (repeatable)", "exitWith"),
 		list(&s.OnExitPost, "on-exit-post", "URL", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit", "onExitPost"),
@@ -307,10 +312,18 @@ func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
 
 type intValue int
 
+// Set takes decimal digits only, with an optional "-": "0x10", "010" or
+// "1_000" are no port and no count anyone types on purpose (base-0
+// parsing read --drain-connections 0x10 as port 16, 010 as 8).
 func (v *intValue) Set(s string) error {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 0, strconv.IntSize)
+	s = strings.TrimSpace(s)
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || strings.ContainsFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) {
+		return errors.New("want a whole number in decimal digits")
+	}
+	n, err := strconv.ParseInt(s, 10, strconv.IntSize)
 	if err != nil {
-		return errors.New("want a whole number")
+		return errors.New("want a whole number in decimal digits")
 	}
 	*v = intValue(n)
 	return nil
@@ -474,19 +487,83 @@ func parseFlags(decls []setting, args []string) (map[string]bool, []string, erro
 // as a typo (--drain-dealy) is the usual cause.
 func unknownFlag(name string, decls []setting) error {
 	msg := "unknown flag --" + oneLine.Replace(name)
-	best, bestDist := "", len(name)/3+2
-	for _, d := range decls {
-		if d.name == "" {
-			continue
-		}
-		if dist := editDistance(name, d.name); dist < bestDist {
-			best, bestDist = d.name, dist
-		}
-	}
-	if best != "" {
-		msg += " (did you mean --" + best + "?)"
+	if best := closest(name, decls, func(d *setting) string { return d.name }); best != nil {
+		msg += " (did you mean --" + best.name + "?)"
 	}
 	return errors.New(msg)
+}
+
+// closest is the setting whose key(d) is nearest to name, if one is near
+// enough to be what a typo meant; nil otherwise.
+func closest(name string, decls []setting, key func(d *setting) string) *setting {
+	var best *setting
+	bestDist := len(name)/3 + 2
+	for i := range decls {
+		if decls[i].name == "" {
+			continue
+		}
+		if dist := editDistance(name, key(&decls[i])); dist < bestDist {
+			best, bestDist = &decls[i], dist
+		}
+	}
+	return best
+}
+
+// notSettings are the LIFECYCLED_ variables that are no setting of
+// lifecycled and may be set around it: the project's build argument
+// (examples/demo/Dockerfile, integration/kube) and test knobs
+// (integration/soak_test.go). Every other LIFECYCLED_ variable must name
+// a setting.
+var notSettings = []string{"LIFECYCLED_IMAGE", "LIFECYCLED_SOAK", "LIFECYCLED_SOAK_OUT"}
+
+// checkEnv refuses a LIFECYCLED_ variable in environ (KEY=VALUE, as
+// os.Environ) that names no setting of decls and is not in notSettings,
+// naming the closest one: LIFECYCLED_DRAIN_DEALY=5s must not be dropped
+// without a word, as an unknown flag is not. The first in sorted order is
+// named, so that the line does not change from run to run.
+func checkEnv(decls []setting, environ []string) error {
+	known := map[string]bool{}
+	for _, n := range notSettings {
+		known[n] = true
+	}
+	for i := range decls {
+		if decls[i].name != "" {
+			known[decls[i].envVar()] = true
+		}
+	}
+	var unknown []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "LIFECYCLED_") && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	msg := "unknown environment variable " + oneLine.Replace(unknown[0])
+	suffix := func(d *setting) string { return strings.TrimPrefix(d.envVar(), "LIFECYCLED_") }
+	if best := closest(strings.TrimPrefix(unknown[0], "LIFECYCLED_"), decls, suffix); best != nil {
+		msg += " (did you mean " + best.envVar() + "?)"
+	}
+	if len(unknown) > 1 {
+		msg += fmt.Sprintf(" and %d more", len(unknown)-1)
+	}
+	return errors.New(msg)
+}
+
+// lookupEnv is getenv over environ (KEY=VALUE, as os.Environ); the first
+// of a repeated key wins, as in os.Getenv.
+func lookupEnv(environ []string) func(string) string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, ok := m[k]; !ok {
+			m[k] = v
+		}
+	}
+	return func(k string) string { return m[k] }
 }
 
 // editDistance is the Levenshtein distance of a and b, in bytes.

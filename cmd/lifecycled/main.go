@@ -55,9 +55,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		case "run":
 			return runMain(args[1:], stderr)
 		case "wait":
-			return waitMain(args[1:], os.Getenv, stdout, stderr)
+			return waitMain(args[1:], os.Environ(), stdout, stderr)
 		case "probe":
-			return probeMain(args[1:], os.Getenv, stdout, stderr)
+			return probeMain(args[1:], os.Environ(), stdout, stderr)
 		case "sleep":
 			return sleepMain(args[1:], stderr)
 		case "explain":
@@ -77,9 +77,9 @@ func helpMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "wait":
-			return waitMain([]string{"--help"}, os.Getenv, stdout, stderr)
+			return waitMain([]string{"--help"}, os.Environ(), stdout, stderr)
 		case "probe":
-			return probeMain([]string{"--help"}, os.Getenv, stdout, stderr)
+			return probeMain([]string{"--help"}, os.Environ(), stdout, stderr)
 		}
 	}
 	printRunUsage(stdout)

@@ -84,6 +84,9 @@ func FuzzConfigFile(f *testing.F) {
 			given[d.name] = d.name != ""
 		}
 		err := applyFile(all, data, given)
+		if err != nil && strings.Contains(err.Error(), "already defined") {
+			t.Fatalf("the YAML library's duplicate check, not lifecycled's: %v", err)
+		}
 		if err != nil {
 			checkOneLine(t, "file", err)
 			if !yamlLine.MatchString(err.Error()) {
@@ -280,6 +283,11 @@ func checkRunConfig(t *testing.T, c *runConfig) {
 // configSeeds are config files worth starting from: the README's, the
 // Kubernetes shapes, and the mistakes users make.
 var configSeeds = []string{
+	// Duplicate keys (issue 17): two drain: mappings were merged.
+	"drain:\n  delay: 5s\ndrain:\n  timeout: 10s\n",
+	"name: a\nname: b\n",
+	"readinessProbe: {tcpSocket: {port: 1}, tcpSocket: {port: 2}}\n",
+	"b: &b {delay: 1s}\ndrain:\n  <<: *b\n  <<: *b\n",
 	`name: web
 waitFor: [tcp://postgres:5432, http://auth:8080/healthz]
 waitTimeout: 2m

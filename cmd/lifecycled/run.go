@@ -46,7 +46,7 @@ func runMain(args []string, stderr io.Writer) int {
 		guard.fd = int(f.Fd())
 	}
 	stderr = guard
-	cfg, code, ok := loadRunConfig(args, os.Getenv, os.Stdout, stderr)
+	cfg, code, ok := loadRunConfig(args, os.Environ(), os.Stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -68,11 +68,19 @@ func runMain(args []string, stderr io.Writer) int {
 // loadRunConfig parses flags, environment and config file. It returns
 // ok=false with the exit code when lifecycled must stop here (--help, or a
 // usage error already printed).
-func loadRunConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (*runConfig, int, bool) {
-	s, err := loadSettings(args, getenv, os.ReadFile)
+//
+// environ is the environment (os.Environ): an unknown LIFECYCLED_
+// variable in it is a usage error, named before any other error, which
+// it may well explain (LIFECYCLED_DRAIN_DEALY and "--drain-quiet needs
+// --drain-delay").
+func loadRunConfig(args []string, environ []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
+	s, err := loadSettings(args, lookupEnv(environ), readFileBounded)
 	if isHelp(err) {
 		printRunUsage(stdout)
 		return nil, exitOK, false
+	}
+	if err := checkEnv((&settings{}).declare(), environ); err != nil {
+		return nil, usageError(stderr, "%v", err), false
 	}
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
@@ -108,6 +116,7 @@ func (c *runConfig) lifecycleConfig() lifecycle.Config {
 		HookLogDir:         c.hookLogDir,
 		TerminationLog:     c.terminationLog,
 		TerminationLogTail: c.terminationLogTail,
+		TerminationLogMax:  c.terminationLogMax,
 		TombstoneDir:       c.tombstoneDir,
 		ExitWith:           c.exitWith,
 		OnExitPost:         c.onExitPost,
@@ -157,15 +166,17 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	type server struct {
 		ln      net.Listener
 		handler func() http.Handler // built after the fork
+		maxBody int64
 	}
 	var servers []server
 	for _, s := range []struct {
 		addr     string
 		loopback bool
 		handler  func() http.Handler
+		maxBody  int64
 	}{
-		{cfg.listen, false, lc.Endpoints},
-		{cfg.adminListen, true, lc.Admin},
+		{cfg.listen, false, lc.Endpoints, 0},
+		{cfg.adminListen, true, lc.Admin, adminMaxBody},
 	} {
 		if s.addr == "" {
 			continue
@@ -178,7 +189,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 			_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
 			return exitUsage
 		}
-		servers = append(servers, server{ln, s.handler})
+		servers = append(servers, server{ln, s.handler, s.maxBody})
 	}
 
 	// Fork first: what follows only serves the run, and runs beside the
@@ -220,7 +231,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	}
 	actor(func(ctx context.Context) error { return handleSignals(ctx, sigs, guard, lc) })
 	for _, s := range servers {
-		srv := newHTTPServer(s.handler(), logger)
+		srv := newHTTPServer(s.handler(), s.maxBody, logger)
 		actor(func(ctx context.Context) error { return serve(ctx, srv, s.ln) })
 	}
 	if cfg.ready != nil {

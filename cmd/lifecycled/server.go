@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -23,13 +25,25 @@ const (
 	// scrapes and admin calls need a handful; each connection costs a
 	// descriptor and a goroutine with its buffers.
 	maxConns = 128
+	// busyMax is how long a request may keep its connection busy before
+	// a new connection over maxConns may take its place: every endpoint
+	// answers in milliseconds, and a kubelet probe on a fresh connection
+	// must not wait behind clients that trickle their requests in.
+	busyMax = 250 * time.Millisecond
+	// adminMaxBody bounds the body of an admin request (POST /drain,
+	// /quitquitquit), which the endpoints ignore but some clients send
+	// ({} or a form); it must arrive within adminBodyTimeout.
+	adminMaxBody     = 4 << 10
+	adminBodyTimeout = time.Second
 )
 
 // newHTTPServer returns a server with every limit set: a slow or hostile
-// client can hold neither a goroutine nor memory for long.
-func newHTTPServer(h http.Handler, logger *zap.Logger) *http.Server {
+// client can hold neither a goroutine nor memory for long. maxBody is the
+// largest request body it takes (0: none, as the health endpoints and
+// /metrics take none).
+func newHTTPServer(h http.Handler, maxBody int64, logger *zap.Logger) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           limitBody(h, maxBody, adminBodyTimeout),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -39,16 +53,70 @@ func newHTTPServer(h http.Handler, logger *zap.Logger) *http.Server {
 	}
 }
 
+// limitBody refuses a request body over max bytes (413), and one that does
+// not arrive within timeout (408), and closes the connection either way.
+// A body within bounds is read before h runs. net/http would otherwise
+// read up to 256 KiB of a body the handler ignores, before it answers or
+// after, for as long as its read timeout: a client trickling a body into
+// GET /readyz held its connection busy for 10 s.
+func limitBody(h http.Handler, max int64, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
+		}
+		tooLarge := fmt.Sprintf("request body over %d bytes", max)
+		if max == 0 {
+			tooLarge = "this endpoint takes no request body"
+		}
+		if r.ContentLength > max || max == 0 {
+			refuse(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(timeout))
+		body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			refuse(w, http.StatusRequestTimeout, fmt.Sprintf("request body not read within %s", timeout))
+			return
+		case err != nil:
+			refuse(w, http.StatusBadRequest, "bad request body")
+			return
+		case int64(len(body)) > max:
+			refuse(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		_ = rc.SetReadDeadline(time.Time{}) // the server sets its own for the next request
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers code and closes the connection without reading what is
+// left of the request: net/http would read the rest of a body it has not
+// seen the end of, at the client's pace, before closing.
+func refuse(w http.ResponseWriter, code int, msg string) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, code)
+}
+
 // connLimiter caps the open connections of a server. A new connection over
 // the cap takes the place of the one that has waited longest without a
 // request in flight (idle keep-alive, or connected and silent), which is
 // closed: thousands of idle clients then cost maxConns descriptors, and a
 // kubelet probe, which opens a fresh connection each time, is still
-// answered at once. Only when every connection is busy does Accept wait,
-// at most until a request ends (bounded by the server's timeouts).
+// answered at once. When every connection is busy, it takes the place of
+// the one busy longest, once that one has been busy for busy: a request
+// takes milliseconds, and clients that trickle theirs in byte by byte
+// must not hold every slot for the server's read timeouts. So Accept
+// waits at most busy.
 type connLimiter struct {
 	net.Listener
-	max int
+	max  int
+	busy time.Duration
 
 	mu      sync.Mutex
 	conns   map[net.Conn]connInfo
@@ -59,11 +127,11 @@ type connLimiter struct {
 
 type connInfo struct {
 	busy  bool
-	since time.Time
+	since time.Time // when it went busy, or idle
 }
 
-func newConnLimiter(ln net.Listener, max int) *connLimiter {
-	return &connLimiter{Listener: ln, max: max, conns: map[net.Conn]connInfo{}, changed: make(chan struct{}, 1), closed: make(chan struct{})}
+func newConnLimiter(ln net.Listener, max int, busy time.Duration) *connLimiter {
+	return &connLimiter{Listener: ln, max: max, busy: busy, conns: map[net.Conn]connInfo{}, changed: make(chan struct{}, 1), closed: make(chan struct{})}
 }
 
 // Close closes the listener and ends an Accept that waits for a free slot.
@@ -84,7 +152,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			return c, nil
 		}
-		victim := l.oldestIdle()
+		victim, wait := l.victim(time.Now())
 		if victim != nil {
 			delete(l.conns, victim)
 		}
@@ -93,26 +161,41 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			_ = victim.Close()
 			continue
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-l.changed:
+		case <-t.C:
 		case <-l.closed:
+			t.Stop()
 			_ = c.Close()
 			return nil, net.ErrClosed
 		}
+		t.Stop()
 	}
 }
 
-// oldestIdle returns the connection without a request in flight that has
-// waited longest, nil if all are busy. l.mu is held.
-func (l *connLimiter) oldestIdle() net.Conn {
-	var victim net.Conn
-	var since time.Time
+// victim returns the connection a new one takes the place of: the one
+// without a request in flight that has waited longest, else the one busy
+// longest if that is over l.busy. If there is none yet, it returns how
+// long until there is. l.mu is held.
+func (l *connLimiter) victim(now time.Time) (net.Conn, time.Duration) {
+	var idle, busy net.Conn
+	var idleSince, busySince time.Time
 	for c, i := range l.conns {
-		if !i.busy && (victim == nil || i.since.Before(since)) {
-			victim, since = c, i.since
+		switch {
+		case !i.busy && (idle == nil || i.since.Before(idleSince)):
+			idle, idleSince = c, i.since
+		case i.busy && (busy == nil || i.since.Before(busySince)):
+			busy, busySince = c, i.since
 		}
 	}
-	return victim
+	if idle != nil {
+		return idle, 0
+	}
+	if over := now.Sub(busySince); busy == nil || over < l.busy {
+		return nil, l.busy - over
+	}
+	return busy, 0
 }
 
 // track is the server's ConnState hook.
@@ -121,7 +204,7 @@ func (l *connLimiter) track(c net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateActive:
 		if _, ok := l.conns[c]; ok {
-			l.conns[c] = connInfo{busy: true}
+			l.conns[c] = connInfo{busy: true, since: time.Now()}
 		}
 	case http.StateIdle:
 		if _, ok := l.conns[c]; ok {
@@ -175,7 +258,7 @@ func checkLoopback(addr string) error {
 // giving in-flight requests 100 ms: by then the child is gone, and a probe
 // or scrape that is still running must not hold up the container's exit.
 func serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	lim := newConnLimiter(ln, maxConns)
+	lim := newConnLimiter(ln, maxConns, busyMax)
 	srv.ConnState = lim.track
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lim) }()

@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lifecycled/lifecycled/integration/kube/cluster"
-	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // testContext is a context that ends at d or at the test's deadline.
@@ -127,7 +127,7 @@ func dumpNamespace(t *testing.T, ctx context.Context, ns string) {
 // with what when ctx ends first.
 func eventually(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	if ctxtime.Poll(ctx, 200*time.Millisecond, cond) != nil {
+	if proctest.Poll(ctx, 200*time.Millisecond, cond) != nil {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }

@@ -4,6 +4,8 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/lifecycled/lifecycled/integration/kube/cluster"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // jobEnded waits until the Job has a Complete or Failed condition and
@@ -119,10 +122,26 @@ func TestJobWithSidecar(t *testing.T) {
 			x, ok2 := containerStatus(p, "proxy")
 			return ok1 && ok2 && m.State.Running != nil && x.State.Running != nil
 		})
-		time.Sleep(2 * time.Second) // the tombstone says running
 		m, _ := containerStatus(p, "main")
 		pids := containerPIDs(t, m.ContainerID)
 		require.NotEmpty(t, pids, "no processes found for %s", m.ContainerID)
+		// main's tombstone says running, and the proxy has seen its lock
+		// held (two of its looks, so the first has ended): only then is a
+		// free lock a death to it. Both are read through main's lifecycled.
+		var lifecycled int
+		for _, pid := range pids {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "lifecycled" {
+				lifecycled = pid
+			}
+		}
+		require.NotZero(t, lifecycled, "no lifecycled among %v", pids)
+		dir := fmt.Sprintf("/proc/%d/root/lifecycle", lifecycled)
+		eventually(t, ctx, "main's tombstone to say running", func() bool {
+			var ts struct{ Phase string }
+			b, err := os.ReadFile(filepath.Join(dir, "main.json"))
+			return err == nil && json.Unmarshal(b, &ts) == nil && ts.Phase == "running"
+		})
+		require.NoError(t, proctest.WaitReads(ctx, filepath.Join(dir, "main.lock"), 2), "the proxy never looked at main's lock")
 		for _, pid := range pids {
 			require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 		}

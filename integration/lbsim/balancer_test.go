@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // testBackend is an HTTP server that answers its name and whose readiness
@@ -111,7 +111,7 @@ func TestBalancerDropsAfterPropagation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var drop Event
-	require.NoError(t, ctxtime.Poll(ctx, 5*time.Millisecond, func() bool {
+	require.NoError(t, proctest.Poll(ctx, 5*time.Millisecond, func() bool {
 		for _, e := range lb.Events() {
 			if !e.Ready {
 				drop = e
@@ -177,7 +177,7 @@ func TestBalancerTimeoutsNeedThreshold(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	require.NoError(t, ctxtime.Poll(ctx, 5*time.Millisecond, func() bool { return !lb.Stats()[0].InRotation }))
+	require.NoError(t, proctest.Poll(ctx, 5*time.Millisecond, func() bool { return !lb.Stats()[0].InRotation }))
 	assert.GreaterOrEqual(t, time.Since(start), 3*50*time.Millisecond, "three timeouts before the backend counts as not ready")
 	events := lb.Events()
 	require.Len(t, events, 2)

@@ -1,7 +1,7 @@
 // Package ctxtime holds the waits that a context can end: every wait in
 // lifecycled takes a context, so that a stop or a deadline cuts it short
-// (a drain delay, a preStop sleep handler, a probe's backoff, a test
-// waiting for a condition).
+// (a drain delay, a preStop sleep handler, a probe's backoff). The tests'
+// wait for a condition is proctest.Poll.
 package ctxtime
 
 import (
@@ -20,19 +20,4 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// Poll calls cond at once and then every interval until it returns true,
-// or returns ctx.Err() when ctx ends first.
-func Poll(ctx context.Context, interval time.Duration, cond func() bool) error {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
 }

@@ -1,7 +1,7 @@
 // Package proctest holds the helpers the tests of several packages share
 // to run and watch real processes: one reaper for the test binary, whether
-// a process is gone, and a bound on how long a call may take before the
-// test fails rather than hangs.
+// a process is gone, a bound on how long a call may take before the test
+// fails rather than hangs, and a wait for a condition.
 package proctest
 
 import (
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -64,4 +65,53 @@ func Within(t testing.TB, d time.Duration, f func()) time.Duration {
 		t.Fatalf("did not return within %s", d)
 	}
 	return time.Since(start)
+}
+
+// Poll calls cond at once and then every interval until it returns true,
+// or returns ctx.Err() when ctx ends first.
+func Poll(ctx context.Context, interval time.Duration, cond func() bool) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// WaitReads waits until path has been opened read-only and closed n times
+// after the call (inotify's IN_CLOSE_NOWRITE): another process's looks at a
+// file, such as an --exit-with watcher's at a lock that its holder opened
+// for writing. The n-th open means the look before it has ended.
+func WaitReads(ctx context.Context, path string, n int) error {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	defer f.Close()
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_CLOSE_NOWRITE); err != nil {
+		return fmt.Errorf("watch %s: %w", path, err)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = f.SetReadDeadline(deadline)
+	}
+	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+	for n > 0 {
+		k, err := f.Read(buf)
+		if err != nil {
+			return fmt.Errorf("wait for %s to be read: %w", path, err)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= k; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			if ev.Mask&unix.IN_CLOSE_NOWRITE != 0 {
+				n--
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+	return nil
 }

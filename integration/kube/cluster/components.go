@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -94,22 +95,13 @@ func (c *Cluster) importImages(ctx context.Context) error {
 				return err
 			}
 		}
-		if !contains(img.Names, img.Source) {
+		if !slices.Contains(img.Names, img.Source) {
 			if err := c.inNamespaces(ctx, append(ctr, "images", "rm", img.Source)...); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Cluster) startControlPlane(ctx context.Context) error {
