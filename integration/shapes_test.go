@@ -91,8 +91,8 @@ func TestZeroDowntimeTrafficShapes(t *testing.T) {
 				assert.Positive(t, r.Served, "the stopped backend served requests before the stop")
 				if d.name != "requests" {
 					if shape.stops && d.name == "connections" && shape.rs.L7 {
-						assert.Less(t, r.TermAfter, r.LastSent,
-							"counting connections only, the drain ends while the proxy still sends requests on its pooled connections")
+						assert.Less(t, r.TermAfter, drop,
+							"counting connections only, the drain ends while the proxy still sends the pod requests on its pooled connections")
 					}
 					return
 				}
