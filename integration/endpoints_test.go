@@ -539,18 +539,8 @@ func TestEndpointsDrainReadiness(t *testing.T) {
 // stayed 200 until the probe had failed its threshold (3 periods).
 func TestEndpointsDrainReadinessKeepStopSignal(t *testing.T) {
 	const period = 200 * time.Millisecond
-	backend := zdBackend(t)
 	ctx := testContext(t, 30*time.Second)
-	dir := t.TempDir()
-	term := filepath.Join(dir, "term")
-	ep, addr := newEndpoints(t)
-	app := fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
-	p := start(t, options{env: zdEnv}, "--listen", addr, "--drain-readiness", "keep", "--drain-delay", "1s",
-		"--ready", "http://"+app+"/healthz", "--ready-period", period.String(), "--grace-period", "10s",
-		"--", backend, "-addr", app, "-term-file", term, "-exit-delay", "3s")
-	require.NotNil(t, p)
-	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
-	require.NoError(t, err)
+	p, ep, term, _ := startKeepReady(t, ctx, period, []string{"--drain-delay", "1s"}, "-exit-delay", "3s")
 
 	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
 	var during []int
@@ -584,19 +574,9 @@ func TestEndpointsDrainReadinessKeepStopSignal(t *testing.T) {
 // stop signal, while its probes do not keep the drain from ending.
 func TestEndpointsDrainReadinessKeepProbeFails(t *testing.T) {
 	const period = 100 * time.Millisecond
-	backend := zdBackend(t)
 	ctx := testContext(t, 30*time.Second)
-	dir := t.TempDir()
-	term, unready := filepath.Join(dir, "term"), filepath.Join(dir, "unready")
-	ep, addr := newEndpoints(t)
-	app := fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
-	p := start(t, options{env: zdEnv}, "--listen", addr, "--drain-readiness", "keep",
-		"--drain-quiet", "500ms", "--drain-min", "3s", "--drain-delay", "20s",
-		"--ready", "http://"+app+"/healthz", "--ready-period", period.String(), "--ready-failure-threshold", "1", "--grace-period", "10s",
-		"--", backend, "-addr", app, "-term-file", term, "-unready-file", unready)
-	require.NotNil(t, p)
-	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
-	require.NoError(t, err)
+	p, ep, term, unready := startKeepReady(t, ctx, period,
+		[]string{"--drain-quiet", "500ms", "--drain-min", "3s", "--drain-delay", "20s", "--ready-failure-threshold", "1"})
 
 	sent := time.Now()
 	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
@@ -614,6 +594,27 @@ func TestEndpointsDrainReadinessKeepProbeFails(t *testing.T) {
 	termAt, err := zdReadNanos(term)
 	require.NoError(t, err)
 	assert.Less(t, termAt.Sub(sent), 10*time.Second, "the drain ended at --drain-min, far from its 20 s ceiling")
+}
+
+// startKeepReady starts lifecycled --drain-readiness keep with flags, its
+// --ready probing testdata/backend every period, and waits until /readyz
+// passes. The backend takes appFlags and writes its SIGTERM's time to term;
+// its /healthz fails while unready exists.
+func startKeepReady(t *testing.T, ctx context.Context, period time.Duration, flags []string, appFlags ...string) (p *proc, ep healthEndpoints, term, unready string) {
+	t.Helper()
+	backend := zdBackend(t)
+	dir := t.TempDir()
+	term, unready = filepath.Join(dir, "term"), filepath.Join(dir, "unready")
+	ep, addr := newEndpoints(t)
+	app := fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
+	args := append([]string{"--listen", addr, "--drain-readiness", "keep", "--grace-period", "10s",
+		"--ready", "http://" + app + "/healthz", "--ready-period", period.String()}, flags...)
+	args = append(append(args, "--", backend, "-addr", app, "-term-file", term, "-unready-file", unready), appFlags...)
+	p = start(t, options{env: zdEnv}, args...)
+	require.NotNil(t, p)
+	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
+	require.NoError(t, err)
+	return p, ep, term, unready
 }
 
 // TestEndpointsDrainReadinessBad: a mode that is neither fail nor keep is
