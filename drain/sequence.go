@@ -2,6 +2,7 @@ package drain
 
 import (
 	"context"
+	"errors"
 	"syscall"
 	"time"
 
@@ -172,16 +173,18 @@ func (s *Sequence) Run(skip <-chan struct{}) (killed bool) {
 // prepare runs steps 2–4 (drain delay, connection drain, preStop) under a
 // context that ends on skip or on the child's exit.
 func (s *Sequence) prepare(skip <-chan struct{}) {
-	prepCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// The cause is the reason a cut-short preStop is logged with.
+	prepCtx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	go func() {
 		select {
 		case <-skip:
 			s.logger.Info("second stop signal: skipping the rest of the drain and preStop")
+			cancel(errors.New("second stop signal"))
 		case <-s.proc.Exited():
+			cancel(errors.New("the child exited"))
 		case <-prepCtx.Done():
 		}
-		cancel()
 	}()
 
 	if s.cfg.DrainDelay > 0 && prepCtx.Err() == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/lifecycled/lifecycled/httpclient"
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -125,7 +126,8 @@ func (h Hook) timeout() time.Duration {
 
 // describe names the handler and its command the way error messages and
 // the termination log show them: exec ["/bin/false"], sh -c "exit 3",
-// httpGet http://..., sleep 5s.
+// httpGet http://..., sleep 5s. An httpGet URL is masked here, as one URL
+// (redact.URL): in an error's text a space in its query would end it.
 func (h Hook) describe() string {
 	switch h.Handler() {
 	case HandlerExec:
@@ -133,6 +135,8 @@ func (h Hook) describe() string {
 			return "sh -c " + strconv.Quote(h.Command())
 		}
 		return "exec " + h.Command()
+	case HandlerHTTPGet:
+		return h.Handler() + " " + redact.URL(h.Command())
 	default:
 		return h.Handler() + " " + h.Command()
 	}
@@ -161,6 +165,11 @@ type Result struct {
 	Output string
 	// Err says why the hook failed; nil means it succeeded.
 	Err error
+	// Interrupted says why the caller cut the hook short (its context's
+	// cause: the child exited, a stop was requested, a second stop
+	// signal); nil if it did not. Such a hook has an Err too, but did not
+	// fail by itself: it is logged at info as "HOOK interrupted".
+	Interrupted error
 }
 
 // Runner runs hooks, and records each run in the log, the hook log and the
@@ -222,6 +231,7 @@ func (r *Runner) Run(ctx context.Context, h Hook) Result {
 		switch {
 		case ctx.Err() != nil:
 			err = fmt.Errorf("cancelled after %s: %w", res.Duration.Round(time.Millisecond), ctx.Err())
+			res.Interrupted = context.Cause(ctx)
 		case runCtx.Err() != nil:
 			err = fmt.Errorf("timed out after %s: %w", timeout, runCtx.Err())
 		}
@@ -241,8 +251,12 @@ func (r *Runner) record(res Result) {
 	fields := []zap.Field{
 		zap.String("hook", res.Hook),
 		zap.String("handler", res.Handler),
-		zap.String("command", res.Command),
+		zap.String("command", redact.URL(res.Command)),
 		logschema.Seconds("duration", res.Duration),
+	}
+	if res.Interrupted != nil {
+		r.logger.Info(res.Hook+" interrupted", append(fields, zap.String("reason", res.Interrupted.Error()))...)
+		return
 	}
 	if res.Err != nil {
 		fields = append(fields, zap.Error(res.Err))

@@ -104,7 +104,7 @@ func (l *Log) Hook(res Result) {
 		zap.String("handler", res.Handler),
 	}
 	if res.Handler == HandlerHTTPGet {
-		fields = append(fields, zap.String("url", res.Command))
+		fields = append(fields, zap.String("url", redact.URL(res.Command))) // whole: a space in its query would end it for the core
 	} else {
 		fields = append(fields, zap.String("command", res.Command))
 	}

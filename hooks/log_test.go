@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,8 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/lifecycled/lifecycled/internal/proctest"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
 
@@ -235,5 +238,37 @@ func TestLogHostileFile(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "s3cr3t\n", string(b), "written through the symlink")
 		})
+	}
+}
+
+// TestLogMasksSecrets: an httpGet hook's URL shows no password and no value
+// of a parameter named like a secret, in the hook log and on stderr, even
+// with a space in its query (which ends a URL in text, so the JSON line
+// showed "b S3cB").
+func TestLogMasksSecrets(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "nope", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	core, logs := observer.New(zap.DebugLevel)
+	logger := zap.New(redact.Core(core)) // as lifecycled's stderr logger is
+	hl := OpenLog(dir, "app", 0, logger)
+	require.NotNil(t, hl)
+	r := NewRunner(testReaper, logger, hl, nil, "")
+	u := strings.Replace(srv.URL, "http://", "http://u:S3cA@", 1) + "/hook?token=b%20S3cB&x=1&password=c S3cC"
+	r.Run(context.Background(), Hook{Name: PostStart, HTTPURL: u, Timeout: 5 * time.Second})
+	require.NoError(t, hl.Close())
+	b, err := os.ReadFile(filepath.Join(dir, "app.hooks.log"))
+	require.NoError(t, err)
+	var stderr strings.Builder
+	for _, e := range logs.All() {
+		fmt.Fprintln(&stderr, e.Message, e.ContextMap())
+	}
+	for name, out := range map[string]string{"hook log": string(b), "stderr": stderr.String()} {
+		assert.Contains(t, out, "/hook?token=xxxxx&x=1&password=xxxxx", name)
+		for _, s := range []string{"S3cA", "S3cB", "S3cC"} {
+			assert.NotContains(t, out, s, name)
+		}
 	}
 }

@@ -516,12 +516,14 @@ func readStamp(ctx context.Context, path string) (time.Time, error) {
 	return time.Unix(0, ns), nil
 }
 
-// causeLines are the lines of lifecycled's stderr that are not its JSON
-// log records: the one-line causes of contract section 2.
+// causeLines are the one-line causes of contract section 2 on lifecycled's
+// stderr: its error records once its logger exists (one stream, in the log
+// format), and before that (a usage error) the lines that are no record.
 func causeLines(stderr string) []string {
 	var out []string
 	for _, l := range lines(stderr) {
-		if strings.HasPrefix(l, "{") && json.Valid([]byte(l)) {
+		var r logRecord
+		if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &r) == nil && r.str("level") != "error" {
 			continue
 		}
 		out = append(out, l)

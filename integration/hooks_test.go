@@ -85,6 +85,48 @@ func TestHooksPostStartExecFails(t *testing.T) {
 	}
 }
 
+// TestHooksPostStartInterrupted: a postStart cut short by the child's exit
+// or by SIGTERM did not fail: one info line "postStart interrupted" says
+// why, with no "hook failed" warning and no error record, and the run ends
+// as the child or the stop says, not 125. Before, both were a warning
+// "hook failed" (error "cancelled after ...: context canceled").
+func TestHooksPostStartInterrupted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		child  func(dir string) []string
+		term   bool // send SIGTERM once the child is ready
+		code   int
+		reason string
+	}{
+		{"child exits", func(string) []string { return []string{"sh", "-c", "sleep 0.3; exit 3"} }, false, 3, "the child exited"},
+		{"SIGTERM", childTrapsTerm, true, 0, "stop requested: received SIGTERM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 30*time.Second)
+			dir := t.TempDir()
+			p := start(t, options{env: quickExit()}, append([]string{"--post-start", "sleep 30", "--"}, tc.child(dir)...)...)
+			require.NotNil(t, p)
+			if tc.term {
+				require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+				require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+			}
+			res := p.wait(ctx)
+			assert.Equal(t, tc.code, res.code, "stderr:\n%s", res.stderr)
+			assert.Less(t, res.elapsed, 20*time.Second, "the hook's 30 s were cut short")
+			assert.Empty(t, logRecords(res.stderr, "hook failed"), "stderr:\n%s", res.stderr)
+			assert.Empty(t, causeLines(res.stderr), "no failure of the run")
+			cut := logRecords(res.stderr, "postStart interrupted")
+			if assert.Len(t, cut, 1, "stderr:\n%s", res.stderr) {
+				assert.Equal(t, "info", cut[0].str("level"))
+				assert.Equal(t, tc.reason, cut[0].str("reason"))
+				assert.Equal(t, "postStart", cut[0].str("hook"))
+			}
+		})
+	}
+}
+
 // TestHooksPostStartHTTP: an httpGet postStart succeeds on 200 and fails the
 // run on 500 (unlike the kubelet, which ignores the status).
 func TestHooksPostStartHTTP(t *testing.T) {

@@ -128,6 +128,15 @@ func testPodmanDockerfile(t *testing.T, p *podman) {
 		return strings.TrimSpace(string(out))
 	}
 	goroot, modcache, gocache := goEnv("GOROOT"), goEnv("GOMODCACHE"), goEnv("GOCACHE")
+	// The builder stage's `go mod download` runs offline against the
+	// mounted cache and needs every go.mod of the module graph, which a
+	// plain `go test` never fetches (github.com/davecgh/go-spew@v1.1.1's
+	// was missing on a fresh machine): the same command on the host first,
+	// with this process's toolchain and proxy, fills the cache it reads.
+	download := exec.CommandContext(ctx, "go", "mod", "download")
+	download.Dir = root
+	out, err := download.CombinedOutput()
+	require.NoError(t, err, "go mod download (what the builder stage reads offline): %s", out)
 
 	goImage := "localhost/lifecycled-golang:test-" + p.id
 	image := p.lifecycledImage + "-multistage"

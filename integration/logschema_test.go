@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -182,4 +183,54 @@ func TestLogSchemaRedactsSecrets(t *testing.T) {
 	assert.Contains(t, line, "user:xxxxx@127.0.0.1")
 	assert.NotContains(t, res.stderr, "hunter2")
 	assert.NotContains(t, res.stderr, "s3cret")
+}
+
+// TestLogSchemaOneStream: once lifecycled's logger exists, every line it
+// writes is a record of it, failures included: with the default JSON format
+// each line of stderr parses, passes the schema, and the cause is one error
+// record naming it. Before, the postStart failure, a command not found, a
+// dependency not up, a busy --listen address and `wait` giving up each
+// wrote a plain "lifecycled: ..." line into the JSON stream.
+func TestLogSchemaOneStream(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = busy.Close() })
+	down := fmt.Sprintf("tcp://127.0.0.1:%d", loopbackPort(t))
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		msg   string // the error record's
+		cause string // in its error
+	}{
+		{"postStart failed", []string{"--log-format", "json", "--post-start", "exit 4", "--", "sleep", "5"}, 125,
+			"postStart hook failed", "exit code 4"},
+		{"command not found", []string{"--log-format", "json", "--", "/no/such/command"}, 127,
+			"cannot start the child", "/no/such/command"},
+		{"dependency not up", []string{"--log-format", "json", "--wait", down, "--wait-timeout", "300ms", "--", "true"}, 124,
+			"gave up waiting for dependencies", down},
+		{"busy --listen", []string{"--log-format", "json", "--listen", busy.Addr().String(), "--", "true"}, 2,
+			"cannot listen", busy.Addr().String()},
+		{"wait gives up", []string{"wait", "--log-format", "json", "--timeout", "300ms", down}, 124,
+			"gave up waiting for dependencies", down},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 20*time.Second)
+			res := runQuick(t, ctx, tc.args...)
+			assert.Equal(t, tc.code, res.code, "stderr:\n%s", res.stderr)
+			var errs []map[string]any
+			for _, l := range jsonLines(t, "stderr", res.stderr) {
+				assert.Empty(t, checkSchema(l), "line %v", l)
+				if l["level"] == "error" {
+					errs = append(errs, l)
+				}
+			}
+			if assert.Len(t, errs, 1, "one error record, the cause:\n%s", res.stderr) {
+				assert.Equal(t, tc.msg, errs[0]["msg"])
+				assert.Contains(t, errs[0]["error"], tc.cause)
+			}
+		})
+	}
 }

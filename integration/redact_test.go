@@ -21,13 +21,19 @@ import (
 // whole password (found by FuzzParseTarget).
 const secret = "S3c'r,e;tPW"
 
+// querySecret is the value of the query parameters named like secrets
+// (?token=, &X-Amz-Signature=) that some URLs and a redirect carry.
+const querySecret = "Q5ec'r,3;tV"
+
 // newRedirectServer serves /ok (200), /redirect (302 to /down on the same
 // host, so clients carry the user info along) and /down (500).
 func newRedirectServer(t *testing.T) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/down", http.StatusFound) })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/down?a=1&X-Amz-Signature="+querySecret, http.StatusFound)
+	})
 	mux.HandleFunc("/down", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusInternalServerError) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -40,6 +46,7 @@ func assertRedacted(t *testing.T, what, out string, mustNameURL bool) {
 	t.Helper()
 	assert.NotEmpty(t, out, "%s: empty", what)
 	assert.NotContains(t, out, secret, "%s leaks the password:\n%s", what, out)
+	assert.NotContains(t, out, querySecret, "%s leaks a secret query value:\n%s", what, out)
 	if mustNameURL {
 		assert.Contains(t, out, "bob:xxxxx@", "%s does not name the URL (redacted):\n%s", what, out)
 	}
@@ -62,9 +69,9 @@ func TestRedactCredentials(t *testing.T) {
 		p := start(t, options{dir: dir},
 			"--name", "app", "--listen", addr,
 			"--hook-log-dir", dir, "--termination-log", termLog, "--tombstone-dir", dir,
-			"--wait", base+"/ok",
+			"--wait", base+"/ok?token="+querySecret,
 			"--ready", base+"/redirect", "--ready-period", "100ms",
-			"--post-start-http", base+"/ok",
+			"--post-start-http", base+"/ok?a=1&access_token="+querySecret,
 			"--pre-stop-http", base+"/redirect",
 			"--on-exit-post", base+"/redirect",
 			"--", "sh", "-c", childUntilTerm)

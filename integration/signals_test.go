@@ -229,3 +229,67 @@ while :; do sleep 0.05; done`
 		}
 	})
 }
+
+// TestSignalsCaughtBeforeEarlyStart: without --wait or --tombstone-dir,
+// lifecycled forks the child before its signal actor runs. A signal it
+// caught before the fork but handles after it must wait for the child's
+// handler, as one remembered before the start does: a shell's trap runs
+// every time. The settings come from a pipe the test closes only once the
+// signal is sent, so the signal always reaches lifecycled (past os/signal's
+// initialisation) before the child can start. Before the fix 25 of 32
+// tries ended 129 or 138.
+func TestSignalsCaughtBeforeEarlyStart(t *testing.T) {
+	const tries = 32
+	sigs := []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1}
+	trapped := 0
+	for i := range tries {
+		sig := sigs[i%len(sigs)]
+		ctx := testContext(t, 30*time.Second)
+		r, w, err := os.Pipe()
+		require.NoError(t, err)
+		p := startTraced(t, ctx, options{stdin: r}, "--config", "/dev/stdin", "--grace-period", "30s",
+			"--", "sh", "-c", `trap 'exit 7' HUP USR1; sleep 30 & wait`)
+		_ = r.Close()
+		require.NoError(t, p.signal(ctx, sig))
+		_ = w.Close() // an empty configuration: lifecycled goes on and starts the child
+		res := p.wait(ctx)
+		require.Empty(t, res.signal, "lifecycled killed by %v", sig)
+		if assert.Equal(t, 7, res.code, "try %d, %v: the child's trap must run", i, sig) {
+			trapped++
+		}
+	}
+	t.Logf("%d of %d tries ran the trap", trapped, tries)
+}
+
+// TestSignalsStopStormOneLine: a storm of 1,000 SIGTERMs (a supervisor that
+// repeats itself, a script in a loop) makes one "stop requested" line, not
+// one per signal lifecycled receives (hundreds before the fix); the
+// exiting line counts them all. The child stops only once the storm is
+// over, so that every signal reaches a running lifecycled.
+func TestSignalsStopStormOneLine(t *testing.T) {
+	const storm = 1000
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 60*time.Second)
+		dir := t.TempDir()
+		p := start(t, options{mode: m, dir: dir}, "--grace-period", "30s", "--", "sh", "-c",
+			`trap 'while [ ! -e over ]; do sleep 0.01; done; exit 0' TERM; : > ready; while :; do sleep 0.05; done`)
+		require.NotNil(t, p)
+		require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+		// 300 µs apart: sent back to back, the kernel would merge nearly
+		// all of them while one is pending.
+		for range storm {
+			require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+			spin(300 * time.Microsecond)
+		}
+		require.NoError(t, touch(filepath.Join(dir, "over")))
+		res := p.wait(ctx)
+		require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+		assert.Len(t, logRecords(res.stderr, "stop requested"), 1, "stderr:\n%s", res.stderr)
+		exiting := logRecords(res.stderr, "exiting")
+		require.Len(t, exiting, 1, "stderr:\n%s", res.stderr)
+		n, _ := exiting[0]["stop_signals"].(float64)
+		assert.Greater(t, n, 1.0, "the exiting line counts the stop signals received")
+		assert.LessOrEqual(t, n, float64(storm))
+		t.Logf("%s: lifecycled received %.0f of %d SIGTERMs (the kernel merges pending ones)", m, n, storm)
+	})
+}

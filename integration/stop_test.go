@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -136,5 +138,61 @@ func TestStopSingleChild(t *testing.T) {
 		assert.Equal(t, []int{15}, readSignals(child), "the child gets the stop signal once")
 		assert.Equal(t, []int{15}, readSignals(grandchild), "its group mate gets it once the child has exited")
 		assert.Less(t, time.Since(sent), 10*time.Second, "no SIGKILL after the 20s grace period")
+	})
+}
+
+// TestStopLeftoversNotReady: the child exits while a process that ignores
+// TERM stays in its group. Nothing serves any more, so at once, long before
+// the grace period ends: /readyz answers 503 with the child check failing
+// and saying why, lifecycled_phase{phase="draining"} is 1, the tombstone
+// says draining, and one line says the child exited and what is left is
+// being stopped. exited, with the child's code, comes once SIGKILL has
+// emptied the group. Before the fix /readyz said 200 ([+]child ok), the
+// tombstone and the metric said running, and nothing was logged for the
+// whole grace period.
+func TestStopLeftoversNotReady(t *testing.T) {
+	const grace = 8 * time.Second
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := testContext(t, 60*time.Second)
+		dir := t.TempDir()
+		stones := filepath.Join(dir, "tombstones")
+		ep, addr := newEndpoints(t)
+		child := `trap "" TERM; sleep 60 & while [ ! -e go ]; do sleep 0.01; done; exit 5`
+		p := start(t, options{mode: m, dir: dir}, "--listen", addr, "--tombstone-dir", stones, "--name", "app",
+			"--grace-period", grace.String(), "--", "sh", "-c", child)
+		require.NotNil(t, p)
+		w := watchTombstone(t, filepath.Join(stones, "app.json"))
+		_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
+		require.NoError(t, err)
+
+		require.NoError(t, touch(filepath.Join(dir, "go")))
+		exited := time.Now()
+		// A probe's time: the kubelet's default timeout is 1 s; 3 s on a
+		// loaded machine is still far from the grace period.
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		body, err := waitStatus(pctx, ep.url("/readyz?verbose"), http.StatusServiceUnavailable)
+		cancel()
+		require.NoError(t, err, "/readyz still 200 after the child exited")
+		t.Logf("%s: /readyz 503 %v after the child was told to exit", m, time.Since(exited).Round(time.Millisecond))
+		assert.Contains(t, body, "[-]child failed: child exited with code 5; stopping what is left of its process group")
+		metrics, err := scrape(ctx, ep)
+		require.NoError(t, err)
+		assert.Equal(t, 1.0, metrics.value(`lifecycled_phase{phase="draining"}`))
+		assert.Equal(t, 0.0, metrics.value(`lifecycled_phase{phase="running"}`))
+		require.NoError(t, poll(ctx, func() bool { return w.last().Phase == "draining" }), "tombstone")
+		assert.Less(t, time.Since(exited), grace, "all of it before the grace period ended")
+
+		res := p.wait(ctx)
+		assert.Equal(t, 5, res.code, "the child's code; stderr:\n%s", res.stderr)
+		assert.GreaterOrEqual(t, time.Since(exited), grace, "the lingerer ignores TERM: SIGKILL at the grace period")
+		require.NoError(t, poll(ctx, func() bool { return w.last().Phase == "exited" }))
+		phases := w.phases() // the watch may or may not catch the first ones
+		assert.Equal(t, []string{"running", "draining", "exited"}, phases[max(0, len(phases)-3):])
+		said := logRecords(res.stderr, "child exited; stopping what is left of its process group")
+		if assert.Len(t, said, 1, "stderr:\n%s", res.stderr) {
+			assert.Equal(t, 5.0, said[0]["exit_code"])
+			assert.Equal(t, "SIGTERM", said[0].str("stop_signal"))
+			assert.Len(t, said[0]["processes"], 1, "the lingering sleep")
+		}
 	})
 }

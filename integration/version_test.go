@@ -44,8 +44,9 @@ func TestVersionPlainBuild(t *testing.T) {
 	}
 	// The defaults of a Go distribution, whatever this machine's go env
 	// files say (GOENV=off; GOFLAGS=-buildvcs=false there would hide the
-	// commit); GOPROXY=off: the toolchain comes from the module cache.
-	env = append(env, "GOENV=off", "GOTOOLCHAIN=auto", "GOFLAGS=", "GOPROXY=off")
+	// commit). GOPROXY stays this process's: on a fresh machine a plain
+	// build fetches the toolchain and modules it lacks, as a user's would.
+	env = append(env, "GOENV=off", "GOTOOLCHAIN=auto", "GOFLAGS=")
 	bin := filepath.Join(t.TempDir(), "lifecycled")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/lifecycled")
 	build.Dir, build.Env = src, env

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/httpclient"
 	"github.com/lifecycled/lifecycled/redact"
@@ -37,10 +38,7 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		if ws.Signaled() {
 			sig = supervisor.SignalName(ws.Signal())
 		}
-		end := fmt.Sprintf("child exited with code %d", ws.ExitStatus())
-		if ws.Signaled() {
-			end = fmt.Sprintf("child killed by %s", sig)
-		}
+		end := childEnd(ws)
 		if mapped := supervisor.ExitCode(ws); mapped != code && failure == "" {
 			end += fmt.Sprintf(" (exit code %d mapped to %d)", mapped, code)
 		}
@@ -51,11 +49,16 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		}
 	}
 	l.enterPhase(tombstone.PhaseExited, &code, sig)
+	fields := []zap.Field{zap.Int("exit_code", code), zap.String("reason", msg)}
+	if n := l.stopSignals.Load(); n > 1 {
+		// Only the first had a line of its own ("stop requested").
+		fields = append(fields, zap.Int64("stop_signals", n))
+	}
 	if failure != "" {
 		// The cause is already on stderr, as one line of its own.
-		l.logger.Debug("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+		l.logger.Debug("exiting", fields...)
 	} else {
-		l.logger.Info("exiting", zap.Int("exit_code", code), zap.String("reason", msg))
+		l.logger.Info("exiting", fields...)
 	}
 	if l.cfg.TerminationLog != "" {
 		// On the files queue, after the exited tombstone: bounded at the
@@ -71,6 +74,15 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 		})
 	}
 	l.postOnExit()
+}
+
+// childEnd says how the child ended: "child exited with code N" or "child
+// killed by SIGNAME".
+func childEnd(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "child killed by " + supervisor.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("child exited with code %d", ws.ExitStatus())
 }
 
 // postOnExit tells the other containers of the pod (Istio's /quitquitquit,

@@ -1,14 +1,19 @@
 package lifecycle
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
 func TestWriteTerminationLog(t *testing.T) {
@@ -129,4 +134,57 @@ func TestTerminationMessageMasksFirst(t *testing.T) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.True(t, strings.HasSuffix(string(b), "panic: the end\n"), "the newest bytes were cut: %q", string(b[len(b)-80:]))
+}
+
+// TestTerminationMessageURLAtEveryCut: a URL whose password and token
+// (long ones, as a JWT is) straddle either cut of the child's stderr (the
+// supervisor's, which keeps stderrTailBytes, and the message's, which keeps
+// what fits) shows no 3 bytes of either secret, at every offset. Before the
+// fix, the supervisor's cut left "...7QZ7@db.internal..." with no "://"
+// before it, and what outlived the message's cut was shown as is.
+func TestTerminationMessageURLAtEveryCut(t *testing.T) {
+	const reason = "child exited with code 2 (phase running)"
+	pw, tok := strings.Repeat("QZ7", 70), strings.Repeat("TK9", 100)
+	pieces := []string{"QZ7", "Z7Q", "7QZ", "TK9", "K9T", "9TK"} // every 3 bytes of either
+	url := "https://user:" + pw + "@db.internal:5432/x?a=1&token=" + tok
+	budget := MaxTerminationMessage - len(reason) - len(stderrTailHeader)
+	leaks, cuts := 0, 0
+	for _, window := range []int{stderrTailBytes, budget} {
+		for k := 0; k <= len(url); k++ {
+			cuts++
+			// The last window bytes of the stream start at url[k:].
+			filler := strings.Repeat("and more text\n", window/14+1)[:window-(len(url)-k)-1] + "\n"
+			stream := strings.Repeat("some output\n", 1000) + url + filler
+			msg := terminationMessage(reason, stderrTailOf(t, stream), MaxTerminationMessage)
+			require.True(t, strings.HasSuffix(msg, filler[len(filler)-100:]), "window %d, offset %d: the newest bytes are kept", window, k)
+			for _, p := range pieces {
+				if strings.Contains(msg, p) {
+					leaks++
+					if leaks < 5 {
+						t.Errorf("window %d, cut at byte %d of the URL: the message shows %q", window, k, p)
+					}
+					break
+				}
+			}
+		}
+	}
+	assert.Zero(t, leaks, "cuts that showed a secret")
+	t.Logf("FIGURE %d cuts that showed a secret, of %d", leaks, cuts)
+}
+
+// stderrTailOf is what the supervisor's tail keeps of stream, written by a
+// child to its stderr.
+func stderrTailOf(t *testing.T, stream string) []byte {
+	t.Helper()
+	tail, w, err := supervisor.NewStderrTail(io.Discard, stderrTailBytes)
+	require.NoError(t, err)
+	go tail.Run()
+	_, err = io.WriteString(w, stream)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := tail.Tail(ctx)
+	require.NoError(t, err)
+	return b
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -122,9 +123,6 @@ type Deps struct {
 	// Reaper starts the child, hooks and exec probes, and is the process's
 	// one waiter; its Run is the caller's to start and stop.
 	Reaper *supervisor.Reaper
-	// Stderr gets the one line naming the cause of a failure that is not
-	// the child's.
-	Stderr io.Writer
 	// ChildStderr is where the child's stderr is copied with
 	// --termination-log-tail (nil: os.Stderr). main passes its stderr
 	// guard, so a SIGPIPE from a broken stderr is known as lifecycled's
@@ -152,7 +150,6 @@ const filesFlushMax = 2 * time.Second
 type Lifecycle struct {
 	cfg    Config
 	logger *zap.Logger
-	stderr io.Writer
 	reg    *prometheus.Registry
 
 	metrics      *metrics
@@ -163,12 +160,13 @@ type Lifecycle struct {
 	runner       *hooks.Runner
 	// files writes the tombstone and the termination message off the path
 	// of supervision, in order (package background); Run starts it.
-	files     *background.Queue
-	reaper    *supervisor.Reaper
-	forwarder *supervisor.Forwarder
-	stop      *stopRequest
-	started   chan struct{} // closed once the child runs
-	startedUp chan struct{} // closed once the child runs and postStart succeeded
+	files       *background.Queue
+	reaper      *supervisor.Reaper
+	forwarder   *supervisor.Forwarder
+	stop        *stopRequest
+	stopSignals atomic.Int64  // SIGTERMs and SIGINTs received
+	started     chan struct{} // closed once the child runs
+	startedUp   chan struct{} // closed once the child runs and postStart succeeded
 	// dials records the probes' connections to the app, which the
 	// adaptive drain does not count as traffic.
 	dials *drain.Dials
@@ -198,7 +196,7 @@ type Lifecycle struct {
 // actors to a run.Group.
 func New(cfg Config, deps Deps) *Lifecycle {
 	l := &Lifecycle{
-		cfg: cfg, logger: deps.Logger, stderr: deps.Stderr, childStderrOut: deps.ChildStderr, reg: deps.Registry,
+		cfg: cfg, logger: deps.Logger, childStderrOut: deps.ChildStderr, reg: deps.Registry,
 		reaper: deps.Reaper, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{}),
 		now: time.Now, dials: drain.NewDials(),
 	}
@@ -265,11 +263,26 @@ func (l *Lifecycle) probeOptions() probes.Options {
 // Signal handles a signal lifecycled caught: SIGTERM and SIGINT start the
 // stop sequence (a second one skips what is left of its waits), every other
 // signal goes to the child, or waits for it to start.
-func (l *Lifecycle) Signal(sig syscall.Signal) {
-	switch sig {
-	case syscall.SIGTERM, syscall.SIGINT:
-		l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
+func (l *Lifecycle) Signal(sig syscall.Signal) { l.signal(sig, false) }
+
+// SignalEarly is Signal for a signal lifecycled caught while it was still
+// starting, before its signal actor ran: StartEarly may have forked the
+// child since, and the child may have no handler yet. A signal to forward
+// waits for the child's handler, as one that came before the start does.
+func (l *Lifecycle) SignalEarly(sig syscall.Signal) { l.signal(sig, true) }
+
+func (l *Lifecycle) signal(sig syscall.Signal, early bool) {
+	switch {
+	case sig == syscall.SIGTERM || sig == syscall.SIGINT:
+		// One line for the first: a storm of SIGTERMs (a supervisor
+		// that repeats itself, a script in a loop) must not flood the
+		// log. The exiting line counts them all.
+		if l.stopSignals.Add(1) == 1 {
+			l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
+		}
 		l.stop.request(sig, "received "+supervisor.SignalName(sig))
+	case early:
+		l.forwarder.Remember(sig)
 	default:
 		if err := l.forwarder.Forward(sig); err != nil {
 			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
@@ -347,7 +360,7 @@ func (l *Lifecycle) Run(ctx context.Context) int {
 		case errors.As(err, &held), errors.Is(err, sharedfile.ErrNotRegular):
 			l.files.Close(0)
 			_ = l.hookLog.Close()
-			l.fail("lifecycled: %v", err)
+			l.logger.Error("cannot take the tombstone lock", zap.Error(err))
 			return exitConfig
 		case err != nil:
 			l.noTombstone = true
@@ -400,7 +413,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		l.fail("lifecycled: %v", err)
+		l.logger.Error("cannot start the child", zap.Error(err))
 		l.finish(nil, code, "", err.Error())
 		return code
 	}
@@ -426,6 +439,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	select {
 	case <-c.Exited():
 		how = "the child exited by itself"
+		l.stoppingLeftovers(c)
 		if supervisor.Terminate(c, l.cfg.Stop.StopSignal, l.cfg.Stop.GracePeriod).Killed {
 			l.logger.Warn("killed what was left of the child's process group after the grace period")
 			how += "; SIGKILL sent to what was left of its process group"
@@ -456,6 +470,31 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.FinalStatus()))
 	l.finish(c, code, how, "")
 	return code
+}
+
+// stoppingLeftovers says at once that nothing serves any more when the
+// child exited by itself but left processes in its group (a background job
+// that ignores SIGTERM): readiness fails, the phase is draining and one line
+// says what is being stopped. lifecycled exits only once they are gone, up
+// to the grace period later, and until then a /readyz of 200 or a tombstone
+// saying running would be a lie. The phase is draining, not exited: exited
+// is the last word, with the exit code, and --exit-with watchers would stop
+// their sidecars while the group still runs. When the child was alone in
+// its group, exited follows at once and nothing is said here.
+func (l *Lifecycle) stoppingLeftovers(c child) {
+	select {
+	case <-c.Done():
+		return
+	default:
+	}
+	ws := c.FinalStatus()
+	end := childEnd(ws)
+	l.health.Set(checkChild, false, end+"; stopping what is left of its process group")
+	l.enterPhase(tombstone.PhaseDraining, nil, "")
+	l.logger.Info("child exited; stopping what is left of its process group",
+		zap.Int("exit_code", supervisor.ExitCode(ws)), zap.Strings("processes", c.LeftInGroup()),
+		zap.String("stop_signal", supervisor.SignalName(l.cfg.Stop.StopSignal)),
+		logschema.Seconds("grace_period", l.cfg.Stop.GracePeriod))
 }
 
 // startNow starts the child, with its stderr through the tail pipe of
@@ -517,7 +556,7 @@ func (l *Lifecycle) waitDependencies(ctx context.Context) (int, bool) {
 	default:
 	}
 	if err != nil {
-		l.fail("lifecycled: %v", err)
+		l.logger.Error("gave up waiting for dependencies", zap.Error(err))
 		l.finish(nil, ExitWaitTimeout, "", err.Error())
 		return ExitWaitTimeout, false
 	}
@@ -529,22 +568,25 @@ func (l *Lifecycle) waitDependencies(ctx context.Context) (int, bool) {
 // during the hook, the hook is cancelled and the child's exit wins.
 func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 	if l.cfg.PostStart != nil {
-		hctx, cancel := context.WithCancel(ctx)
+		// The cause is what the runner logs as the reason of a
+		// "postStart interrupted" line: no failure of the hook's own.
+		hctx, cancel := context.WithCancelCause(ctx)
 		go func() {
 			select {
 			case <-c.Exited():
+				cancel(errors.New("the child exited"))
 			case <-l.stop.first:
+				_, reason := l.stop.requested()
+				cancel(errors.New("stop requested: " + reason))
 			case <-hctx.Done():
 			}
-			cancel()
 		}()
 		res := l.runner.Run(hctx, *l.cfg.PostStart)
 		interrupted := hctx.Err() != nil // read before cancel(), which sets it
-		cancel()
+		cancel(nil)
 		if res.Err != nil && !interrupted {
-			msg := fmt.Sprintf("postStart hook failed: %v", res.Err)
-			l.fail("lifecycled: %s", msg)
-			return msg + " (phase starting)" // finish comes after the stop sequence
+			l.logger.Error("postStart hook failed", zap.Error(res.Err))
+			return fmt.Sprintf("postStart hook failed: %v (phase starting)", res.Err) // finish comes after the stop sequence
 		}
 		if res.Err != nil {
 			return "" // the child exited or a stop came: the caller handles it
@@ -602,13 +644,6 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 	}
 }
 
-// fail prints one line on stderr naming the cause of a failure that is not
-// the child's, with no password of a URL it names.
-func (l *Lifecycle) fail(format string, args ...any) {
-	s := strings.ReplaceAll(redact.URLs(fmt.Sprintf(format, args...)), "\n", " ")
-	_, _ = io.WriteString(l.stderr, s+"\n")
-}
-
 // logArgv is the child's argv as the "child started" line shows it: the
 // first arguments, each cut short, so that a command line of megabytes
 // (xargs, a generated config passed inline) makes one readable line.
@@ -622,7 +657,13 @@ func logArgv(argv []string) []string {
 			break
 		}
 		if len(a) > maxArg {
-			a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", len(a))
+			// Masked before the cut, which could leave a password's
+			// start with no '@' after it, unmasked by the log's core.
+			n := len(a)
+			a = redact.URL(a)
+			if len(a) > maxArg {
+				a = a[:maxArg] + fmt.Sprintf("... (%d bytes)", n)
+			}
 		}
 		total += len(a)
 		out = append(out, a)

@@ -1,10 +1,10 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -23,12 +23,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/promtest"
 	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
@@ -57,7 +59,13 @@ func exitCode(code int) unix.WaitStatus           { return unix.WaitStatus(code 
 func killedBy(sig syscall.Signal) unix.WaitStatus { return unix.WaitStatus(sig) }
 
 // exit ends the child and its group with ws.
-func (f *fakeChild) exit(ws unix.WaitStatus) {
+func (f *fakeChild) exit(ws unix.WaitStatus) { f.end(ws, true) }
+
+// exitLeaving ends the child with ws but not its group: processes are left
+// in it until groupGone.
+func (f *fakeChild) exitLeaving(ws unix.WaitStatus) { f.end(ws, false) }
+
+func (f *fakeChild) end(ws unix.WaitStatus, groupGone bool) {
 	f.once.Do(func() {
 		f.mu.Lock()
 		f.status = ws
@@ -66,10 +74,14 @@ func (f *fakeChild) exit(ws unix.WaitStatus) {
 		// and whoever sees Exited must find Done closed too, or it would
 		// take the group for still there and signal it (a real race
 		// seen in CI, not a behaviour).
-		close(f.done)
+		if groupGone {
+			close(f.done)
+		}
 		close(f.exited)
 	})
 }
+
+func (f *fakeChild) groupGone() { close(f.done) }
 
 func (f *fakeChild) Signal(sig syscall.Signal) error {
 	f.mu.Lock()
@@ -120,8 +132,8 @@ var clock = time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
 type harness struct {
 	l       *Lifecycle
 	reg     *prometheus.Registry
-	stderr  *bytes.Buffer
-	dir     string // tombstone dir
+	logs    *observer.ObservedLogs // lifecycled's log, every level
+	dir     string                 // tombstone dir
 	termLog string
 }
 
@@ -130,7 +142,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg Config, fake *fakeChild, startErr error) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{reg: prometheus.NewPedanticRegistry(), stderr: &bytes.Buffer{}, dir: dir, termLog: filepath.Join(dir, "termination-log")}
+	h := &harness{reg: prometheus.NewPedanticRegistry(), dir: dir, termLog: filepath.Join(dir, "termination-log")}
 	if cfg.Name == "" {
 		cfg.Name = "app"
 	}
@@ -142,7 +154,9 @@ func newHarness(t *testing.T, cfg Config, fake *fakeChild, startErr error) *harn
 	}
 	cfg.TombstoneDir = dir
 	cfg.TerminationLog = h.termLog
-	h.l = New(cfg, Deps{Logger: zap.NewNop(), Registry: h.reg, Stderr: h.stderr})
+	core, logs := observer.New(zap.DebugLevel)
+	h.logs = logs
+	h.l = New(cfg, Deps{Logger: zap.New(core), Registry: h.reg})
 	h.l.now = func() time.Time { return clock }
 	h.l.start = func(supervisor.Spec) (child, error) {
 		if startErr != nil {
@@ -199,6 +213,16 @@ func (h *harness) tombstone(t *testing.T) map[string]any {
 	return m
 }
 
+// causes are the error records of lifecycled's log, as "msg: error": the
+// one line naming the cause of a failure that is not the child's.
+func (h *harness) causes() []string {
+	var out []string
+	for _, e := range h.logs.FilterLevelExact(zap.ErrorLevel).All() {
+		out = append(out, fmt.Sprintf("%s: %v", e.Message, e.ContextMap()["error"]))
+	}
+	return out
+}
+
 func (h *harness) phase(t *testing.T, phase string) float64 {
 	t.Helper()
 	return promtest.Value(t, h.reg, "lifecycled_phase", map[string]string{"phase": phase})
@@ -242,9 +266,52 @@ func TestRunChildExitsByItself(t *testing.T) {
 			assert.Equal(t, 1.0, h.phase(t, tombstone.PhaseExited))
 			assert.Equal(t, 0.0, h.phase(t, tombstone.PhaseRunning))
 			assert.Empty(t, c.sent(), "a child that exited by itself gets no stop signal")
-			assert.Empty(t, h.stderr.String(), "the child's end is not lifecycled's failure")
+			assert.Empty(t, h.causes(), "the child's end is not lifecycled's failure")
 		})
 	}
+}
+
+// A child that exits by itself but leaves a process in its group that
+// ignores the stop signal: at once, long before the grace period ends,
+// readiness fails with a reason, the phase is draining (tombstone and
+// metric) and one line says what is being stopped; exited comes, with the
+// child's code, once the group is gone.
+func TestRunChildExitsLeavingProcesses(t *testing.T) {
+	c := newFakeChild(nil)
+	h := newHarness(t, Config{Stop: drain.Config{StopSignal: syscall.SIGTERM, GracePeriod: time.Minute}}, c, nil)
+	readyz := func() (int, string) {
+		w := httptest.NewRecorder()
+		h.l.Endpoints().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz?verbose", nil))
+		return w.Code, w.Body.String()
+	}
+	code := h.run(t, context.Background())
+	h.started(t)
+	assert.Eventually(t, func() bool { return h.phase(t, tombstone.PhaseRunning) == 1 }, 5*time.Second, time.Millisecond)
+	status, _ := readyz()
+	require.Equal(t, http.StatusOK, status)
+
+	c.exitLeaving(exitCode(3))
+	assert.Eventually(t, func() bool { return h.phase(t, tombstone.PhaseDraining) == 1 }, 5*time.Second, time.Millisecond)
+	status, body := readyz()
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Contains(t, body, "[-]child failed: child exited with code 3; stopping what is left of its process group")
+	assert.Eventually(t, func() bool { // written in the background: it may not be there yet
+		b, _ := os.ReadFile(filepath.Join(h.dir, "app.json"))
+		return strings.Contains(string(b), `"phase":"draining"`)
+	}, 5*time.Second, time.Millisecond)
+	lines := h.logs.FilterMessage("child exited; stopping what is left of its process group").All()
+	if assert.Len(t, lines, 1) {
+		assert.Equal(t, int64(3), lines[0].ContextMap()["exit_code"])
+		assert.Equal(t, "SIGTERM", lines[0].ContextMap()["stop_signal"])
+	}
+	assert.Eventually(t, func() bool { return len(c.sent()) == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, []syscall.Signal{syscall.SIGTERM}, c.sent(), "the stop signal for what is left")
+
+	c.groupGone()
+	assert.Equal(t, 3, h.wait(t, code))
+	assert.Equal(t, "exited", h.tombstone(t)["phase"])
+	assert.Equal(t, 3.0, h.tombstone(t)["exitCode"])
+	assert.Equal(t, 1.0, h.phase(t, tombstone.PhaseExited))
 }
 
 // Every way to ask for a stop runs the stop sequence: readiness off,
@@ -311,7 +378,7 @@ func TestRunStartFails(t *testing.T) {
 	err := &supervisor.StartError{Path: "nope", Code: 127, Err: fs.ErrNotExist}
 	h := newHarness(t, Config{}, nil, err)
 	assert.Equal(t, 127, h.wait(t, h.run(t, context.Background())))
-	assert.Equal(t, "lifecycled: nope: command not found: file does not exist\n", h.stderr.String())
+	assert.Equal(t, []string{"cannot start the child: nope: command not found: file does not exist"}, h.causes())
 	assert.Equal(t, "nope: command not found: file does not exist (phase starting)", h.terminationMessage(t))
 	ts := h.tombstone(t)
 	assert.Equal(t, "exited", ts["phase"])
@@ -335,8 +402,9 @@ func TestRunDependencies(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		h := newHarness(t, cfg, nil, errors.New("must not start"))
 		assert.Equal(t, ExitWaitTimeout, h.wait(t, h.run(t, context.Background())))
-		assert.Contains(t, h.stderr.String(), target.String())
-		assert.Equal(t, 1, strings.Count(h.stderr.String(), "\n"), "one line")
+		if causes := h.causes(); assert.Len(t, causes, 1, "one line") {
+			assert.Contains(t, causes[0], target.String())
+		}
 		assert.Contains(t, h.terminationMessage(t), "(phase waiting)")
 	})
 	t.Run("SIGTERM while waiting", func(t *testing.T) {
@@ -347,7 +415,7 @@ func TestRunDependencies(t *testing.T) {
 		h.l.Signal(syscall.SIGTERM)
 		assert.Equal(t, 143, h.wait(t, code))
 		assert.Equal(t, "stopped while waiting for dependencies: received SIGTERM (phase waiting)", h.terminationMessage(t))
-		assert.Empty(t, h.stderr.String())
+		assert.Empty(t, h.causes())
 	})
 }
 
@@ -364,7 +432,7 @@ func TestRunPostStartFails(t *testing.T) {
 	assert.Equal(t, exitPostStart, h.wait(t, h.run(t, context.Background())))
 	assert.Equal(t, []syscall.Signal{syscall.SIGTERM}, c.sent())
 	want := "postStart hook failed: httpGet " + srv.URL + ": status 500"
-	assert.Equal(t, "lifecycled: "+want+"\n", h.stderr.String())
+	assert.Equal(t, []string{want}, h.causes())
 	assert.Equal(t, want+" (phase starting); child killed by SIGTERM", h.terminationMessage(t))
 }
 
@@ -495,7 +563,7 @@ func TestRunRealChild(t *testing.T) {
 		SignalMap:   remap,
 		SingleChild: true, // the trap's sh alone, not its sleeps
 		Command:     []string{"/bin/sh", "-c", `trap 'echo usr1 > ` + out + `; exit 7' USR1; while :; do sleep 0.01; done`},
-	}, Deps{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Reaper: reaper, Stderr: &bytes.Buffer{}})
+	}, Deps{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Reaper: reaper})
 	l.Signal(syscall.SIGHUP) // before the start: remembered
 	code := make(chan int, 1)
 	go func() { code <- l.Run(context.Background()) }()
@@ -533,15 +601,13 @@ func TestLogArgv(t *testing.T) {
 	got := logArgv(many)
 	assert.Len(t, got, 33)
 	assert.Equal(t, "... (968 more)", got[32])
-}
-
-// The one line on stderr names the cause without the password of a URL in
-// it (a --wait target, a hook URL), as every other output does.
-func TestFailRedactsPasswords(t *testing.T) {
-	h := newHarness(t, Config{}, nil, nil)
-	h.l.fail("lifecycled: postStart hook failed: httpGet %s: status 500", "http://bob:S3cretPW@127.0.0.1:9/x")
-	assert.NotContains(t, h.stderr.String(), "S3cretPW")
-	assert.Contains(t, h.stderr.String(), "http://bob:xxxxx@127.0.0.1:9/x")
+	// A long argument is masked before it is cut: cut first, a password
+	// with its '@' beyond the cut was shown as it was.
+	pw := strings.Repeat("S3cret", 60)
+	for _, arg := range []string{"https://user:" + pw + "@h/", "--url=https://h/?token=" + pw} {
+		shown := strings.Join(logArgv([]string{"app", arg}), " ")
+		assert.NotContains(t, redact.URLs(shown), "S3cret", "as the core logs it")
+	}
 }
 
 // ProbeLiveness: /livez follows the --live probe only between postStart and
@@ -602,7 +668,7 @@ func TestStartEarly(t *testing.T) {
 	}{
 		{name: "nothing first", wantEarly: true, wantCode: 3},
 		{name: "start fails", startErr: startErr, wantEarly: true, wantCode: 127,
-			wantErr: "lifecycled: nope: command not found: file does not exist\n"},
+			wantErr: "cannot start the child: nope: command not found: file does not exist"},
 		{name: "dependencies first", cfg: Config{Waits: []probes.Target{closedTarget(t)},
 			Wait: probes.WaitConfig{Timeout: 100 * time.Millisecond}}, wantCode: ExitWaitTimeout},
 		{name: "tombstone lock first", tombstone: true, wantCode: 3},
@@ -633,7 +699,7 @@ func TestStartEarly(t *testing.T) {
 			assert.Equal(t, tt.wantCode, h.wait(t, code))
 			assert.LessOrEqual(t, starts.Load(), int32(1), "one start, early or in Run")
 			if tt.wantErr != "" {
-				assert.Equal(t, tt.wantErr, h.stderr.String())
+				assert.Equal(t, []string{tt.wantErr}, h.causes())
 			}
 		})
 	}

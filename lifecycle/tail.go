@@ -20,9 +20,13 @@ import (
 // and neither may hold up the exit.
 const tailWait = 500 * time.Millisecond
 
-// stderrTailBytes is how much of the child's stderr is kept: the most the
-// kubelet reads of a termination message.
-const stderrTailBytes = MaxTerminationMessage
+// stderrTailBytes is how much of the child's stderr is kept: twice the most
+// the kubelet reads of a termination message. The tail is masked before it
+// is cut to what fits, so a URL cut by the cut to the message is masked
+// whole; the kept bytes begin wherever the child's writes put them, maybe
+// inside a URL whose "://" is gone (redact.Suffix), and the 4 KiB before
+// the message's part keep that start out of it but for a longer word.
+const stderrTailBytes = 2 * MaxTerminationMessage
 
 // childStderr returns the child's stderr: nil (lifecycled's own file, handed
 // over untouched) unless --termination-log-tail, then the write end of the
@@ -84,13 +88,18 @@ const stderrTailHeader = "\n--- last lines of the child's stderr ---\n"
 // and keeps its most recent bytes, which is where a panic or a stack trace
 // ends. The tail is made valid UTF-8 (the API server stores the message as
 // a string): a character cut at the start is dropped, and invalid bytes
-// become U+FFFD. Passwords in URLs are masked in both. An empty tail adds
-// nothing.
+// become U+FFFD. The secrets of URLs are masked in both, before the tail is
+// cut: after, a URL cut at its start would show the rest of its password.
+// A tail as long as stderrTailBytes was cut by the supervisor and is masked
+// as such (redact.Suffix). An empty tail adds nothing.
 func terminationMessage(reason string, tail []byte, max int) string {
 	// Masked before measuring: writeTerminationLog masks again, and a
 	// mask longer than its password would push the newest bytes out.
 	reason = redact.URLs(reason)
-	if len(tail) > 0 {
+	switch {
+	case len(tail) >= stderrTailBytes:
+		tail = []byte(redact.Suffix(string(tail)))
+	case len(tail) > 0:
 		tail = []byte(redact.URLs(string(tail)))
 	}
 	budget := max - len(reason) - len(stderrTailHeader)

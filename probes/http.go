@@ -9,6 +9,7 @@ import (
 	"net/url"
 
 	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/redact"
 )
 
 // maxHTTPBody is how much of a response body an HTTP check reads, as the
@@ -48,7 +49,7 @@ func checkHTTP(ctx context.Context, t Target, opts Options) error {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
 		if final := resp.Request.URL; final.String() != t.URL.String() {
-			return fmt.Errorf("status %s from %s", resp.Status, final)
+			return fmt.Errorf("status %s from %s", resp.Status, redact.URL(final.String()))
 		}
 		return fmt.Errorf("status %s", resp.Status)
 	}
@@ -63,7 +64,10 @@ func unwrapURLError(err error, target *url.URL) error {
 		return err
 	}
 	if ue.URL != target.String() {
-		return fmt.Errorf("redirected to %s: %w", ue.URL, ue.Err)
+		// Masked here, where it is known to be one URL: a redirect may
+		// carry a signed URL's token, and a space in its query would end
+		// it for redact.URLs.
+		return fmt.Errorf("redirected to %s: %w", redact.URL(ue.URL), ue.Err)
 	}
 	return ue.Err
 }

@@ -60,24 +60,36 @@ type Target struct {
 	Command []string
 }
 
-// String returns the target as the user wrote it, except for a password
-// (http://user:PASSWORD@host/), which shows as "xxxxx", as url.URL.Redacted
-// has it. It is the metric label and the name in logs and errors: users can
-// grep for what they typed, and /metrics, which anyone who reaches --listen
-// can read, never serves a credential.
+// String returns the target as the user wrote it, except for its secrets:
+// a password (http://user:PASSWORD@host/) and the value of a query
+// parameter named like a secret (?token=VALUE) show as "xxxxx", as
+// url.URL.Redacted has it (redact.URL). It is the metric label and the name
+// in logs and errors: users can grep for what they typed, and /metrics,
+// which anyone who reaches --listen can read, never serves a credential.
 func (t Target) String() string {
-	return redact.URLs(t.Raw)
+	return redact.URL(t.Raw)
 }
 
 // ParseTarget parses one TARGET of CONTRACT section 4. exec targets are only
 // accepted when allowExec is set, because only --ready may run commands: a
 // --wait or `wait` target is data from a config map, not a thing to execute.
-// The error is one line naming the target and what is wrong with it, fit to be
-// printed as is before exiting 2.
+// The error is one line naming the target (its secrets masked, as String
+// shows them) and what is wrong with it, fit to be printed as is before
+// exiting 2.
 func ParseTarget(s string, allowExec bool) (Target, error) {
 	t, reason := parseTarget(s, allowExec)
 	if reason != "" {
-		return Target{}, fmt.Errorf("bad target %q: %s", s, reason)
+		shown := redact.URL(s)
+		if shown != s {
+			// The reason may quote the part that is wrong ("invalid URL
+			// escape "%zz""), a piece of a password included: it is the
+			// masked target's reason, or, if that one parses, the masked
+			// part was what is wrong.
+			if _, reason = parseTarget(shown, allowExec); reason == "" {
+				reason = "a password or a secret parameter holds a character a URL cannot (percent-encode it)"
+			}
+		}
+		return Target{}, fmt.Errorf("bad target %q: %s", shown, reason)
 	}
 	t.Raw = s
 	return t, nil

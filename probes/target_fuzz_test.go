@@ -3,7 +3,6 @@ package probes
 import (
 	"net"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -29,6 +28,7 @@ func FuzzParseTarget(f *testing.F) {
 		"http:///x", "ftp://x", "db:5432", "", " ", "http://a b/", "http://[::1", "http://%zz/",
 		"tcp://db:5432?x", "dns://db:53", "http://api:+80/", "tcp://db:0080", "http://0x7f.1/",
 		"exec:[\n\"a\",\n1]", "file:///", "grpc://h:1/%2F", "http://h/%zz", "http://o'neil:p,w;(x)@api/",
+		"http://u:p w@h/", "http://u:p%zz@h/", "http://h/?token=a b&x=1#access_token=t", "https://h/?X-Amz-Signature=s&sig=", "http://h/a;jsessionid=x/b?c",
 	} {
 		f.Add(s, true)
 		f.Add(s, false)
@@ -40,8 +40,15 @@ func FuzzParseTarget(f *testing.F) {
 			if strings.ContainsAny(msg, "\r\n") {
 				t.Fatalf("error for %q is not one line: %q", in, msg)
 			}
-			if !strings.Contains(msg, strconv.Quote(in)) {
-				t.Fatalf("error for %q does not name it: %q", in, msg)
+			if !strings.Contains(msg, strconv.Quote(redact.URL(in))) {
+				t.Fatalf("error for %q does not name it as String would show it: %q", in, msg)
+			}
+			if shown := redact.URL(in); shown != in {
+				// The reason is the masked target's: whatever it quotes
+				// of the target, it quotes of the masked one.
+				if _, reason := parseTarget(shown, allowExec); reason != "" && !strings.HasSuffix(msg, ": "+reason) {
+					t.Fatalf("error for %q: %q, not the masked target's reason %q", in, msg, reason)
+				}
 			}
 			return
 		}
@@ -60,34 +67,28 @@ func FuzzParseTarget(f *testing.F) {
 	})
 }
 
-// checkShown: String is the input, but for a password, which it never
-// shows; what it shows parses to the same target with the password
-// replaced. A URL inside the target (in an exec command, or a URL target's
-// path, query or fragment) has its password masked like any other text's:
-// only the target's own part must be shown exactly as written.
+// checkShown: String is the input, but for its secrets, which it never
+// shows: the password and the values of the parameters named like
+// secrets (redact.URL). What it shows parses to the same target with
+// those replaced. A URL inside the target (in an exec command, or a URL
+// target's path, query or fragment) has its secrets masked like any other
+// text's: only the target's own part is checked field by field.
 func checkShown(t *testing.T, in string, tg Target) {
 	t.Helper()
-	own := 0 // where the text after the target's own scheme and authority starts
-	if tg.URL != nil {
-		if i := strings.Index(in, "://"); i >= 0 {
-			own = i + len("://")
-			if j := strings.IndexAny(in[own:], "/?#"); j >= 0 {
-				own += j
-			} else {
-				own = len(in)
-			}
-		}
-	}
-	if want := redact.URLs(in[:own]) + redact.URLs(in[own:]); tg.String() != want {
+	if want := redact.URL(in); tg.String() != want {
 		t.Fatalf("ParseTarget(%q).String() = %q, want %q", in, tg.String(), want)
 	}
-	nested := strings.Contains(in[own:], "://")
-	pw, hasPW := "", false
-	if tg.URL != nil && tg.URL.User != nil {
-		pw, hasPW = tg.URL.User.Password()
+	if tg.URL == nil {
+		return
 	}
-	if !hasPW {
-		if !nested && tg.String() != in {
+	nested := strings.Contains(in[strings.Index(in, "://")+len("://"):], "://")
+	pw, hasPW := tg.URL.User.Password()
+	secrets := false
+	for name := range tg.URL.Query() {
+		secrets = secrets || redact.SecretName(name)
+	}
+	if !hasPW && !secrets && !nested && !strings.ContainsAny(in, "#;") {
+		if tg.String() != in {
 			t.Fatalf("ParseTarget(%q).String() = %q", in, tg.String())
 		}
 		return
@@ -96,16 +97,22 @@ func checkShown(t *testing.T, in string, tg Target) {
 	if err != nil {
 		t.Fatalf("%q shows as %q, which does not parse: %v", in, tg.String(), err)
 	}
-	if p, _ := shown.URL.User.Password(); p != "xxxxx" || shown.URL.User.Username() != tg.URL.User.Username() {
-		t.Fatalf("%q shows as %q: user info %v", in, tg.String(), shown.URL.User)
+	if hasPW {
+		if p, _ := shown.URL.User.Password(); p != redact.Mask || shown.URL.User.Username() != tg.URL.User.Username() {
+			t.Fatalf("%q shows as %q: user info %v", in, tg.String(), shown.URL.User)
+		}
 	}
-	if nested {
-		return // the rest is text with URLs of its own, masked as checked above
+	for name, vs := range shown.URL.Query() {
+		for _, v := range vs {
+			if redact.SecretName(name) && v != redact.Mask && v != "" {
+				t.Fatalf("%q (password %q) shows as %q: %s=%q", in, pw, tg.String(), name, v)
+			}
+		}
 	}
-	redacted := *tg.URL
-	redacted.User = url.UserPassword(tg.URL.User.Username(), "xxxxx")
-	if shown.URL.String() != redacted.String() {
-		t.Fatalf("%q (password %q) shows as %q, request URL %v, want %v", in, pw, tg.String(), shown.URL, &redacted)
+	// A nested URL's password and a path parameter (;jsessionid=) are
+	// masked in the path.
+	if shown.URL.Host != tg.URL.Host || !nested && !strings.Contains(in, ";") && shown.URL.Path != tg.URL.Path {
+		t.Fatalf("%q shows as %q, request URL %v, want %v", in, tg.String(), shown.URL, tg.URL)
 	}
 }
 

@@ -119,3 +119,44 @@ func TestCheckUnknownKind(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unknown target kind "gopher"`)
 }
+
+// TestParseTargetMasksSecrets: a bad target's error and a good target's
+// String (the metric label, the name in logs) show no password and no
+// value of a parameter named like a secret, even where url.Parse refuses
+// the URL because of them (the error showed "http://u:p w@h/" before).
+func TestParseTargetMasksSecrets(t *testing.T) {
+	bad := []struct{ in, shown, reason string }{
+		{"http://u:p w@h/", "http://u:xxxxx@h/", "percent-encode"},
+		{"http://u:p%zz@h/", "http://u:xxxxx@h/", "percent-encode"}, // not `invalid URL escape "%zz"`
+		{"tcp://u:Secr3t@db:5432", "tcp://u:xxxxx@db:5432", "unexpected user info"},
+		{"http://h:99999/?token=Secr3t", "http://h:99999/?token=xxxxx", "out of range"},
+		{"dns://db/?api_key=Secr3t&x=1", "dns://db/?api_key=xxxxx&x=1", "unexpected query"},
+		{"http://u:Secr3t@h:x/?sig=Secr3t", "http://u:xxxxx@h:x/?sig=xxxxx", "invalid port"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := ParseTarget(tt.in, false)
+			require.Error(t, err)
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, fmt.Sprintf("bad target %q: ", tt.shown)), "error %q does not name the masked target", msg)
+			assert.Contains(t, msg, tt.reason)
+			for _, secret := range []string{"p w", "zz", "Secr3t"} {
+				assert.NotContains(t, msg, secret)
+			}
+		})
+	}
+	good := []struct{ in, shown string }{
+		{"http://h/healthz?token=Secr3t&full=1", "http://h/healthz?token=xxxxx&full=1"},
+		{"https://u:Secr3t@h/?X-Amz-Signature=Secr3t#access_token=Secr3t", "https://u:xxxxx@h/?X-Amz-Signature=xxxxx#access_token=xxxxx"},
+		{"http://h/p?key=a b", "http://h/p?key=xxxxx"}, // url.Parse takes a space in a query
+		{"exec:curl -f http://h/?password=Secr3t", "exec:curl -f http://h/?password=xxxxx"},
+	}
+	for _, tt := range good {
+		t.Run(tt.in, func(t *testing.T) {
+			tg, err := ParseTarget(tt.in, true)
+			require.NoError(t, err)
+			assert.Equal(t, tt.shown, tg.String())
+			assert.Equal(t, tt.in, tg.Raw, "the check uses the target as written")
+		})
+	}
+}

@@ -50,6 +50,17 @@ func (f *Forwarder) Forward(sig syscall.Signal) error {
 	return f.send(sig)
 }
 
+// Remember keeps sig like a signal that came before the child started,
+// behind the others kept: it is for a signal lifecycled caught before the
+// start but handles after it (the child is forked before the signal actor
+// runs). Sent at once, it would reach a child that has no handler yet.
+func (f *Forwarder) Remember(sig syscall.Signal) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pending = append(f.pending, sig)
+	f.startFlush()
+}
+
 // Attach sets the child and delivers the signals kept so far, in order, in
 // the background. A freshly exec'd child has no handlers yet, and a
 // remembered SIGUSR1 sent at once would kill it (the default action) before
@@ -59,7 +70,14 @@ func (f *Forwarder) Attach(c *Child) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.child = c
-	if len(f.pending) > 0 {
+	f.startFlush()
+}
+
+// startFlush delivers the kept signals in the background once there is a
+// child, unless a delivery is already under way. Must be called with f.mu
+// held.
+func (f *Forwarder) startFlush() {
+	if f.child != nil && !f.flushing && len(f.pending) > 0 {
 		f.flushing = true
 		go f.flush()
 	}

@@ -456,6 +456,25 @@ func TestForwarder(t *testing.T) {
 	assert.NoError(t, f.Forward(unix.SIGHUP))
 }
 
+// TestForwarderRemember: a signal remembered after the child is attached
+// (caught before the start, handled after it) waits for the child's
+// handler like those kept before the start, and later ones queue behind
+// it; Forward would have killed the child, which sets its traps late.
+func TestForwarderRemember(t *testing.T) {
+	r, _ := startReaper(t)
+	f := NewForwarder(nil, nil)
+	dir := t.TempDir()
+	c := startChild(t, r, Spec{Argv: []string{"sh", "-c", "sleep 0.2; " + trapScript(dir, "child", true, "USR1", "HUP")}})
+	f.Attach(c)
+	f.Remember(unix.SIGUSR1)
+	require.NoError(t, f.Forward(unix.SIGHUP), "queued behind the remembered one")
+	// The shell runs traps pending together lowest signal first: no order.
+	assert.ElementsMatch(t, []string{"USR1", "HUP"}, waitLines(t, filepath.Join(dir, "child"), 2))
+	require.NoError(t, f.Forward(unix.SIGTERM))
+	within(t, c.Done(), 10*time.Second, "child done")
+	assert.Equal(t, 0, ExitCode(c.Status()), "the child was alive to handle every signal")
+}
+
 // TestTerminateBoundedAfterKill: a zombie in the child's group whose parent
 // lives outside the group and does not reap it keeps the group from ever
 // being gone. Terminate waits KillWait after SIGKILL, not for that parent,

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/probes"
 )
@@ -68,12 +70,12 @@ Flags (each also as the environment variable named, as for lifecycled run):
 	case err == nil:
 		return exitOK
 	case errors.As(err, &notUp):
-		_, _ = io.WriteString(logs.Writer(stderr), sprintfLine("lifecycled: %v", err))
+		logger.Error("gave up waiting for dependencies", zap.Error(err))
 		return exitWaitTimeout
 	case got() != 0:
 		return 128 + int(got())
 	default:
-		_, _ = io.WriteString(logs.Writer(stderr), sprintfLine("lifecycled: wait: %v", err))
+		logger.Error("wait failed", zap.Error(err))
 		return 1
 	}
 }

@@ -191,7 +191,7 @@ func newRunConfig(o *settings) (*runConfig, error) {
 	}
 	for _, u := range o.OnExitPost {
 		if !isHTTPURL(u) {
-			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", u)
+			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", redact.URL(u))
 		}
 	}
 	return c, nil
@@ -366,7 +366,7 @@ func newHook(name, flagName string, h hookSettings, timeout time.Duration) (*hoo
 		return &hooks.Hook{Name: name, Exec: h.Exec.Argv, Shell: h.Exec.Shell, Timeout: timeout}, nil
 	case h.HTTP != "":
 		if !isHTTPURL(h.HTTP) {
-			return nil, fmt.Errorf("%s-http %q: want an http:// or https:// URL", flagName, h.HTTP)
+			return nil, fmt.Errorf("%s-http %q: want an http:// or https:// URL", flagName, redact.URL(h.HTTP))
 		}
 		return &hooks.Hook{Name: name, HTTPURL: h.HTTP, Timeout: timeout}, nil
 	}
@@ -398,7 +398,7 @@ func commandName(name, command string) (string, error) {
 		return "lifecycled", nil
 	}
 	if err := checkName("", name); err != nil {
-		return "", fmt.Errorf("COMMAND %q: its base name cannot name the tombstone and hook log; give --name", command)
+		return "", fmt.Errorf("COMMAND %q: its base name cannot name the tombstone and hook log; give --name", redact.URL(command))
 	}
 	return name, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/probes"
+	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -48,13 +49,17 @@ func explainMain(args []string, stdout, stderr io.Writer) int {
 
 type explainWriter struct{ w io.Writer }
 
+// line writes one line with the secrets of the URLs it names masked (the
+// commands, targets and hooks explain and explain -f print may hold
+// passwords and tokens; URL values are masked where they are known whole,
+// and this catches the rest).
 func (e *explainWriter) line(format string, a ...any) {
-	fmt.Fprintf(e.w, format+"\n", a...)
+	fmt.Fprintln(e.w, redact.URLs(fmt.Sprintf(format, a...)))
 }
 
 func (e *explainWriter) startup(c *runConfig) {
 	ver, _ := buildVersion()
-	e.line("lifecycled %s: %s (name %q)", ver, strings.Join(c.command, " "), c.name)
+	e.line("lifecycled %s: %s (name %q)", ver, commandString(c.command), c.name)
 	e.line("")
 	e.line("Start-up")
 	n := 0
@@ -195,12 +200,26 @@ func fmtSeconds(d time.Duration) string {
 }
 
 // hookString shows a hook as the user gave it: sh -c "..." for the shell
-// form, the JSON array for the exec form, the URL, or the sleep.
+// form, the JSON array for the exec form, the URL, or the sleep, with the
+// secrets of its URLs masked.
 func hookString(h *hooks.Hook) string {
-	if h.Handler() == hooks.HandlerExec && h.Shell {
+	switch {
+	case h.Handler() == hooks.HandlerHTTPGet:
+		return h.Handler() + " " + redact.URL(h.Command()) // line masks the rest
+	case h.Handler() == hooks.HandlerExec && h.Shell:
 		return "exec sh -c " + strconv.Quote(h.Command())
 	}
 	return h.Handler() + " " + h.Command()
+}
+
+// commandString shows argv as explain prints it, each argument that is a
+// URL masked as one.
+func commandString(argv []string) string {
+	shown := make([]string, len(argv))
+	for i, a := range argv {
+		shown[i] = redact.URL(a)
+	}
+	return strings.Join(shown, " ")
 }
 
 // mapString lists the rewrites of forwarded signals, TERM and INT left out

@@ -135,11 +135,11 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // exit code: the lifecycle actor decides it; the others serve it and stop
 // when it is done.
 //
-// stderr is guarded (epipeGuard) and written through logs, so that a
-// stderr nobody reads never blocks an actor; logs.Dropped counts what it
-// had to drop.
+// Every line lifecycled writes from here on is a record of logger (one
+// stream, in --log-format), which writes to the guarded stderr (epipeGuard)
+// through logs, so that a stderr nobody reads never blocks an actor;
+// logs.Dropped counts what it had to drop.
 func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard *epipeGuard, sigs <-chan os.Signal) int {
-	stderr := logs.Writer(guard)
 	subreaperErr := supervisor.BecomeSubreaper() // before the child starts: its orphans come here
 	// Metrics are registered only where /metrics serves them (--listen);
 	// without it they are kept, registered nowhere, for free.
@@ -158,7 +158,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	}, func() float64 { return float64(logs.Dropped()) })
 	reaper := supervisor.NewReaper(logger, reaped.Inc)
 	lc := lifecycle.New(cfg.lifecycleConfig(), lifecycle.Deps{
-		Logger: logger, Registry: reg, Reaper: reaper, Stderr: stderr, ChildStderr: guard,
+		Logger: logger, Registry: reg, Reaper: reaper, ChildStderr: guard,
 	})
 
 	// The addresses are bound before the child starts: a busy one is a
@@ -186,7 +186,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 			for _, prev := range servers {
 				_ = prev.ln.Close()
 			}
-			_, _ = io.WriteString(stderr, sprintfLine("lifecycled: %v", err))
+			logger.Error("cannot listen", zap.Error(err))
 			return exitUsage
 		}
 		servers = append(servers, server{ln, s.handler, s.maxBody})
@@ -260,17 +260,29 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 
 // handleSignals is the signal actor: every signal caught goes to the
 // lifecycle, which stops on SIGTERM and SIGINT and forwards the rest.
+//
+// What sigs holds when the actor starts was caught while lifecycled was
+// starting: before the child, which StartEarly forks before the actors run,
+// or in its first moments. Those signals go to SignalEarly and wait for the
+// child's handlers, as the ones that came before the start do; sent at
+// once, a SIGHUP would kill a shell before its trap.
 func handleSignals(ctx context.Context, sigs <-chan os.Signal, guard *epipeGuard, lc *lifecycle.Lifecycle) error {
+	handle := func(s os.Signal, to func(syscall.Signal)) {
+		sig := s.(syscall.Signal)
+		if sig == syscall.SIGPIPE && guard.ownSIGPIPE() {
+			return // lifecycled's own: see epipeGuard
+		}
+		to(sig)
+	}
+	for range len(sigs) {
+		handle(<-sigs, lc.SignalEarly)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case s := <-sigs:
-			sig := s.(syscall.Signal)
-			if sig == syscall.SIGPIPE && guard.ownSIGPIPE() {
-				continue // lifecycled's own: see epipeGuard
-			}
-			lc.Signal(sig)
+			handle(s, lc.Signal)
 		}
 	}
 }

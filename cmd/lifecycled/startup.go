@@ -31,7 +31,7 @@ func logStartup(logger *zap.Logger, cfg *runConfig) {
 }
 
 // settingsLog writes every setting under its flag's name in snake_case,
-// durations as NAME_seconds, passwords in URLs masked (redact.URLs).
+// durations as NAME_seconds, secrets of URLs masked (redact.URL: each value as one).
 type settingsLog struct{ s *settings }
 
 func (l settingsLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -58,7 +58,7 @@ func (l settingsLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			}
 		default:
 			if s := d.value.String(); s != "" {
-				enc.AddString(key, redact.URLs(s))
+				enc.AddString(key, redact.URL(s))
 			}
 		}
 	}
@@ -69,7 +69,7 @@ type redactedList []string
 
 func (l redactedList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	for _, s := range l {
-		enc.AppendString(redact.URLs(s))
+		enc.AppendString(redact.URL(s))
 	}
 	return nil
 }
