@@ -167,8 +167,9 @@ type Lifecycle struct {
 	stopSignals atomic.Int64  // SIGTERMs and SIGINTs received
 	started     chan struct{} // closed once the child runs
 	startedUp   chan struct{} // closed once the child runs and postStart succeeded
-	draining    chan struct{} // closed once the stop sequence has begun
-	drainingNow func()
+	// dials records the probes' connections to the app, which the
+	// adaptive drain does not count as traffic.
+	dials *drain.Dials
 
 	childStderrOut io.Writer              // Deps.ChildStderr
 	stderrTail     *supervisor.StderrTail // with --termination-log-tail
@@ -197,9 +198,8 @@ func New(cfg Config, deps Deps) *Lifecycle {
 	l := &Lifecycle{
 		cfg: cfg, logger: deps.Logger, childStderrOut: deps.ChildStderr, reg: deps.Registry,
 		reaper: deps.Reaper, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{}),
-		draining: make(chan struct{}), now: time.Now,
+		now: time.Now, dials: drain.NewDials(),
 	}
-	l.drainingNow = sync.OnceFunc(func() { close(l.draining) })
 	var reg prometheus.Registerer // nil: promauto registers nowhere
 	if deps.Registry != nil {
 		reg = deps.Registry
@@ -254,9 +254,10 @@ func (l *Lifecycle) StartEarly() bool {
 }
 
 // probeOptions are the options of every check: exec probes run through the
-// reaper, lifecycled's one waiter.
+// reaper, lifecycled's one waiter; connections are recorded as
+// lifecycled's own, for the adaptive drain.
 func (l *Lifecycle) probeOptions() probes.Options {
-	return probes.Options{UserAgent: l.cfg.UserAgent, Commands: l.reaper}
+	return probes.Options{UserAgent: l.cfg.UserAgent, Commands: l.reaper, Control: l.dials.Control}
 }
 
 // Signal handles a signal lifecycled caught: SIGTERM and SIGINT start the
@@ -292,8 +293,7 @@ func (l *Lifecycle) signal(sig syscall.Signal, early bool) {
 }
 
 // ProbeReadiness is the readiness probe's actor: it probes from the
-// child's start until ctx is done, or, with the adaptive drain, until the
-// stop sequence begins. Without --ready it only waits for ctx.
+// child's start until ctx is done. Without --ready it only waits for ctx.
 func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
 	if l.cfg.Ready == nil {
 		<-ctx.Done()
@@ -306,27 +306,11 @@ func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	if l.cfg.Stop.DrainQuiet <= 0 {
-		return prober.Run(ctx)
-	}
-	// The adaptive drain counts new connections to the app's port: the
-	// probe's own would keep it from ever going quiet. While draining,
-	// readiness fails anyway.
-	probeCtx, stopProbing := context.WithCancel(ctx)
-	defer stopProbing()
-	go func() {
-		select {
-		case <-l.draining:
-			stopProbing()
-		case <-probeCtx.Done():
-		}
-	}()
-	err := prober.Run(probeCtx)
-	if ctx.Err() == nil && probeCtx.Err() != nil {
-		<-ctx.Done() // an actor that returns would end the run
-		return nil
-	}
-	return err
+	// It goes on while the stop sequence drains: the adaptive drain does
+	// not count the probe's connections (probeOptions), and with
+	// --drain-readiness keep a failing probe is what turns /readyz 503
+	// before the stop signal.
+	return prober.Run(ctx)
 }
 
 // WatchExitWith is the --exit-with actor: once every named container has
@@ -616,13 +600,18 @@ func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 
 // stopChild runs the stop sequence; it reports whether SIGKILL was needed.
 func (l *Lifecycle) stopChild(c child) bool {
-	seq := drain.NewSequence(l.cfg.Stop, c, l.runner, l.logger, l.drainMetrics, func(step string) {
+	cfg := l.cfg.Stop
+	cfg.Own = l.dials
+	seq := drain.NewSequence(cfg, c, l.runner, l.logger, l.drainMetrics, func(step string) {
 		if step == drain.StepDraining {
-			l.drainingNow()
 			if !l.cfg.Stop.KeepReady {
 				l.health.Set(checkShutdown, false, "draining")
 			}
 			l.enterPhase(tombstone.PhaseDraining, nil, "")
+		}
+		if step == drain.StepGrace && l.cfg.Stop.KeepReady {
+			// --drain-readiness keep: never 200 for an app told to stop.
+			l.health.Set(checkShutdown, false, "stop signal sent")
 		}
 		l.logger.Info("stop sequence", zap.String("step", step))
 	})
