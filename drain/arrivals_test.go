@@ -24,14 +24,14 @@ func TestArrivalsRealSockets(t *testing.T) {
 			before := dial(t, watched.addr)
 			<-watched.accepted
 
-			a, err := WatchArrivals([]int{watched.port})
+			a, err := WatchArrivals([]int{watched.port}, nil)
 			require.NoError(t, err)
 			t.Cleanup(func() { assert.NoError(t, a.Close()) })
 			require.True(t, a.Exact(), "this kernel refuses sock_diag destruction reports")
 
-			n, err := a.Poll()
+			tr, err := a.Poll()
 			require.NoError(t, err)
-			assert.Equal(t, 0, n, "a connection open before the watch is not new")
+			assert.Equal(t, 0, tr.Arrivals, "a connection open before the watch is not new")
 
 			// Traffic on the old connection and a connection to another
 			// port are not arrivals.
@@ -40,9 +40,9 @@ func TestArrivalsRealSockets(t *testing.T) {
 			dial(t, other.addr)
 			<-other.accepted
 			time.Sleep(50 * time.Millisecond)
-			n, err = a.Poll()
+			tr, err = a.Poll()
 			require.NoError(t, err)
-			assert.Equal(t, 0, n, "old connection's traffic or another port's connection counted")
+			assert.Equal(t, 0, tr.Arrivals, "old connection's traffic or another port's connection counted")
 
 			// A new connection that stays open.
 			dial(t, watched.addr)
@@ -69,20 +69,20 @@ func pollUntil(t *testing.T, a *Arrivals, want int) int {
 	total := 0
 	deadline := time.Now().Add(5 * time.Second)
 	for total < want && time.Now().Before(deadline) {
-		n, err := a.Poll()
+		tr, err := a.Poll()
 		require.NoError(t, err)
-		total += n
+		total += tr.Arrivals
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)
-	n, err := a.Poll()
+	tr, err := a.Poll()
 	require.NoError(t, err)
-	return total + n
+	return total + tr.Arrivals
 }
 
 func TestWatchArrivalsBadPort(t *testing.T) {
 	for _, ports := range [][]int{nil, {0}, {70000}} {
-		_, err := WatchArrivals(ports)
+		_, err := WatchArrivals(ports, nil)
 		assert.ErrorContains(t, err, "watch new connections", "ports %v", ports)
 	}
 }
@@ -189,15 +189,19 @@ func TestArrivalsAccounting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := &Arrivals{known: map[connID]time.Time{}}
+			a := &Arrivals{known: map[connID]*seenConn{}}
 			start := time.Now()
 			for i, e := range tt.events {
 				at := start.Add(time.Duration(e.at) * time.Millisecond)
 				if e.destroyed != nil {
-					a.seenDestroyed(*e.destroyed, at)
+					a.seen(sighting{id: *e.destroyed, hasData: true}, at)
 					continue
 				}
-				a.seenAlive(e.alive, at)
+				var alive []sighting
+				for _, id := range e.alive {
+					alive = append(alive, sighting{id: id, hasData: true})
+				}
+				a.seenAlive(alive, at)
 				assert.Equal(t, e.want, a.fresh, "event %d", i)
 				a.fresh = 0
 			}

@@ -45,6 +45,7 @@ var testReaper *supervisor.Reaper
 //	exit-on-term FILE     on SIGTERM append "TERM <unixnano>" to FILE, exit 0
 //	ignore-term FILE      ignore SIGTERM, run until killed
 //	exit-after DUR FILE   exit 0 after DUR
+//	watch-bytes PORT FILE see watchBytes
 //
 // Modes that take FILE create FILE.ready once their signal handling is in
 // place, so the test never races the handler.
@@ -64,6 +65,12 @@ func runHelper(mode string, args []string) int {
 		signal.Ignore(syscall.SIGTERM)
 		markReady(args[0])
 		select {}
+	case "watch-bytes":
+		port, err := strconv.Atoi(args[0])
+		if err != nil {
+			return 2
+		}
+		return watchBytes(port, args[1])
 	case "exit-after":
 		d, err := time.ParseDuration(args[0])
 		if err != nil {

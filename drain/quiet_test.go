@@ -11,43 +11,48 @@ import (
 )
 
 // TestWaitQuiet runs the adaptive drain's loop against scripted arrivals:
-// it ends a quiet period after the last arrival, never before the minimum,
-// never after the ceiling, and takes a failed count for traffic.
+// it ends a quiet period after the last arrival or request byte, never
+// before the minimum, never after the ceiling, and takes a failed count for
+// traffic; counting connections only, request bytes do not hold it.
 func TestWaitQuiet(t *testing.T) {
 	const (
 		quiet   = 150 * time.Millisecond
 		ceiling = 1500 * time.Millisecond
 	)
 	tests := []struct {
-		name string
-		min  time.Duration
+		name            string
+		min             time.Duration
+		connectionsOnly bool
 		// arriving says whether connections arrive at that time since
 		// the start, and whether counting them fails.
-		arriving func(since time.Duration) (int, error)
+		arriving func(since time.Duration) (Traffic, error)
 		// the wait must end within [least, most].
 		least, most time.Duration
 	}{
 		{name: "no traffic: one quiet period", arriving: none, least: quiet, most: quiet + 400*time.Millisecond},
 		{name: "no traffic, minimum longer", min: 600 * time.Millisecond, arriving: none,
 			least: 600 * time.Millisecond, most: 1000 * time.Millisecond},
-		{name: "traffic until 500ms", arriving: func(d time.Duration) (int, error) {
-			if d < 500*time.Millisecond {
-				return 2, nil
-			}
-			return 0, nil
-		}, least: 480*time.Millisecond + quiet, most: 500*time.Millisecond + quiet + 400*time.Millisecond},
-		{name: "traffic never stops: the ceiling", arriving: func(time.Duration) (int, error) { return 1, nil },
+		{name: "new connections until 500ms", arriving: until(500*time.Millisecond, Traffic{Arrivals: 2}),
+			least: 480*time.Millisecond + quiet, most: 500*time.Millisecond + quiet + 400*time.Millisecond},
+		{name: "request bytes on open connections until 500ms", arriving: until(500*time.Millisecond, Traffic{Bytes: 80}),
+			least: 480*time.Millisecond + quiet, most: 500*time.Millisecond + quiet + 400*time.Millisecond},
+		{name: "request bytes until 500ms, counting connections only", connectionsOnly: true,
+			arriving: until(500*time.Millisecond, Traffic{Bytes: 80}), least: quiet, most: quiet + 400*time.Millisecond},
+		{name: "new connections never stop: the ceiling", arriving: until(time.Hour, Traffic{Arrivals: 1}),
 			least: ceiling, most: ceiling + 400*time.Millisecond},
-		{name: "counting fails: the ceiling", arriving: func(time.Duration) (int, error) { return 0, errors.New("sock_diag: boom") },
+		{name: "request bytes never stop: the ceiling", arriving: until(time.Hour, Traffic{Bytes: 1}),
+			least: ceiling, most: ceiling + 400*time.Millisecond},
+		{name: "counting fails: the ceiling", arriving: func(time.Duration) (Traffic, error) { return Traffic{}, errors.New("sock_diag: boom") },
 			least: ceiling, most: ceiling + 400*time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &Sequence{logger: zap.NewNop(), cfg: Config{
 				DrainDelay: ceiling, DrainQuiet: quiet, DrainMin: tt.min, PollConns: 10 * time.Millisecond,
+				ConnectionsOnly: tt.connectionsOnly,
 			}}
 			start := time.Now()
-			s.waitQuiet(context.Background(), start, func() (int, error) { return tt.arriving(time.Since(start)) })
+			s.waitQuiet(context.Background(), start, func() (Traffic, error) { return tt.arriving(time.Since(start)) })
 			took := time.Since(start)
 			assert.GreaterOrEqual(t, took, tt.least)
 			assert.LessOrEqual(t, took, tt.most)
@@ -60,8 +65,18 @@ func TestWaitQuietCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	s.waitQuiet(ctx, start, func() (int, error) { return none(0) })
+	s.waitQuiet(ctx, start, func() (Traffic, error) { return none(0) })
 	assert.Less(t, time.Since(start), 10*time.Second, "not the minute of drain delay")
 }
 
-func none(time.Duration) (int, error) { return 0, nil }
+func none(time.Duration) (Traffic, error) { return Traffic{}, nil }
+
+// until returns a script of polls that see t until end, nothing after.
+func until(end time.Duration, t Traffic) func(time.Duration) (Traffic, error) {
+	return func(d time.Duration) (Traffic, error) {
+		if d < end {
+			return t, nil
+		}
+		return Traffic{}, nil
+	}
+}

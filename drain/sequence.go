@@ -56,13 +56,23 @@ type Config struct {
 	// DrainQuiet it is the ceiling of the adaptive drain.
 	DrainDelay time.Duration
 	// DrainQuiet (--drain-quiet), if more than 0, makes the drain delay
-	// adaptive: it ends once no new connection to QuietPorts has arrived
-	// for DrainQuiet, and at least DrainMin after it began.
+	// adaptive: it ends once neither a new connection to QuietPorts nor a
+	// request byte on one already open has arrived for DrainQuiet, and at
+	// least DrainMin after it began.
 	DrainQuiet time.Duration
 	// DrainMin (--drain-min) is the least the adaptive drain waits.
 	DrainMin time.Duration
 	// QuietPorts are the app's ports the adaptive drain watches.
 	QuietPorts []int
+	// ConnectionsOnly makes the adaptive drain count new connections
+	// alone, as it did before it counted request bytes: a pooled
+	// client's requests on an open connection do not keep it going. It
+	// is not a setting; it is there to compare the two (see
+	// connectionsOnlyBuild).
+	ConnectionsOnly bool
+	// Own records lifecycled's own connections to the app (its probes),
+	// which the adaptive drain does not count; nil if none are recorded.
+	Own *Dials
 	// DrainPort (--drain-connections) is the local port whose established
 	// connections are waited for; 0 turns this step off.
 	DrainPort int
@@ -192,8 +202,8 @@ func (s *Sequence) prepare(skip <-chan struct{}) {
 	}
 }
 
-// drainDelay waits DrainDelay or, in adaptive mode, until new connections
-// have stopped arriving (see waitQuiet).
+// drainDelay waits DrainDelay or, in adaptive mode, until traffic to the
+// app's ports has stopped (see waitQuiet).
 func (s *Sequence) drainDelay(ctx context.Context) {
 	if s.cfg.DrainQuiet <= 0 {
 		s.logger.Info("drain delay", logschema.Seconds("delay", s.cfg.DrainDelay))
@@ -201,7 +211,7 @@ func (s *Sequence) drainDelay(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	w, err := WatchArrivals(s.cfg.QuietPorts)
+	w, err := WatchArrivals(s.cfg.QuietPorts, s.cfg.Own)
 	if err != nil {
 		s.logger.Warn("cannot watch new connections, waiting the whole drain delay", zap.Error(err))
 		_ = ctxtime.Sleep(ctx, s.cfg.DrainDelay)
@@ -211,43 +221,88 @@ func (s *Sequence) drainDelay(ctx context.Context) {
 	if !w.Exact() {
 		s.logger.Warn("the kernel does not report closed sockets: a connection that opens and closes between two looks may be missed")
 	}
-	s.logger.Info("adaptive drain: waiting for new connections to stop", zap.Ints("ports", s.cfg.QuietPorts),
+	what := "new connections and request bytes"
+	if s.connectionsOnly() {
+		what = "new connections"
+	}
+	s.logger.Info("adaptive drain: waiting for "+what+" to stop", zap.Ints("ports", s.cfg.QuietPorts),
 		logschema.Seconds("quiet", s.cfg.DrainQuiet), logschema.Seconds("min", s.cfg.DrainMin), logschema.Seconds("max", s.cfg.DrainDelay))
 	s.waitQuiet(ctx, start, w.Poll)
 }
 
-// waitQuiet polls for new connections until none has arrived for
-// DrainQuiet and DrainMin has passed since start, at most DrainDelay. After
-// readiness fails, connections keep arriving until the last proxy has
-// dropped the pod: their end is what the fixed delay guesses. A poll that
-// fails counts as an arrival, so an unknown never shortens the drain.
-func (s *Sequence) waitQuiet(ctx context.Context, start time.Time, poll func() (int, error)) {
+func (s *Sequence) connectionsOnly() bool { return s.cfg.ConnectionsOnly || connectionsOnlyBuild }
+
+// drainSeen is what the adaptive drain saw, for its last line.
+type drainSeen struct {
+	start                   time.Time
+	arrivals                int
+	bytes                   uint64
+	lastArrival, lastByte   time.Time // zero: none
+	noBytes, countingFailed bool
+}
+
+func (d drainSeen) fields(now time.Time) []zap.Field {
+	since := func(key string, t time.Time) zap.Field {
+		if t.IsZero() {
+			return zap.Skip()
+		}
+		return logschema.Seconds(key, t.Sub(d.start))
+	}
+	return []zap.Field{zap.Int("arrivals", d.arrivals), zap.Uint64("request_bytes", d.bytes),
+		since("last_arrival_after", d.lastArrival), since("last_request_byte_after", d.lastByte),
+		logschema.Seconds("took", now.Sub(d.start))}
+}
+
+// waitQuiet polls for traffic until none has arrived for DrainQuiet and
+// DrainMin has passed since start, at most DrainDelay. After readiness
+// fails, connections keep arriving until the last proxy has dropped the
+// pod, and requests keep coming on the connections it pooled until it
+// stops using them: their end is what the fixed delay guesses. A poll that
+// fails counts as traffic, so an unknown never shortens the drain. The
+// quiet period runs from the poll that saw the traffic, a little after it
+// arrived: never shorter than asked.
+func (s *Sequence) waitQuiet(ctx context.Context, start time.Time, poll func() (Traffic, error)) {
 	ceiling := time.NewTimer(s.cfg.DrainDelay - time.Since(start))
 	defer ceiling.Stop()
 	tick := time.NewTicker(s.cfg.PollConns)
 	defer tick.Stop()
-	last, arrivals := start, 0
+	seen := drainSeen{start: start}
+	last := start
 	var lastErr error
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ceiling.C:
-			s.logger.Info("adaptive drain: drain delay reached, new connections still arriving",
-				zap.Int("arrivals", arrivals), logschema.Seconds("last_arrival_after", last.Sub(start)))
+		case now := <-ceiling.C:
+			s.logger.Info("adaptive drain: drain delay reached, traffic still arriving", seen.fields(now)...)
 			return
 		case now := <-tick.C:
-			n, err := poll()
+			t, err := poll()
 			if err != nil && lastErr == nil {
 				s.logger.Warn("adaptive drain: cannot count new connections; counting that as traffic", zap.Error(err))
 			}
 			lastErr = err
-			if n > 0 || err != nil {
-				last, arrivals = now, arrivals+n
+			if t.NoBytes && !seen.noBytes && !s.connectionsOnly() {
+				s.logger.Warn("adaptive drain: the kernel does not count received bytes (Linux 4.1 or later does): only new connections are seen")
+			}
+			seen.noBytes = seen.noBytes || t.NoBytes
+			if t.Arrivals > 0 {
+				seen.arrivals += t.Arrivals
+				seen.lastArrival = now
+			}
+			if t.Bytes > 0 {
+				seen.bytes += t.Bytes
+				seen.lastByte = t.LastByte
+			}
+			if err != nil || t.Arrivals > 0 || (t.Bytes > 0 && !s.connectionsOnly()) {
+				last = now
 			}
 			if now.Sub(start) >= s.cfg.DrainMin && now.Sub(last) >= s.cfg.DrainQuiet {
-				s.logger.Info("adaptive drain: no new connection for the quiet period",
-					zap.Int("arrivals", arrivals), logschema.Seconds("last_arrival_after", last.Sub(start)), logschema.Seconds("took", now.Sub(start)))
+				msg := "adaptive drain: no new connection or request byte for the quiet period"
+				if s.connectionsOnly() {
+					msg = "adaptive drain: no new connection for the quiet period"
+				}
+				s.logger.Info(msg, seen.fields(now)...)
 				return
 			}
 		}

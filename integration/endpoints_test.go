@@ -531,6 +531,92 @@ func TestEndpointsDrainReadiness(t *testing.T) {
 	}
 }
 
+// TestEndpointsDrainReadinessKeepStopSignal: with --drain-readiness keep,
+// /readyz stays 200 while the app serves through the drain delay, and
+// answers 503 from the moment the app is told to stop, though the app (one
+// that closes its listener on SIGTERM and exits 3 s later) is still
+// running: within one readiness probe period of its SIGTERM. Before, it
+// stayed 200 until the probe had failed its threshold (3 periods).
+func TestEndpointsDrainReadinessKeepStopSignal(t *testing.T) {
+	const period = 200 * time.Millisecond
+	ctx := testContext(t, 30*time.Second)
+	p, ep, term, _ := startKeepReady(t, ctx, period, []string{"--drain-delay", "1s"}, "-exit-delay", "3s")
+
+	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+	var during []int
+	var first503 time.Time
+	for first503.IsZero() && ctx.Err() == nil {
+		code := getStatus(ctx, ep.url("/readyz"))
+		if code == http.StatusServiceUnavailable {
+			first503 = time.Now()
+			break
+		}
+		during = append(during, code)
+		time.Sleep(10 * time.Millisecond)
+	}
+	termAt, err := zdReadNanos(term)
+	require.NoError(t, err, "the app got its SIGTERM")
+	assert.Contains(t, during, http.StatusOK, "/readyz stayed 200 while the app served")
+	assert.NotContains(t, during, 0, "lifecycled answered throughout")
+	assert.Less(t, first503.Sub(termAt), period, "/readyz answered 503 within one probe period of the app's SIGTERM (first 503 at %s)",
+		first503.Sub(termAt))
+	body, _ := waitStatus(ctx, ep.url("/readyz?verbose"), http.StatusServiceUnavailable)
+	assert.Contains(t, body, "stop signal sent")
+	res := p.wait(ctx)
+	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+	t.Logf("first 503 %s after the app's SIGTERM", first503.Sub(termAt).Round(time.Millisecond))
+}
+
+// TestEndpointsDrainReadinessKeepProbeFails: with --drain-readiness keep and
+// the adaptive drain, the readiness probe goes on while lifecycled drains
+// (it used to pause, since its connections looked like traffic), so an
+// app that becomes unready during the drain turns /readyz 503 before the
+// stop signal, while its probes do not keep the drain from ending.
+func TestEndpointsDrainReadinessKeepProbeFails(t *testing.T) {
+	const period = 100 * time.Millisecond
+	ctx := testContext(t, 30*time.Second)
+	p, ep, term, unready := startKeepReady(t, ctx, period,
+		[]string{"--drain-quiet", "500ms", "--drain-min", "3s", "--drain-delay", "20s", "--ready-failure-threshold", "1"})
+
+	sent := time.Now()
+	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
+	time.Sleep(5 * period) // probes run during the drain
+	assert.Equal(t, http.StatusOK, getStatus(ctx, ep.url("/readyz")), "/readyz stays 200 in keep mode while the app is ready")
+	require.NoError(t, os.WriteFile(unready, nil, 0o644))
+	body, err := waitStatus(ctx, ep.url("/readyz?verbose"), http.StatusServiceUnavailable)
+	require.NoError(t, err)
+	assert.Contains(t, body, "[-]readiness-probe failed")
+	assert.NoFileExists(t, term, "/readyz failed before the app got its stop signal")
+
+	res := p.wait(ctx)
+	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+	assert.Contains(t, res.stderr, "no new connection or request byte for the quiet period", "the probes did not hold the drain to its ceiling")
+	termAt, err := zdReadNanos(term)
+	require.NoError(t, err)
+	assert.Less(t, termAt.Sub(sent), 10*time.Second, "the drain ended at --drain-min, far from its 20 s ceiling")
+}
+
+// startKeepReady starts lifecycled --drain-readiness keep with flags, its
+// --ready probing testdata/backend every period, and waits until /readyz
+// passes. The backend takes appFlags and writes its SIGTERM's time to term;
+// its /healthz fails while unready exists.
+func startKeepReady(t *testing.T, ctx context.Context, period time.Duration, flags []string, appFlags ...string) (p *proc, ep healthEndpoints, term, unready string) {
+	t.Helper()
+	backend := zdBackend(t)
+	dir := t.TempDir()
+	term, unready = filepath.Join(dir, "term"), filepath.Join(dir, "unready")
+	ep, addr := newEndpoints(t)
+	app := fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
+	args := append([]string{"--listen", addr, "--drain-readiness", "keep", "--grace-period", "10s",
+		"--ready", "http://" + app + "/healthz", "--ready-period", period.String()}, flags...)
+	args = append(append(args, "--", backend, "-addr", app, "-term-file", term, "-unready-file", unready), appFlags...)
+	p = start(t, options{env: zdEnv}, args...)
+	require.NotNil(t, p)
+	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
+	require.NoError(t, err)
+	return p, ep, term, unready
+}
+
 // TestEndpointsDrainReadinessBad: a mode that is neither fail nor keep is
 // a usage error.
 func TestEndpointsDrainReadinessBad(t *testing.T) {

@@ -84,14 +84,11 @@ func TestZeroDowntimeRollingStop(t *testing.T) {
 		lc.Load.Failed, lc.Load.OK+lc.Load.Failed, tini.Load.Failed, tini.Load.OK+tini.Load.Failed)
 }
 
-// TestGracePeriodKillsChildIgnoringTerm: a child that ignores SIGTERM is
-// SIGKILLed when the grace period runs out (exit 137), and the stop takes
-// drain + grace, never less, and only a little more.
-// TestZeroDowntimeAdaptiveDrain: with --drain-quiet, lifecycled watches new
-// connections to the app's port instead of guessing the propagation delay:
-// for a short, a usual and a long propagation it loses no request, and the
-// app gets SIGTERM soon after the Balancer dropped the backend, not at the
-// 10 s ceiling.
+// TestZeroDowntimeAdaptiveDrain: with --drain-quiet, lifecycled watches
+// the traffic to the app's port instead of guessing the propagation delay:
+// for clients that open a connection per request and a short, a usual and
+// a long propagation it loses no request, and the app gets SIGTERM soon
+// after the Balancer dropped the backend, not at the 10 s ceiling.
 func TestZeroDowntimeAdaptiveDrain(t *testing.T) {
 	backend := zdBackend(t)
 	ctx := testContext(t, 3*time.Minute)
@@ -104,14 +101,14 @@ func TestZeroDowntimeAdaptiveDrain(t *testing.T) {
 			var log zdLog
 			r, err := lbsim.RollingStop{
 				Init: lbsim.InitLifecycled, InitPath: lifecycledBin(t), Backend: backend,
-				DrainDelay: ceiling, DrainQuiet: quiet, Propagation: propagation, Stderr: &log, Env: zdEnv,
+				DrainDelay: ceiling, DrainQuiet: quiet, Propagation: propagation, NewConnWorkers: 8, Stderr: &log, Env: zdEnv,
 			}.Run(ctx)
 			require.NoError(t, err, "lifecycled run; its log:\n%s", log.String())
 			zdLogRun(t, "lifecycled adaptive", r)
 
 			assert.Zero(t, r.Load.Failed, "failed requests: %s, e.g. %q", r.Load, r.Load.Samples)
 			assert.Zero(t, r.Stopped().DialErrors, "no new connection reached the stopped backend after it closed its listener")
-			assert.Contains(t, log.String(), "no new connection for the quiet period", "the drain ended on quiet, not at the ceiling")
+			assert.Contains(t, log.String(), "no new connection or request byte for the quiet period", "the drain ended on quiet, not at the ceiling")
 			drop, ok := zdDropped(r, "a")
 			require.True(t, ok, "the Balancer dropped the stopped backend: %+v", r.Events)
 			assert.Greater(t, r.TermAfter, drop, "the app got SIGTERM only after the Balancer dropped it")
@@ -124,6 +121,9 @@ func TestZeroDowntimeAdaptiveDrain(t *testing.T) {
 	}
 }
 
+// TestGracePeriodKillsChildIgnoringTerm: a child that ignores SIGTERM is
+// SIGKILLed when the grace period runs out (exit 137), and the stop takes
+// drain + grace, never less, and only a little more.
 func TestGracePeriodKillsChildIgnoringTerm(t *testing.T) {
 	const drainDelay, grace = 500 * time.Millisecond, time.Second
 	backend := zdBackend(t)

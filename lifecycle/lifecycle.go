@@ -170,8 +170,9 @@ type Lifecycle struct {
 	stopSignals atomic.Int64  // SIGTERMs and SIGINTs received
 	started     chan struct{} // closed once the child runs
 	startedUp   chan struct{} // closed once the child runs and postStart succeeded
-	draining    chan struct{} // closed once the stop sequence has begun
-	drainingNow func()
+	// dials records the probes' connections to the app, which the
+	// adaptive drain does not count as traffic.
+	dials *drain.Dials
 
 	childStderrOut io.Writer              // Deps.ChildStderr
 	stderrTail     *supervisor.StderrTail // with --termination-log-tail
@@ -200,9 +201,8 @@ func New(cfg Config, deps Deps) *Lifecycle {
 	l := &Lifecycle{
 		cfg: cfg, logger: deps.Logger, childStderrOut: deps.ChildStderr, reg: deps.Registry,
 		reaper: deps.Reaper, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{}),
-		draining: make(chan struct{}), now: time.Now,
+		now: time.Now, dials: drain.NewDials(),
 	}
-	l.drainingNow = sync.OnceFunc(func() { close(l.draining) })
 	var reg prometheus.Registerer // nil: promauto registers nowhere
 	if deps.Registry != nil {
 		reg = deps.Registry
@@ -521,16 +521,14 @@ func (l *Lifecycle) stoppingLeftovers(c child) {
 }
 
 // enterDraining is the stop sequence's first step (drain.StepDraining),
-// taken unless the child is already gone, as the sequence takes it: the
-// adaptive drain's readiness probe pauses, /readyz fails (unless
-// --drain-readiness keep) and the phase is draining.
+// taken unless the child is already gone, as the sequence takes it: /readyz
+// fails (unless --drain-readiness keep) and the phase is draining.
 func (l *Lifecycle) enterDraining(c child) {
 	select {
 	case <-c.Done():
 		return
 	default:
 	}
-	l.drainingNow()
 	if !l.cfg.Stop.KeepReady {
 		l.health.Set(checkShutdown, false, "draining")
 	}
@@ -540,7 +538,13 @@ func (l *Lifecycle) enterDraining(c child) {
 // stopChild runs the stop sequence; it reports whether SIGKILL was needed.
 // The caller has entered its first step, draining (enterDraining).
 func (l *Lifecycle) stopChild(c child) bool {
-	seq := drain.NewSequence(l.cfg.Stop, c, l.runner, l.logger, l.drainMetrics, func(step string) {
+	cfg := l.cfg.Stop
+	cfg.Own = l.dials
+	seq := drain.NewSequence(cfg, c, l.runner, l.logger, l.drainMetrics, func(step string) {
+		if step == drain.StepGrace && l.cfg.Stop.KeepReady {
+			// --drain-readiness keep: never 200 for an app told to stop.
+			l.health.Set(checkShutdown, false, "stop signal sent")
+		}
 		l.logger.Info("stop sequence", zap.String("step", step))
 	})
 	return seq.Run(l.stop.second)
@@ -605,8 +609,7 @@ func (l *Lifecycle) signal(sig syscall.Signal, early bool) {
 }
 
 // ProbeReadiness is the readiness probe's actor: it probes from the
-// child's start until ctx is done, or, with the adaptive drain, until the
-// stop sequence begins. Without --ready it only waits for ctx.
+// child's start until ctx is done. Without --ready it only waits for ctx.
 func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
 	if l.cfg.Ready == nil {
 		<-ctx.Done()
@@ -619,27 +622,11 @@ func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	if l.cfg.Stop.DrainQuiet <= 0 {
-		return prober.Run(ctx)
-	}
-	// The adaptive drain counts new connections to the app's port: the
-	// probe's own would keep it from ever going quiet. While draining,
-	// readiness fails anyway.
-	probeCtx, stopProbing := context.WithCancel(ctx)
-	defer stopProbing()
-	go func() {
-		select {
-		case <-l.draining:
-			stopProbing()
-		case <-probeCtx.Done():
-		}
-	}()
-	err := prober.Run(probeCtx)
-	if ctx.Err() == nil && probeCtx.Err() != nil {
-		<-ctx.Done() // an actor that returns would end the run
-		return nil
-	}
-	return err
+	// It goes on while the stop sequence drains: the adaptive drain does
+	// not count the probe's connections (probeOptions), and with
+	// --drain-readiness keep a failing probe is what turns /readyz 503
+	// before the stop signal.
+	return prober.Run(ctx)
 }
 
 // ProbeLiveness is the --live actor. /livez must only fail when a restart
@@ -703,9 +690,10 @@ func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
 }
 
 // probeOptions are the options of every check: exec probes run through the
-// reaper, lifecycled's one waiter.
+// reaper, lifecycled's one waiter; connections are recorded as
+// lifecycled's own, for the adaptive drain.
 func (l *Lifecycle) probeOptions() probes.Options {
-	return probes.Options{UserAgent: l.cfg.UserAgent, Commands: l.reaper}
+	return probes.Options{UserAgent: l.cfg.UserAgent, Commands: l.reaper, Control: l.dials.Control}
 }
 
 // logArgv is the child's argv as the "child started" line shows it: the

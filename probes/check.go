@@ -5,6 +5,7 @@ import (
 
 	"context"
 	"fmt"
+	"syscall"
 	"time"
 )
 
@@ -16,6 +17,10 @@ type Options struct {
 	// Commands runs exec: targets. It is the process's one reaper: a
 	// command started any other way would have its status stolen by it.
 	Commands *supervisor.Reaper
+	// Control, if not nil, is the net.Dialer Control of TCP, HTTP and
+	// gRPC checks: the adaptive drain records there the ports of
+	// lifecycled's own connections to the app (drain.Dials).
+	Control func(network, address string, c syscall.RawConn) error
 }
 
 // checker checks one target kind once. It returns nil when the target is up

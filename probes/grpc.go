@@ -32,7 +32,7 @@ const maxGRPCResponse = 64 << 10
 // checkGRPC is up when the standard gRPC health service at Host:Port answers
 // SERVING for Service, as the kubelet's grpc probe.
 func checkGRPC(ctx context.Context, t Target, opts Options) error {
-	tr := httpclient.NewGRPC()
+	tr := httpclient.NewGRPC(opts.Control)
 	defer tr.CloseIdleConnections()
 
 	u := url.URL{Scheme: "http", Host: net.JoinHostPort(t.Host, t.Port), Path: healthCheckPath}

@@ -25,7 +25,7 @@ func checkHTTP(ctx context.Context, t Target, opts Options) error {
 	if t.URL == nil {
 		return errors.New("no URL")
 	}
-	client := httpclient.New()
+	client := httpclient.NewControlled(opts.Control)
 	defer client.CloseIdleConnections()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL.String(), nil)

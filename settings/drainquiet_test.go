@@ -12,7 +12,7 @@ import (
 )
 
 // TestAdaptiveDrainSettings: --drain-quiet, --drain-min and their YAML keys
-// reach the stop sequence with the port to watch, and every inconsistent
+// reach the stop sequence with the ports to watch, and every inconsistent
 // combination is a one-line usage error.
 func TestAdaptiveDrainSettings(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.yaml")
@@ -31,9 +31,11 @@ func TestAdaptiveDrainSettings(t *testing.T) {
 			wantQuiet: time.Second, wantPorts: []int{8080}},
 		{name: "http without port", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s", "--ready", "http://localhost/healthz", "--", "app"},
 			wantQuiet: time.Second, wantPorts: []int{80}},
-		{name: "--drain-connections wins", args: []string{"--drain-quiet", "500ms", "--drain-min", "1s", "--drain-delay", "10s",
-			"--drain-connections", "9000", "--ready", "tcp://127.0.0.1:8080", "--", "app"},
-			wantQuiet: 500 * time.Millisecond, wantMin: time.Second, wantPorts: []int{9000}},
+		{name: "--drain-connections, --ready and --live, each once", args: []string{"--drain-quiet", "500ms", "--drain-min", "1s", "--drain-delay", "10s",
+			"--drain-connections", "9000", "--ready", "tcp://127.0.0.1:8080", "--live", "http://127.0.0.1:8080/livez", "--", "app"},
+			wantQuiet: 500 * time.Millisecond, wantMin: time.Second, wantPorts: []int{9000, 8080}},
+		{name: "port of --live", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s", "--ready", "exec:true", "--live", "tcp://127.0.0.1:7070", "--", "app"},
+			wantQuiet: time.Second, wantPorts: []int{7070}},
 		{name: "environment", args: []string{"--drain-delay", "5s", "--ready", "grpc://127.0.0.1:9090", "--", "app"},
 			env: map[string]string{"LIFECYCLED_DRAIN_QUIET": "1s"}, wantQuiet: time.Second, wantPorts: []int{9090}},
 		{name: "config file", args: []string{"--config", file, "--", "app"}, wantQuiet: time.Second, wantMin: 2 * time.Second, wantPorts: []int{8443}},

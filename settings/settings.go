@@ -188,12 +188,12 @@ func (s *Settings) declare() []setting {
 		list(&s.ExitWith, "exit-with", "NAME", "stop once the tombstone of `NAME` says exited (repeatable)", "exitWith"),
 		list(&s.OnExitPost, "on-exit-post", "URL", "POST to `URL` after the child exits (repeatable), e.g. Istio's /quitquitquit", "onExitPost"),
 
-		duration(&s.DrainQuiet, "drain-quiet", 0, "adaptive drain: end the drain delay once no new connection to the app's port "+
-			"came for this long (e.g. 1s; --drain-delay is the ceiling)", "drain.quiet"),
+		duration(&s.DrainQuiet, "drain-quiet", 0, "adaptive drain: end the drain delay once neither a new connection nor a request byte "+
+			"reached the app's ports for this long (e.g. 1s; --drain-delay is the ceiling)", "drain.quiet"),
 		duration(&s.DrainMin, "drain-min", 0, "adaptive drain: wait at least this long", "drain.min"),
 		str(&s.DrainReadiness, "drain-readiness", "MODE", "fail",
-			"/readyz while draining: fail (503 from SIGTERM on) or keep (stays 200: Kubernetes' serving condition, "+
-				"for the last endpoints of a Service or of a node with externalTrafficPolicy: Local)", "drain.readiness"),
+			"/readyz while draining: fail (503 from SIGTERM on) or keep (stays 200 while the app serves: Kubernetes' serving condition, "+
+				"for the last endpoints of a Service or of a node with externalTrafficPolicy: Local; 503 once --ready fails or the stop signal is sent)", "drain.readiness"),
 	)
 	return ds
 }

@@ -145,7 +145,7 @@ func (s *Settings) Validate() (*Run, error) {
 	if s.DrainConnections < 0 || s.DrainConnections > 65535 {
 		return nil, fmt.Errorf("--drain-connections %d: not a port number", s.DrainConnections)
 	}
-	quietPorts, err := adaptiveDrain(s, c.Ready)
+	quietPorts, err := adaptiveDrain(s, c.Ready, c.Live)
 	if err != nil {
 		return nil, err
 	}
@@ -285,11 +285,11 @@ func isHTTPURL(u string) bool {
 }
 
 // adaptiveDrain checks --drain-quiet and --drain-min and returns the ports
-// the adaptive drain watches: --drain-connections PORT, which already names
-// the app's serving port, else the port of the --ready target, which checks
-// the app itself. A separate management port for health would be the wrong
-// one: set --drain-connections then.
-func adaptiveDrain(o *Settings, ready *probes.ProbeSpec) ([]int, error) {
+// the adaptive drain watches: --drain-connections PORT, which names the
+// app's serving port, and the ports of the --ready and --live targets,
+// which check the app itself (lifecycled's own probes are not counted as
+// traffic, see drain.Dials).
+func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 	if o.DrainQuiet <= 0 {
 		if o.DrainMin > 0 {
 			return nil, errors.New("--drain-min needs --drain-quiet (the adaptive drain)")
@@ -305,22 +305,34 @@ func adaptiveDrain(o *Settings, ready *probes.ProbeSpec) ([]int, error) {
 	if o.DrainMin > o.DrainDelay {
 		return nil, fmt.Errorf("--drain-min %s is longer than --drain-delay %s", o.DrainMin, o.DrainDelay)
 	}
-	if o.DrainConnections > 0 {
-		return []int{o.DrainConnections}, nil
+	// Every port the app serves that lifecycled knows of: traffic to any
+	// of them keeps the drain going.
+	var ports []int
+	add := func(p int) {
+		if p > 0 && !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
 	}
-	if ready != nil {
-		port := ready.Target.Port
+	add(o.DrainConnections)
+	for _, spec := range []*probes.ProbeSpec{ready, live} {
+		if spec == nil {
+			continue
+		}
+		port := spec.Target.Port
 		switch {
-		case port == "" && ready.Target.Kind == probes.KindHTTP:
+		case port == "" && spec.Target.Kind == probes.KindHTTP:
 			port = "80"
-		case port == "" && ready.Target.Kind == probes.KindHTTPS:
+		case port == "" && spec.Target.Kind == probes.KindHTTPS:
 			port = "443"
 		}
-		if p, err := strconv.Atoi(port); err == nil && p > 0 {
-			return []int{p}, nil
+		if p, err := strconv.Atoi(port); err == nil {
+			add(p)
 		}
 	}
-	return nil, errors.New("--drain-quiet needs the app's port: set --drain-connections PORT or a tcp, http or grpc --ready target")
+	if len(ports) == 0 {
+		return nil, errors.New("--drain-quiet needs the app's port: set --drain-connections PORT or a tcp, http or grpc --ready or --live target")
+	}
+	return ports, nil
 }
 
 // newHook builds a hook from its handlers; at most one may be set.

@@ -15,7 +15,8 @@ func TestExplainShowsAdaptiveDrain(t *testing.T) {
 		"--ready", "http://127.0.0.1:8080/healthz", "--termination-grace-period", "30s", "--", "app"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	out := stdout.String()
-	assert.Contains(t, out, "adaptive drain: until no new connection to port 8080 for 1s, at least 500ms, at most 10s")
+	assert.Contains(t, out, "adaptive drain: until neither a new connection nor a request byte on an open one reaches port 8080 for 1s, at least 500ms, at most 10s")
+	assert.Contains(t, out, "it cannot see a client silent for longer than 1s, UDP, or a Unix socket")
 	assert.Contains(t, out, "drain <=10s")
 	assert.Contains(t, out, "Budget: fits")
 }

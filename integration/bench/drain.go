@@ -86,13 +86,15 @@ func drainSection(b *bench) (*table, error) {
 			"kube-proxy lag). Half the workers keep a connection alive, half open one per request. One backend's init "+
 			"gets SIGTERM after 1 s of load; the load goes on until propagation + 0.5 s after that init exited. "+
 			"lifecycled runs with a fixed `--drain-delay` of %s or %s, or adaptive (`--drain-quiet %s --drain-delay %s`: "+
-			"the drain ends once no new connection to the app's port came for %s), and the balancer polls its /readyz; tini "+
-			"and dumb-init have no drain, and the balancer polls the app's own /healthz. Extra = SIGTERM→init exit − drain "+
-			"delay − the app's own SIGTERM→exit (fixed delays only). After drop = the app's SIGTERM − the moment the "+
-			"balancer dropped the backend: how long the drain went on once traffic stopped.",
+			"the drain ends once neither a new connection nor a request byte reached the app's port for %s; the kept-alive "+
+			"connections pinned to the backend carry requests until the app closes them, so it waits its ceiling), and the "+
+			"balancer polls its /readyz; tini and dumb-init have no drain, and the balancer polls the app's own /healthz. "+
+			"Extra = SIGTERM→init exit − drain delay − the app's own SIGTERM→exit (fixed delays only). After drop = the app's "+
+			"SIGTERM − the moment the balancer dropped the backend. Last byte = when the balancer last sent the stopped backend "+
+			"request bytes, from the SIGTERM.",
 			drainDelay, drainDelayLong, drainQuiet, drainCeiling, drainQuiet),
 		header: []string{"propagation", "rate", "init", "requests", "failed", "failed %", "failures by kind",
-			"SIGTERM→exit", "app stop", "extra", "after drop"},
+			"SIGTERM→exit", "app stop", "extra", "after drop", "last byte"},
 	}
 
 	type cell struct {
@@ -131,7 +133,7 @@ func drainSection(b *bench) (*table, error) {
 		for _, in := range inits {
 			r := results[cell{c, in.name}]
 			total := r.Load.OK + r.Load.Failed
-			extra, afterDrop := "—", "—"
+			extra, afterDrop, lastByte := "—", "—", "—"
 			if in.quiet == 0 {
 				extra = fmtDur(r.Extra())
 			}
@@ -139,10 +141,13 @@ func drainSection(b *bench) (*table, error) {
 			if in.init == lbsim.InitLifecycled && dropped {
 				afterDrop = fmtDur(r.TermAfter - drop)
 			}
+			if r.LastSent != 0 {
+				lastByte = fmtDur(r.LastSent)
+			}
 			t.rows = append(t.rows, []string{
 				fmtDur(c.propagation), fmt.Sprintf("%g/s", c.rate), in.name,
 				fmt.Sprint(total), fmt.Sprint(r.Load.Failed), fmt.Sprintf("%.2f%%", 100*float64(r.Load.Failed)/float64(max(total, 1))),
-				fmtKinds(r.Load.ByKind), fmtDur(r.Stop), fmtDur(r.AppStop), extra, afterDrop,
+				fmtKinds(r.Load.ByKind), fmtDur(r.Stop), fmtDur(r.AppStop), extra, afterDrop, lastByte,
 			})
 			extras[in.name] = append(extras[in.name], r.Extra())
 			if in.init == lbsim.InitLifecycled && in.quiet == 0 && in.delay > c.propagation+lbsim.DefaultPollInterval {
@@ -150,9 +155,13 @@ func drainSection(b *bench) (*table, error) {
 			}
 			if in.name == adaptive {
 				adaptiveFails += r.Load.Failed
+				// From the end of the traffic it could see: the later
+				// of the drop and the last request byte sent to the
+				// backend (pinned keep-alive clients send until the
+				// app closes their connections).
 				late := r.Stop // never dropped: as late as can be
 				if dropped {
-					late = r.TermAfter - drop - drainQuiet
+					late = r.TermAfter - max(drop, r.LastSent) - drainQuiet
 				}
 				adaptiveLate = max(adaptiveLate, late)
 			}
@@ -161,7 +170,7 @@ func drainSection(b *bench) (*table, error) {
 	if adaptive != "" {
 		t.verdicts = append(t.verdicts,
 			check("adaptive drain: no failed request at any propagation", float64(adaptiveFails), 0, fmt.Sprintf("%d failed", adaptiveFails)),
-			check(fmt.Sprintf("adaptive drain ends within quiet period + %s of the drop", fmtDur(adaptiveSlack)),
+			check(fmt.Sprintf("adaptive drain ends within quiet period + %s of the drop or the last request byte, whichever is later", fmtDur(adaptiveSlack)),
 				float64(adaptiveLate), float64(adaptiveSlack), fmt.Sprintf("worst: quiet period + %s", fmtDur(adaptiveLate))))
 	}
 	if subject != "" {
@@ -181,8 +190,8 @@ func drainSection(b *bench) (*table, error) {
 	t.notes = append(t.notes,
 		"A propagation delay longer than a fixed drain delay fails requests under lifecycled too: a fixed --drain-delay must "+
 			"exceed the time the cluster takes to drop the pod from its endpoints (5 s is the usual advice), and then every "+
-			"stop takes that long. The adaptive drain watches new connections to the app's port (netlink sock_diag) and ends "+
-			"a quiet period after the last one, whatever the propagation.",
+			"stop takes that long. The adaptive drain watches new connections and request bytes to the app's port (netlink "+
+			"sock_diag, tcp_info) and ends a quiet period after the last, whatever the propagation.",
 		"Kept-alive connections stay on their backend after the drop, as conntrack entries do; they survive the stop "+
 			"because the app's Shutdown closes them while idle and Go's http.Transport retries an idempotent request "+
 			"on a reused connection that was closed.",

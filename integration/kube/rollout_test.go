@@ -215,7 +215,8 @@ func parseDrain(pod, logs string) (podDrain, bool) {
 			stop = e.Time
 		case "sending stop signal":
 			signal = e.Time
-		case "adaptive drain: no new connection for the quiet period", "adaptive drain: drain delay reached, new connections still arriving":
+		case "adaptive drain: no new connection or request byte for the quiet period",
+			"adaptive drain: no new connection for the quiet period", "adaptive drain: drain delay reached, traffic still arriving":
 			d.arrivals, d.lastArrival = e.Arrivals, time.Duration(e.LastArrival*float64(time.Second))
 			d.ceiling = strings.Contains(e.Msg, "drain delay reached")
 		}

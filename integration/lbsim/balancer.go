@@ -31,6 +31,17 @@
 //     http.Transport does);
 //   - removing a backend from the rotation never touches connections already
 //     pinned to it.
+//
+// With BalancerOptions.L7 it is an L7 (HTTP) proxy instead, as an ingress
+// controller or a mesh sidecar is (ingress-nginx with upstream keep-alive,
+// Envoy): it picks a backend per request among those in rotation, and
+// sends it on a pool of kept-alive connections of its own to that backend.
+// A backend out of rotation gets no request, though its pooled connections
+// stay open, idle, until the backend closes them. What it leaves out: the
+// proxy's own retries to another backend (nginx's proxy_next_upstream),
+// which would hide a failed upstream request; here the client gets the
+// 502. Endpoints are learnt as above: readiness polled, a propagation
+// delay, as an ingress controller watching EndpointSlices does.
 package lbsim
 
 import (
@@ -79,6 +90,9 @@ type BalancerOptions struct {
 	Propagation time.Duration
 	// DialTimeout bounds the connection to a backend.
 	DialTimeout time.Duration
+	// L7 makes the Balancer an HTTP proxy with a pool of connections to
+	// each backend (see the package documentation).
+	L7 bool
 }
 
 // Event is one change of a backend's place in the rotation.
@@ -99,10 +113,15 @@ type BackendStats struct {
 	Name string
 	// InRotation says whether new connections may go to the backend now.
 	InRotation bool
-	// Conns counts client connections proxied to the backend.
+	// Conns counts client connections proxied to the backend (L7:
+	// requests).
 	Conns int64
-	// DialErrors counts connections the backend refused or did not take.
+	// DialErrors counts connections the backend refused or did not take
+	// (L7: requests that got no answer from it).
 	DialErrors int64
+	// LastSent is when the Balancer last wrote request bytes to the
+	// backend; zero if never.
+	LastSent time.Time
 }
 
 // Balancer is an L4 load balancer on 127.0.0.1 in front of backends whose
@@ -128,6 +147,8 @@ type backendState struct {
 	Backend
 	conns      atomic.Int64
 	dialErrors atomic.Int64
+	lastSent   atomic.Int64    // Unix nanoseconds
+	upstream   *http.Transport // L7: the pool of connections to it
 
 	mu         sync.Mutex
 	seen       bool      // readiness as last polled
@@ -162,7 +183,11 @@ func NewBalancer(backends []Backend, opts BalancerOptions) (*Balancer, error) {
 		if err := checkLoopbackAddr(be.Addr); err != nil {
 			return nil, fmt.Errorf("balancer: backend %s: %w", be.Name, err)
 		}
-		b.backends = append(b.backends, &backendState{Backend: be})
+		s := &backendState{Backend: be}
+		if opts.L7 {
+			s.upstream = s.pool(opts.DialTimeout)
+		}
+		b.backends = append(b.backends, s)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -196,6 +221,11 @@ func (b *Balancer) Run(ctx context.Context) error {
 		<-ctx.Done()
 		_ = b.ln.Close()
 	}()
+	if b.opts.L7 {
+		err := b.serveL7(ctx)
+		pollers.Wait()
+		return err
+	}
 
 	var err error
 	for {
@@ -263,6 +293,9 @@ func (b *Balancer) Stats() []BackendStats {
 			InRotation: be.rotating(now, b.opts.Propagation, b.record),
 			Conns:      be.conns.Load(),
 			DialErrors: be.dialErrors.Load(),
+		}
+		if at := be.lastSent.Load(); at != 0 {
+			out[i].LastSent = time.Unix(0, at)
 		}
 	}
 	return out
@@ -430,24 +463,27 @@ func (b *Balancer) handle(client net.Conn) {
 		return
 	}
 	defer b.untrack(upstream)
-	splice(client.(*net.TCPConn), upstream.(*net.TCPConn))
+	splice(client.(*net.TCPConn), upstream.(*net.TCPConn), be.sent)
 }
 
-// splice copies both ways. An orderly close (EOF) on one side is passed on
-// as a half-close, so an idle keep-alive connection the backend closes is
-// seen closed by the client; an error (a reset) resets both sides, as a
-// reset passes through a NAT.
-func splice(client, upstream *net.TCPConn) {
+// sent records that request bytes were just written to the backend.
+func (s *backendState) sent() { s.lastSent.Store(time.Now().UnixNano()) }
+
+// splice copies both ways; sent is called as bytes go to upstream. An
+// orderly close (EOF) on one side is passed on as a half-close, so an idle
+// keep-alive connection the backend closes is seen closed by the client;
+// an error (a reset) resets both sides, as a reset passes through a NAT.
+func splice(client, upstream *net.TCPConn, sent func()) {
 	errc := make(chan error, 2)
-	copyHalf := func(dst, src *net.TCPConn) {
-		_, err := io.Copy(dst, src)
+	copyHalf := func(dst *net.TCPConn, w io.Writer, src *net.TCPConn) {
+		_, err := io.Copy(w, src)
 		if err == nil {
 			err = dst.CloseWrite()
 		}
 		errc <- err
 	}
-	go copyHalf(upstream, client)
-	go copyHalf(client, upstream)
+	go copyHalf(upstream, sentConn{upstream, sent}, client)
+	go copyHalf(client, client, upstream)
 	for range 2 {
 		if err := <-errc; err != nil {
 			reset(client)

@@ -38,15 +38,21 @@ const (
 
 // Load is a load generator of GET requests to a loopback URL at a fixed
 // total rate: KeepAliveWorkers each keep one connection open across their
-// requests (a browser, a service with a connection pool), NewConnWorkers
-// open a connection per request (a script, a health checker). Each worker
-// sends Rate/(KeepAliveWorkers+NewConnWorkers) requests per second, one at
-// a time; a worker whose request runs late skips ahead rather than bursts.
+// requests (a browser), NewConnWorkers open a connection per request (a
+// script, a health checker), PooledWorkers share one http.Client with Go's
+// default pool (a service calling another: at most 2 idle connections
+// kept, more opened when requests overlap), H2Workers share one HTTP/2
+// connection (h2c with prior knowledge: a gRPC or HTTP/2 client, every
+// request a stream on it). Each worker sends Rate/workers requests per
+// second, one at a time; a worker whose request runs late skips ahead
+// rather than bursts.
 type Load struct {
 	// URL is the target; its host must be a loopback IP address.
 	URL              string
 	KeepAliveWorkers int
 	NewConnWorkers   int
+	PooledWorkers    int
+	H2Workers        int
 	// Rate is the total number of requests per second.
 	Rate float64
 	// Duration bounds the run (at most MaxLoadTime); cancelling Run's
@@ -93,22 +99,37 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	workers := l.KeepAliveWorkers + l.NewConnWorkers
+	workers := l.workers()
 	interval := time.Duration(float64(workers) / l.Rate * float64(time.Second))
 
 	ctx, cancel := context.WithTimeout(ctx, l.Duration)
 	defer cancel()
 	rec := &recorder{byKind: map[string]int64{}}
 	start := time.Now()
+	// The shared pools: Go's defaults, with no proxy from the environment.
+	pooled := http.DefaultTransport.(*http.Transport).Clone()
+	pooled.Proxy = nil
+	h2 := pooled.Clone()
+	h2.Protocols = new(http.Protocols)
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	defer pooled.CloseIdleConnections()
+	defer h2.CloseIdleConnections()
 	var wg sync.WaitGroup
 	for i := range workers {
-		keepAlive := i < l.KeepAliveWorkers
-		transport := &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
-			DisableKeepAlives:   !keepAlive,
-			MaxIdleConnsPerHost: 1,
-			DisableCompression:  true,
+		var transport *http.Transport
+		switch {
+		case i < l.KeepAliveWorkers+l.NewConnWorkers:
+			transport = &http.Transport{
+				Proxy:               nil,
+				DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
+				DisableKeepAlives:   i >= l.KeepAliveWorkers,
+				MaxIdleConnsPerHost: 1,
+				DisableCompression:  true,
+			}
+		case i < l.KeepAliveWorkers+l.NewConnWorkers+l.PooledWorkers:
+			transport = pooled
+		default:
+			transport = h2
 		}
 		client := &http.Client{Transport: transport}
 		// Spread the workers' first requests over one interval.
@@ -122,6 +143,10 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 	return rec.result(start, time.Now()), nil
 }
 
+func (l Load) workers() int {
+	return l.KeepAliveWorkers + l.NewConnWorkers + l.PooledWorkers + l.H2Workers
+}
+
 func (l Load) check() error {
 	u, err := url.Parse(l.URL)
 	if err != nil {
@@ -133,9 +158,9 @@ func (l Load) check() error {
 	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("load: %s: host must be a loopback IP address", l.URL)
 	}
-	workers := l.KeepAliveWorkers + l.NewConnWorkers
+	workers := l.workers()
 	switch {
-	case l.KeepAliveWorkers < 0 || l.NewConnWorkers < 0 || workers == 0 || workers > MaxWorkers:
+	case l.KeepAliveWorkers < 0 || l.NewConnWorkers < 0 || l.PooledWorkers < 0 || l.H2Workers < 0 || workers == 0 || workers > MaxWorkers:
 		return fmt.Errorf("load: %d workers: want 1-%d", workers, MaxWorkers)
 	case l.Rate <= 0 || l.Rate > MaxRate:
 		return fmt.Errorf("load: rate %g: want more than 0, at most %d per second", l.Rate, MaxRate)

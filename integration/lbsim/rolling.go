@@ -69,9 +69,13 @@ type RollingStop struct {
 	Propagation time.Duration
 	// Rate is the total request rate (default 200 per second).
 	Rate float64
-	// KeepAliveWorkers and NewConnWorkers split the load (default 4 and
-	// 4 when both are zero).
-	KeepAliveWorkers, NewConnWorkers int
+	// KeepAliveWorkers, NewConnWorkers, PooledWorkers and H2Workers
+	// split the load (see Load; default 4 keep-alive and 4 new-connection
+	// workers when all are zero).
+	KeepAliveWorkers, NewConnWorkers, PooledWorkers, H2Workers int
+	// L7 puts an L7 proxy with pooled upstream connections in front of
+	// the backends instead of the L4 one (BalancerOptions.L7).
+	L7 bool
 	// Before is how long the load runs before the SIGTERM (default 1s);
 	// After is how long it goes on once the stopped init has exited
 	// (default Propagation + 500ms, so that the Balancer has dropped the
@@ -104,6 +108,9 @@ type RollingStopResult struct {
 	Drain time.Duration
 	// Served counts requests the stopped app served.
 	Served int64
+	// LastSent is the time from the SIGTERM to the last request byte the
+	// Balancer sent to the stopped backend (negative: before the SIGTERM).
+	LastSent time.Duration
 	// Backends and Events are the Balancer's view; the stopped backend
 	// is "a", the one that stays "b".
 	Backends []BackendStats
@@ -132,7 +139,7 @@ func (s *RollingStop) defaults() {
 	if s.Rate <= 0 {
 		s.Rate = 200
 	}
-	if s.KeepAliveWorkers == 0 && s.NewConnWorkers == 0 {
+	if s.KeepAliveWorkers == 0 && s.NewConnWorkers == 0 && s.PooledWorkers == 0 && s.H2Workers == 0 {
 		s.KeepAliveWorkers, s.NewConnWorkers = 4, 4
 	}
 	if s.Before <= 0 {
@@ -169,7 +176,7 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 	}
 	defer b.kill()
 
-	lb, err := NewBalancer([]Backend{a.endpoint, b.endpoint}, BalancerOptions{Propagation: s.Propagation})
+	lb, err := NewBalancer([]Backend{a.endpoint, b.endpoint}, BalancerOptions{Propagation: s.Propagation, L7: s.L7})
 	if err != nil {
 		return res, err
 	}
@@ -192,7 +199,7 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 
 	load := Load{
 		URL: lb.URL("/"), KeepAliveWorkers: s.KeepAliveWorkers, NewConnWorkers: s.NewConnWorkers,
-		Rate: s.Rate, Duration: s.Before + s.DrainDelay + s.After + time.Minute,
+		PooledWorkers: s.PooledWorkers, H2Workers: s.H2Workers, Rate: s.Rate, Duration: s.Before + s.DrainDelay + s.After + time.Minute,
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	type loadResult struct {
@@ -238,6 +245,9 @@ func (s RollingStop) Run(ctx context.Context) (res RollingStopResult, err error)
 	}
 	res.Load = lr.r
 	res.Backends, res.Events = lb.Stats(), lb.Events()
+	if last := res.Stopped().LastSent; !last.IsZero() {
+		res.LastSent = last.Sub(res.SignalAt)
+	}
 
 	if err := a.parseFacts(&res); err != nil {
 		return res, err

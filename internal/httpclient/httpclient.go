@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 )
 
 // maxRedirects is the kubelet's (and net/http's) redirect limit.
@@ -36,24 +37,29 @@ const maxRedirects = 10
 // New returns a client with the kubelet's policy (see the package comment).
 // Each call returns a fresh transport: with keep-alives off nothing is
 // pooled, and nothing outlives the caller's use.
-func New() *http.Client {
-	return &http.Client{Transport: transport(), CheckRedirect: sameHostRedirects}
+func New() *http.Client { return NewControlled(nil) }
+
+// NewControlled is New with control as the dialer's Control (see
+// net.Dialer), nil for none: the probes record their own ports there.
+func NewControlled(control func(network, address string, c syscall.RawConn) error) *http.Client {
+	return &http.Client{Transport: transport(control), CheckRedirect: sameHostRedirects}
 }
 
 // NewGRPC returns the transport of gRPC health checks: New's policy over
-// cleartext HTTP/2 with prior knowledge, since gRPC never speaks HTTP/1.
-func NewGRPC() *http.Transport {
-	tr := transport()
+// cleartext HTTP/2 with prior knowledge, since gRPC never speaks HTTP/1;
+// control as in NewControlled.
+func NewGRPC(control func(network, address string, c syscall.RawConn) error) *http.Transport {
+	tr := transport(control)
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	tr.Protocols = &protocols
 	return tr
 }
 
-func transport() *http.Transport {
+func transport(control func(network, address string, c syscall.RawConn) error) *http.Transport {
 	return &http.Transport{
 		Proxy:       nil,
-		DialContext: (&net.Dialer{}).DialContext,
+		DialContext: (&net.Dialer{Control: control}).DialContext,
 		// As the kubelet: the certificates of in-pod endpoints are rarely
 		// valid for 127.0.0.1.
 		TLSClientConfig:    &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet semantics, see the package comment

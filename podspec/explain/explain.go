@@ -125,14 +125,15 @@ func (e *Writer) shutdown(c *settings.Run) {
 		case drain.StepDraining:
 			r.what, r.arrow = "SIGTERM received: /readyz answers 503, tombstone says draining", "SIGTERM 0s -> readiness off"
 			if c.Config.Stop.KeepReady {
-				r.what, r.arrow = "SIGTERM received: /readyz stays 200 (--drain-readiness keep), tombstone says draining", "SIGTERM 0s -> draining"
+				r.what, r.arrow = "SIGTERM received: /readyz stays 200 (--drain-readiness keep) until the readiness probe fails or the stop signal is sent, tombstone says draining", "SIGTERM 0s -> draining"
 			}
 		case drain.StepDrainDelay:
 			r.what = fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", s.Max)
 			r.arrow = "drain " + drain.Seconds(s.Max)
 			if c.Config.Stop.DrainQuiet > 0 {
-				r.what = fmt.Sprintf("adaptive drain: until no new connection to port %s for %s, at least %s, at most %s (--drain-delay); "+
-					"lifecycled's own readiness probe pauses", joinInts(c.Config.Stop.QuietPorts), c.Config.Stop.DrainQuiet, c.Config.Stop.DrainMin, s.Max)
+				r.what = fmt.Sprintf("adaptive drain: until neither a new connection nor a request byte on an open one reaches port %s for %s, at least %s, at most %s (--drain-delay); "+
+					"lifecycled's own probes do not count; it cannot see a client silent for longer than %s, UDP, or a Unix socket",
+					joinInts(c.Config.Stop.QuietPorts), c.Config.Stop.DrainQuiet, c.Config.Stop.DrainMin, s.Max, c.Config.Stop.DrainQuiet)
 				r.arrow = "drain <=" + drain.Seconds(s.Max)
 			}
 		case drain.StepDrainConnections:

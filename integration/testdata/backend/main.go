@@ -14,7 +14,9 @@
 // -term-file it also writes term_ns to a file, with -pid-file it writes its
 // pid to a file once its signal handling is in place (so a test may signal
 // it without racing its start), and without -addr it serves nothing and only
-// waits for the signal.
+// waits for the signal. With -exit-delay it exits that long after it
+// stopped serving; with -unready-file its /healthz fails while that file
+// exists. It serves HTTP/1.1 and h2c.
 package main
 
 import (
@@ -32,18 +34,31 @@ import (
 	"time"
 )
 
-func main() {
-	addr := flag.String("addr", "", "serve HTTP on this address (none if empty)")
-	work := flag.Duration("work", 2*time.Millisecond, "time each request of / takes")
-	shutdownTimeout := flag.Duration("shutdown-timeout", 5*time.Second, "longest wait for in-flight requests on SIGTERM")
-	onTerm := flag.String("on-term", "shutdown", "what SIGTERM does: shutdown, or ignore")
-	termFile := flag.String("term-file", "", "write the Unix nanosecond time of SIGTERM to this file")
-	pidFile := flag.String("pid-file", "", "write the pid to this file once started")
-	flag.Parse()
-	os.Exit(run(*addr, *work, *shutdownTimeout, *onTerm, *termFile, *pidFile))
+// options are the flags.
+type options struct {
+	addr                      string
+	work, shutdownTimeout     time.Duration
+	exitDelay                 time.Duration
+	onTerm, termFile, pidFile string
+	unreadyFile               string
 }
 
-func run(addr string, work, shutdownTimeout time.Duration, onTerm, termFile, pidFile string) int {
+func main() {
+	var o options
+	flag.StringVar(&o.addr, "addr", "", "serve HTTP on this address (none if empty)")
+	flag.DurationVar(&o.work, "work", 2*time.Millisecond, "time each request of / takes")
+	flag.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "longest wait for in-flight requests on SIGTERM")
+	flag.StringVar(&o.onTerm, "on-term", "shutdown", "what SIGTERM does: shutdown, or ignore")
+	flag.StringVar(&o.termFile, "term-file", "", "write the Unix nanosecond time of SIGTERM to this file")
+	flag.StringVar(&o.pidFile, "pid-file", "", "write the pid to this file once started")
+	flag.DurationVar(&o.exitDelay, "exit-delay", 0, "after the shutdown on SIGTERM, wait this long before exiting (an app that stops serving long before it exits)")
+	flag.StringVar(&o.unreadyFile, "unready-file", "", "/healthz answers 503 while this file exists")
+	flag.Parse()
+	os.Exit(run(o))
+}
+
+func run(o options) int {
+	addr, work, shutdownTimeout, onTerm, termFile, pidFile := o.addr, o.work, o.shutdownTimeout, o.onTerm, o.termFile, o.pidFile
 	var sigs chan os.Signal
 	switch onTerm {
 	case "shutdown":
@@ -67,6 +82,12 @@ func run(addr string, work, shutdownTimeout time.Duration, onTerm, termFile, pid
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			if o.unreadyFile != "" {
+				if _, err := os.Stat(o.unreadyFile); err == nil {
+					http.Error(w, "unready", http.StatusServiceUnavailable)
+					return
+				}
+			}
 			_, _ = w.Write([]byte("ok"))
 		})
 		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
@@ -74,7 +95,11 @@ func run(addr string, work, shutdownTimeout time.Duration, onTerm, termFile, pid
 			served.Add(1)
 			_, _ = w.Write([]byte("ok"))
 		})
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}
+		// HTTP/1.1, and HTTP/2 in clear text for the h2c clients (on
+		// SIGTERM, Shutdown sends those a GOAWAY).
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	fmt.Printf("pid=%d\n", os.Getpid())
@@ -115,6 +140,7 @@ func run(addr string, work, shutdownTimeout time.Duration, onTerm, termFile, pid
 			code = 1
 		}
 	}
+	time.Sleep(o.exitDelay)
 	fmt.Printf("served=%d\nexit_ns=%d\n", served.Load(), time.Now().UnixNano())
 	return code
 }

@@ -1,0 +1,152 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/integration/lbsim"
+)
+
+// TestZeroDowntimeTrafficShapes runs the rolling stop of
+// TestZeroDowntimeRollingStop for each shape of traffic a pod sees, under
+// three drains of lifecycled, in one run:
+//
+//   - fixed: --drain-delay 5s;
+//   - connections: --drain-quiet 1s --drain-delay 6s, counting new
+//     connections only (the drain before it counted request bytes, from a
+//     binary built with the lifecycled_drain_connections_only tag);
+//   - requests: the same flags, counting request bytes on open
+//     connections too (lifecycled as shipped).
+//
+// The shapes, with a propagation of 3 s: a new connection per request, an
+// L7 proxy pooling its upstream connections, and Go's default keep-alive
+// pool (8 callers, at most 2 idle connections kept: it keeps opening new
+// ones), whose traffic to the old pod stops once the balancer drops it;
+// and, straight through the L4 balancer as through a ClusterIP, clients
+// that each keep one connection and an HTTP/2 client on one connection,
+// whose connections stay on the old pod until the app closes them, so the
+// traffic never stops by itself.
+//
+// The request-aware drain loses no request in any shape. Where the traffic
+// stops, it ends after the last request byte the balancer sent to the old
+// pod, within the quiet period and 0.3 s of it. Where it does not, it
+// waits its ceiling rather than cut requests. The connection-only drain,
+// behind the L7 proxy, ends while the proxy still sends the pod requests
+// on its pooled connections: the case this test would fail on before.
+func TestZeroDowntimeTrafficShapes(t *testing.T) {
+	backend := zdBackend(t)
+	connOnly := zdConnectionsOnlyBin(t)
+	ctx := testContext(t, 8*time.Minute)
+	const (
+		quiet       = time.Second
+		fixed       = 5 * time.Second
+		ceiling     = 6 * time.Second
+		propagation = 3 * time.Second
+		slack       = 300 * time.Millisecond
+	)
+	shapes := []struct {
+		name  string
+		stops bool // the traffic to the old pod stops by itself
+		rs    lbsim.RollingStop
+	}{
+		{"new connection per request", true, lbsim.RollingStop{NewConnWorkers: 8}},
+		{"L7 proxy, pooled upstream", true, lbsim.RollingStop{PooledWorkers: 8, L7: true}},
+		{"Go's default pool, 8 callers", true, lbsim.RollingStop{PooledWorkers: 8}},
+		{"keep-alive, a connection per client", false, lbsim.RollingStop{KeepAliveWorkers: 8}},
+		{"HTTP/2, one connection (h2c)", false, lbsim.RollingStop{H2Workers: 8}},
+	}
+	drains := []struct {
+		name         string
+		bin          string
+		delay, quiet time.Duration
+	}{
+		{"fixed 5s", lifecycledBin(t), fixed, 0},
+		{"connections", connOnly, ceiling, quiet},
+		{"requests", lifecycledBin(t), ceiling, quiet},
+	}
+	var table []string
+	for _, shape := range shapes {
+		for _, d := range drains {
+			t.Run(shape.name+"/"+d.name, func(t *testing.T) {
+				var log zdLog
+				rs := shape.rs
+				rs.Init, rs.InitPath, rs.Backend, rs.Stderr, rs.Env = lbsim.InitLifecycled, d.bin, backend, &log, zdEnv
+				rs.DrainDelay, rs.DrainQuiet, rs.Propagation = d.delay, d.quiet, propagation
+				r, err := rs.Run(ctx)
+				require.NoError(t, err, "run; lifecycled's log:\n%s", log.String())
+				zdLogRun(t, d.name, r)
+				drop, _ := zdDropped(r, "a")
+				table = append(table, fmt.Sprintf("| %s | %s | %d / %d | %s | %s | %s |", shape.name, d.name,
+					r.Load.Failed, r.Load.OK+r.Load.Failed, zdSeconds(drop), zdSeconds(r.LastSent), zdSeconds(r.TermAfter)))
+				assert.Greater(t, r.Load.OK, int64(300), "the load ran: %s", r.Load)
+				assert.Positive(t, r.Served, "the stopped backend served requests before the stop")
+				if d.name != "requests" {
+					if shape.stops && d.name == "connections" && shape.rs.L7 {
+						assert.Less(t, r.TermAfter, drop,
+							"counting connections only, the drain ends while the proxy still sends the pod requests on its pooled connections")
+					}
+					return
+				}
+				assert.Zero(t, r.Load.Failed, "failed requests: %s, e.g. %q", r.Load, r.Load.Samples)
+				if shape.stops {
+					assert.Contains(t, log.String(), "no new connection or request byte for the quiet period", "the drain ended on quiet")
+					assert.Less(t, r.LastSent, r.TermAfter, "the drain ended after the last request byte sent to the old pod")
+					assert.Less(t, r.TermAfter, r.LastSent+quiet+slack, "the drain ended within the quiet period + %s of the last request byte", slack)
+				} else {
+					assert.Contains(t, log.String(), "drain delay reached, traffic still arriving", "the drain waited its ceiling")
+					assert.GreaterOrEqual(t, r.TermAfter, ceiling, "the app got SIGTERM at the ceiling, not while its pooled clients still sent")
+				}
+			})
+		}
+	}
+	t.Logf("\n| clients | drain | failed / requests | old pod dropped | last request byte to it | app's SIGTERM |\n|---|---|---|---|---|---|\n%s",
+		strings.Join(table, "\n"))
+}
+
+func zdSeconds(d time.Duration) string { return fmt.Sprintf("%+.2f s", d.Seconds()) }
+
+var zdConnOnlyOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// zdConnectionsOnlyBin builds lifecycled with the adaptive drain counting
+// new connections only (drain.Config.ConnectionsOnly, no flag), next to
+// the binaries TestMain built.
+func zdConnectionsOnlyBin(t *testing.T) string {
+	t.Helper()
+	lifecycledBin(t)
+	zdConnOnlyOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		root, err := moduleRoot()
+		if err != nil {
+			zdConnOnlyOnce.err = err
+			return
+		}
+		path := filepath.Join(binDir, "lifecycled-connections-only")
+		args := []string{"build", "-tags", "lifecycled_drain_connections_only", "-o", path}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/lifecycled")...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			zdConnOnlyOnce.err = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		zdConnOnlyOnce.path = path
+	})
+	require.NoError(t, zdConnOnlyOnce.err)
+	return zdConnOnlyOnce.path
+}
