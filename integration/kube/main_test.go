@@ -54,6 +54,13 @@ func testMain(m *testing.M) (code int) {
 		// rounds while writing a test.
 		return reuse(m, cfg, logf)
 	}
+	// A cluster left running (make kube-up) has changed the host
+	// sysctls: tear it down first, so that what is read here, and checked
+	// after the run, is the host's own.
+	if err := cluster.Down(context.Background(), cfg); err != nil {
+		logf("kube: tear down the previous cluster: %v", err)
+		return 1
+	}
 	before, err := cluster.HostSysctls()
 	if err != nil {
 		logf("kube: %v", err)
