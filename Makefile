@@ -49,15 +49,18 @@ image: build
 	$(IMAGE_BUILD) -f Dockerfile.prebuilt --build-arg BINARY=$(BIN) $(if $(GOARCH),--platform linux/$(GOARCH)) \
 	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t $(IMAGE) .
 
-# A real single-node Kubernetes cluster (integration/kube): etcd,
+# A real Kubernetes cluster (integration/kube), one node or NODES: etcd,
 # kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy and
 # containerd, in network and mount namespaces of its own. The first run
 # builds the components from the Go module proxy (~5 min on 2 cores, cached
 # in /var/cache/lifecycled-kube); then ~10-20 s. Needs root.
 #   make kube-up; eval "$$(make -s kube-env)"; kubectl get pods -A; make kube-down
 KUBECLUSTER = go run ./integration/kube/cmd/kubecluster
+# NODES=3: two more nodes (kubelet, kube-proxy, containerd each), joined to
+# the first in a star; make kube-status lists them, make kube-down removes all.
+NODES ?= 1
 kube-up:
-	$(KUBECLUSTER) up
+	$(KUBECLUSTER) -nodes $(NODES) up
 kube-down:
 	$(KUBECLUSTER) down
 kube-env:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The cluster stage of the tests: a real single-node Kubernetes cluster
+# The cluster stage of the tests: a real Kubernetes cluster of three nodes
 # (integration/kube) brought up once, every cluster test run against it,
-# torn down. `make kube-test` runs this alone; `make test` runs it after
-# the other tests, so that the two never compete for the cores.
+# torn down. The other tests' pods stay on node 1 (TestMain taints nodes 2
+# and 3); TestKubeProxyLag spreads its pods over all three. `make
+# kube-test` runs this alone; `make test` runs it after the other tests, so
+# that the two never compete for the cores.
 #
 # First run on a machine: builds the Kubernetes components from the Go
 # module proxy (~5 min on 2 cores, cached in /var/cache/lifecycled-kube).
@@ -21,6 +23,7 @@ need_packages containerd:containerd runc:runc /usr/lib/cni/bridge:containernetwo
 
 export CONTAINERS_CONF="$PWD/integration/podman/containers.conf"
 export GOTOOLCHAIN=go1.26.10
+export KUBE_NODES=${KUBE_NODES:-3}
 
 # TestMain tears the cluster down on every way out it controls; a test
 # timeout or a kill ends it without that, so tear down here too (a no-op

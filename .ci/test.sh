@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . .ci/need.sh
-need_packages tini:tini dumb-init:dumb-init catatonit:catatonit promtool:prometheus \
+need_packages tini:tini dumb-init:dumb-init catatonit:catatonit promtool:prometheus /usr/bin/time:time \
 	socat:socat busybox:busybox-static podman:podman runc:runc wait-for-it:wait-for-it \
 	unshare:util-linux make:make
 

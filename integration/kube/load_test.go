@@ -104,7 +104,7 @@ func (l *load) Stop() loadResult {
 // (connection refused, reset, EOF, timeout), without addresses that vary.
 func shortErr(err error) string {
 	s := err.Error()
-	for _, k := range []string{"connection refused", "connection reset by peer", "EOF", "Client.Timeout", "i/o timeout", "no route to host", "broken pipe"} {
+	for _, k := range []string{"connection refused", "connection reset by peer", "EOF", "Client.Timeout", "context deadline exceeded", "i/o timeout", "no route to host", "broken pipe"} {
 		if strings.Contains(s, k) {
 			return k
 		}

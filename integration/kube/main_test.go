@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,11 +40,26 @@ func testMain(m *testing.M) (code int) {
 		logf("kube: %v", err)
 		return 1
 	}
-	cfg := cluster.Config{StateDir: os.Getenv("KUBE_STATE"), Log: logf}
+	cfg := cluster.Config{StateDir: os.Getenv("KUBE_STATE"), Log: logf, Nodes: 1}
+	if v := os.Getenv("KUBE_NODES"); v != "" {
+		// .ci/kube-test.sh: 3, for TestKubeProxyLag; the other tests'
+		// pods stay on node 1 (taintExtraNodes).
+		if cfg.Nodes, err = strconv.Atoi(v); err != nil || cfg.Nodes < 1 || cfg.Nodes > cluster.MaxNodes {
+			logf("kube: KUBE_NODES=%s: want 1 to %d", v, cluster.MaxNodes)
+			return 1
+		}
+	}
 	if os.Getenv("KUBE_REUSE") != "" {
 		// A cluster `make kube-up` brought up, left running: quicker
 		// rounds while writing a test.
 		return reuse(m, cfg, logf)
+	}
+	// A cluster left running (make kube-up) has changed the host
+	// sysctls: tear it down first, so that what is read here, and checked
+	// after the run, is the host's own.
+	if err := cluster.Down(context.Background(), cfg); err != nil {
+		logf("kube: tear down the previous cluster: %v", err)
+		return 1
 	}
 	before, err := cluster.HostSysctls()
 	if err != nil {
@@ -120,7 +136,11 @@ func testMain(m *testing.M) (code int) {
 		logf("kube: cluster up: %v", err)
 		return 1
 	}
-	logf("kube: cluster up in %s (%d MiB RSS)", kc.Timings["total"].Round(time.Millisecond), kc.RSS()>>20)
+	logf("kube: cluster of %d node(s) up in %s (%d MiB RSS)", len(kc.Nodes()), kc.Timings["total"].Round(time.Millisecond), kc.RSS()>>20)
+	if err := taintExtraNodes(ctx); err != nil {
+		logf("kube: %v", err)
+		return 1
+	}
 	code = m.Run()
 	logf("kube: cluster RSS at the end of the tests: %d MiB", kc.RSS()>>20)
 	return code
@@ -137,6 +157,12 @@ func reuse(m *testing.M, cfg cluster.Config, logf func(string, ...any)) int {
 	cfg.BinDir = strings.TrimSpace(string(out))
 	if kc, err = cluster.Open(cfg); err != nil {
 		logf("kube: KUBE_REUSE: %v", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := taintExtraNodes(ctx); err != nil {
+		logf("kube: %v", err)
 		return 1
 	}
 	dir, err := os.MkdirTemp("", "lifecycled-kube-")

@@ -1,5 +1,5 @@
-// Package cluster brings a real single-node Kubernetes cluster up on this
-// machine and tears it down again: etcd, kube-apiserver,
+// Package cluster brings a real Kubernetes cluster of one node (or a few,
+// Config.Nodes) up on this machine and tears it down again: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables)
 // and containerd with runc and a CNI bridge, all built from the Go module
 // proxy and Debian packages (integration/kube/build), offline.
@@ -17,7 +17,10 @@
 //     /var/lib and bind mounts from the state directory for the paths the
 //     kubelet and containerd hard-code (/var/lib/kubelet, /var/lib/cni,
 //     /var/log), held open by a "holder" process;
-//   - the pods' cgroups under CgroupRoot, removed on teardown.
+//   - the pods' cgroups under CgroupRoot, removed on teardown;
+//   - for each further node (Node), a network namespace joined to the
+//     first's by a veth pair, a holder mount namespace, a containerd, a
+//     kubelet, a kube-proxy and a cgroup root of its own.
 //
 // Components are started with nsenter into the holder's namespaces (not `ip
 // netns exec`, which remounts /sys and hides the cgroup mounts from the
@@ -82,6 +85,8 @@ type Config struct {
 	Images []Image
 	// Log receives progress lines; nil for none.
 	Log func(format string, args ...any)
+	// Nodes is how many nodes to run (NodeAt), 1 to MaxNodes; 0 means 1.
+	Nodes int
 }
 
 // Image is an image archive to import and the names to give it.
@@ -110,6 +115,7 @@ func (c Config) logf(format string, args ...any) {
 type Cluster struct {
 	cfg   Config
 	state *state
+	nodes []Node
 	// Timings of the bring-up, for reports.
 	Timings map[string]time.Duration
 }
@@ -149,10 +155,16 @@ func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("the cluster needs root (namespaces, cgroups, iptables)")
 	}
+	if cfg.Nodes < 0 || cfg.Nodes > MaxNodes {
+		return nil, fmt.Errorf("%d nodes: the cluster runs 1 to %d", cfg.Nodes, MaxNodes)
+	}
 	if err := Down(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("clean up the previous cluster: %w", err)
 	}
 	c := &Cluster{cfg: cfg, Timings: map[string]time.Duration{}}
+	for i := 1; i <= max(cfg.Nodes, 1); i++ {
+		c.nodes = append(c.nodes, NodeAt(i))
+	}
 	if err := c.up(ctx); err != nil {
 		if derr := Down(context.WithoutCancel(ctx), cfg); derr != nil {
 			err = fmt.Errorf("%w (and tearing down: %v)", err, derr)
@@ -175,9 +187,16 @@ func (c *Cluster) up(ctx context.Context) error {
 		c.cfg.logf("cluster: %s (%s)", name, time.Since(t).Round(time.Millisecond))
 		return nil
 	}
-	for _, d := range []string{"pki", "logs", "data/kubelet", "data/cni", "data/log", "cni/net.d", "bin"} {
+	for _, d := range []string{"pki", "logs", "bin"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
+		}
+	}
+	for _, n := range c.nodes {
+		for _, d := range []string{"data/kubelet", "data/cni", "data/log", "cni/net.d"} {
+			if err := os.MkdirAll(filepath.Join(n.dir(dir), d), 0o755); err != nil {
+				return err
+			}
 		}
 	}
 	c.state = &state{Version: stateVersion}
@@ -190,7 +209,7 @@ func (c *Cluster) up(ctx context.Context) error {
 	if err := c.save(); err != nil {
 		return err
 	}
-	if err := step("pki", func() error { return writePKI(filepath.Join(dir, "pki")) }); err != nil {
+	if err := step("pki", func() error { return writePKI(filepath.Join(dir, "pki"), c.nodes) }); err != nil {
 		return err
 	}
 	if err := step("configs", c.writeConfigs); err != nil {
@@ -208,7 +227,7 @@ func (c *Cluster) up(ctx context.Context) error {
 	if err := step("control plane", func() error { return c.startControlPlane(ctx) }); err != nil {
 		return err
 	}
-	if err := step("node", func() error { return c.startNode(ctx) }); err != nil {
+	if err := step("nodes", func() error { return c.startNodes(ctx) }); err != nil {
 		return err
 	}
 	c.Timings["total"] = time.Since(start)
@@ -226,5 +245,5 @@ func Open(cfg Config) (*Cluster, error) {
 	if st == nil {
 		return nil, fmt.Errorf("no cluster is recorded in %s (make kube-up)", cfg.stateDir())
 	}
-	return &Cluster{cfg: cfg, state: st}, nil
+	return &Cluster{cfg: cfg, state: st, nodes: recordedNodes(st)}, nil
 }

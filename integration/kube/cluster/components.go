@@ -5,29 +5,35 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// start starts a component in the cluster's namespaces, its output in
+// start starts a component in node n's namespaces, its output in
 // logs/NAME.log, and records its PID. nsenter execs the binary without
-// forking, so the PID is the component's.
-func (c *Cluster) start(name string, args ...string) error {
+// forking, so the PID is the component's. Node i's components are named
+// NAME-i.
+func (c *Cluster) start(n Node, name string, args ...string) error {
+	name += n.suffix()
 	logPath := filepath.Join(c.cfg.stateDir(), "logs", name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	cmd := exec.Command(c.nsenter()[0], append(c.nsenter()[1:], args...)...)
+	enter := c.nsenter(n)
+	cmd := exec.Command(enter[0], append(enter[1:], args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own session: a Ctrl-C in the terminal of `make kube-up` must not
 	// reach the cluster.
@@ -61,42 +67,70 @@ func (c *Cluster) alive() error {
 
 func (c *Cluster) bin(name string) string { return filepath.Join(c.cfg.BinDir, name) }
 
+// startContainerd starts every node's containerd and waits for their
+// sockets.
 func (c *Cluster) startContainerd(ctx context.Context) error {
-	if err := c.start("containerd", "containerd", "--config", filepath.Join(c.cfg.stateDir(), "containerd.toml")); err != nil {
-		return err
+	var socks []string
+	for _, n := range c.nodes {
+		if err := c.start(n, "containerd", "containerd", "--config", filepath.Join(n.dir(c.cfg.stateDir()), "containerd.toml")); err != nil {
+			return err
+		}
+		socks = append(socks, fmt.Sprintf("/proc/%d/root/run/containerd/containerd.sock", c.state.record(n).Holder))
 	}
-	sock := fmt.Sprintf("/proc/%d/root/run/containerd/containerd.sock", c.state.Holder)
 	return poll(ctx, func() (bool, error) {
 		if err := c.alive(); err != nil {
 			return false, err
 		}
-		_, err := os.Stat(sock)
-		return err == nil, nil
+		for _, sock := range socks {
+			if _, err := os.Stat(sock); err != nil {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 }
 
-// importImages imports the image archives into containerd's k8s.io
-// namespace, where the kubelet finds them, under every name they need.
+// importImages imports the image archives into every node's containerd,
+// all nodes at once.
 func (c *Cluster) importImages(ctx context.Context) error {
+	errs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.importNodeImages(ctx, n); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// importNodeImages imports the image archives into node n's containerd's
+// k8s.io namespace, where the kubelet finds them, under every name they
+// need.
+func (c *Cluster) importNodeImages(ctx context.Context, n Node) error {
 	ctr := []string{"ctr", "--address", "/run/containerd/containerd.sock", "-n", "k8s.io"}
 	imported := map[string]bool{}
 	for _, img := range c.cfg.Images {
 		if !imported[img.Archive] {
-			if err := c.inNamespaces(ctx, append(ctr, "images", "import", img.Archive)...); err != nil {
+			if err := c.inNamespaces(ctx, n, append(ctr, "images", "import", img.Archive)...); err != nil {
 				return err
 			}
 			imported[img.Archive] = true
 		}
-		for _, n := range img.Names {
-			if n == img.Source {
+		for _, name := range img.Names {
+			if name == img.Source {
 				continue
 			}
-			if err := c.inNamespaces(ctx, append(ctr, "images", "tag", "--force", img.Source, n)...); err != nil {
+			if err := c.inNamespaces(ctx, n, append(ctr, "images", "tag", "--force", img.Source, name)...); err != nil {
 				return err
 			}
 		}
 		if !slices.Contains(img.Names, img.Source) {
-			if err := c.inNamespaces(ctx, append(ctr, "images", "rm", img.Source)...); err != nil {
+			if err := c.inNamespaces(ctx, n, append(ctr, "images", "rm", img.Source)...); err != nil {
 				return err
 			}
 		}
@@ -107,7 +141,7 @@ func (c *Cluster) importImages(ctx context.Context) error {
 func (c *Cluster) startControlPlane(ctx context.Context) error {
 	dir := c.cfg.stateDir()
 	pki := filepath.Join(dir, "pki")
-	if err := c.start("etcd", c.bin("etcd"),
+	if err := c.start(c.nodes[0], "etcd", c.bin("etcd"),
 		"--name", "lifecycled-kube",
 		"--data-dir", "/var/lib/etcd",
 		"--listen-client-urls", "http://127.0.0.1:2379",
@@ -122,7 +156,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	if err := c.start("kube-apiserver", c.bin("kube-apiserver"),
+	if err := c.start(c.nodes[0], "kube-apiserver", c.bin("kube-apiserver"),
 		"--etcd-servers", "http://127.0.0.1:2379",
 		"--advertise-address", NodeIP,
 		"--bind-address", "0.0.0.0",
@@ -172,7 +206,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 			"--use-service-account-credentials=true",
 			"--service-account-private-key-file", filepath.Join(pki, "sa.key"),
 			"--root-ca-file", filepath.Join(pki, "ca.crt"),
-			"--cluster-cidr", PodCIDR,
+			"--cluster-cidr", ClusterCIDR,
 			"--service-cluster-ip-range", ServiceCIDR,
 		}},
 		{"kube-scheduler", "scheduler.kubeconfig", nil},
@@ -187,7 +221,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 			"--profiling=false",
 			"--v=1",
 		}, comp.extra...)
-		if err := c.start(comp.name, args...); err != nil {
+		if err := c.start(c.nodes[0], comp.name, args...); err != nil {
 			return err
 		}
 	}
@@ -195,63 +229,105 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	return poll(ctx, func() (bool, error) { return true, c.alive() })
 }
 
-func (c *Cluster) startNode(ctx context.Context) error {
+// startNodes starts every node's kubelet and kube-proxy and waits until
+// the cluster can run pods: every node is Ready, every kube-proxy has
+// synced its rules (healthz), and the default service account exists
+// (pods are refused until it does).
+func (c *Cluster) startNodes(ctx context.Context) error {
 	dir := c.cfg.stateDir()
-	if err := makeCgroupRoot(); err != nil {
-		return err
-	}
-	if err := c.start("kubelet", c.bin("kubelet"),
-		"--config", filepath.Join(dir, "kubelet.yaml"),
-		"--kubeconfig", filepath.Join(dir, "kubelet.kubeconfig"),
-		"--node-ip", NodeIP,
-		"--hostname-override", NodeName,
-	); err != nil {
-		return err
-	}
-	if err := c.start("kube-proxy", c.bin("kube-proxy"),
-		"--config", filepath.Join(dir, "kube-proxy.yaml"),
-		"--v=1",
-	); err != nil {
-		return err
+	for _, n := range c.nodes {
+		if err := makeCgroupRoot(n.CgroupRoot); err != nil {
+			return err
+		}
+		if err := c.start(n, "kubelet", c.bin("kubelet"),
+			"--config", filepath.Join(n.dir(dir), "kubelet.yaml"),
+			"--kubeconfig", filepath.Join(n.dir(dir), "kubelet.kubeconfig"),
+			"--node-ip", n.IP,
+			"--hostname-override", n.Name,
+		); err != nil {
+			return err
+		}
+		if err := c.start(n, "kube-proxy", c.bin("kube-proxy"),
+			"--config", filepath.Join(n.dir(dir), "kube-proxy.yaml"),
+			"--v=1",
+		); err != nil {
+			return err
+		}
 	}
 	api, err := c.apiClient()
 	if err != nil {
 		return err
 	}
-	// Ready to run pods: the node is Ready, kube-proxy has synced its
-	// rules (healthz), and the default service account exists (pods are
-	// refused until it does).
 	return poll(ctx, func() (bool, error) {
 		if err := c.alive(); err != nil {
 			return false, err
 		}
-		var node struct {
-			Status struct {
-				Conditions []struct{ Type, Status string }
+		for _, n := range c.nodes {
+			if ready, err := api.nodeReady(ctx, n.Name); err != nil || !ready {
+				return false, nil
 			}
-		}
-		if err := api.getJSON(ctx, "/api/v1/nodes/"+NodeName, &node); err != nil {
-			return false, nil
-		}
-		ready := false
-		for _, cond := range node.Status.Conditions {
-			if cond.Type == "Ready" && cond.Status == "True" {
-				ready = true
-			}
-		}
-		if !ready {
-			return false, nil
 		}
 		if api.get(ctx, "/api/v1/namespaces/default/serviceaccounts/default") != nil {
 			return false, nil
 		}
-		return c.proxyHealthy(ctx), nil
+		for _, n := range c.nodes {
+			if !c.proxyHealthy(ctx, n) {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 }
 
-// proxyHealthy asks kube-proxy's healthz (inside the namespace).
-func (c *Cluster) proxyHealthy(ctx context.Context) bool {
-	client := &http.Client{Transport: &http.Transport{DialContext: Dialer(NetNSPath(NetNS))}, Timeout: 2 * time.Second}
+// NodeReady says whether node n's Ready condition is True, as the API
+// server has it.
+func (c *Cluster) NodeReady(ctx context.Context, n Node) (bool, error) {
+	api, err := c.apiClient()
+	if err != nil {
+		return false, err
+	}
+	return api.nodeReady(ctx, n.Name)
+}
+
+// NodePIDs returns the PIDs of node n's components by name, without the
+// node's suffix: containerd, kubelet, kube-proxy, and on node 1 the
+// control plane's.
+func (c *Cluster) NodePIDs(n Node) map[string]int {
+	m := map[string]int{}
+	for _, p := range c.state.Components {
+		name, ok := strings.CutSuffix(p.Name, n.suffix())
+		if !ok || (n.Index == 1 && extraComponent.MatchString(p.Name)) {
+			continue
+		}
+		m[name] = p.PID
+	}
+	return m
+}
+
+// extraComponent matches the names of components of nodes 2 and up.
+var extraComponent = regexp.MustCompile(`-[0-9]+$`)
+
+// nodeReady says whether the node's Ready condition is True.
+func (a *apiClient) nodeReady(ctx context.Context, name string) (bool, error) {
+	var node struct {
+		Status struct {
+			Conditions []struct{ Type, Status string }
+		}
+	}
+	if err := a.getJSON(ctx, "/api/v1/nodes/"+name, &node); err != nil {
+		return false, err
+	}
+	for _, cond := range node.Status.Conditions {
+		if cond.Type == "Ready" {
+			return cond.Status == "True", nil
+		}
+	}
+	return false, nil
+}
+
+// proxyHealthy asks node n's kube-proxy's healthz (inside its namespace).
+func (c *Cluster) proxyHealthy(ctx context.Context, n Node) bool {
+	client := &http.Client{Transport: &http.Transport{DialContext: Dialer(NetNSPath(n.NetNS))}, Timeout: 2 * time.Second}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:10256/healthz", nil)
 	if err != nil {
 		return false

@@ -16,9 +16,47 @@ func (c *Cluster) writeConfigs() error {
 	files := map[string]string{}
 	for _, kc := range []struct{ name, cert string }{
 		{"admin", "admin"}, {"controller-manager", "controller-manager"}, {"scheduler", "scheduler"},
-		{"kube-proxy", "kube-proxy"}, {"kubelet", "kubelet-client"},
+		{"kube-proxy", "kube-proxy"},
 	} {
-		files[kc.name+".kubeconfig"] = fmt.Sprintf(`apiVersion: v1
+		files[kc.name+".kubeconfig"] = kubeconfig(pki, kc.name, kc.cert)
+	}
+	files["resolv.conf"] = ""
+	for _, n := range c.nodes {
+		rel, err := filepath.Rel(dir, n.dir(dir))
+		if err != nil {
+			return err
+		}
+		for name, content := range c.nodeConfigs(n) {
+			files[filepath.Join(rel, name)] = content
+		}
+	}
+	// kubectl runs inside the cluster's network namespace, where the API
+	// server listens: a person runs this wrapper from the host.
+	files["bin/kubectl"] = fmt.Sprintf(`#!/bin/sh
+# kubectl for the lifecycled-kube cluster (make kube-up): runs inside the
+# cluster's network namespace with the admin kubeconfig.
+exec nsenter --net=%s -- %s --kubeconfig %s "$@"
+`, NetNSPath(NetNS), filepath.Join(c.cfg.BinDir, "kubectl"), filepath.Join(dir, "admin.kubeconfig"))
+	files["env.sh"] = fmt.Sprintf(`# source me: kubectl (and the cluster's netns) for the lifecycled-kube cluster
+export PATH=%s:$PATH
+export KUBECONFIG=%s
+`, filepath.Join(dir, "bin"), filepath.Join(dir, "admin.kubeconfig"))
+
+	for name, content := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(name, "bin/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// kubeconfig is a client-certificate kubeconfig for the API server.
+func kubeconfig(pki, name, cert string) string {
+	return fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: lifecycled-kube
@@ -37,10 +75,18 @@ contexts:
     user: %s
     namespace: default
 current-context: lifecycled-kube
-`, APIServerURL, filepath.Join(pki, "ca.crt"), kc.name,
-			filepath.Join(pki, kc.cert+".crt"), filepath.Join(pki, kc.cert+".key"), kc.name)
-	}
+`, APIServerURL, filepath.Join(pki, "ca.crt"), name, filepath.Join(pki, cert+".crt"), filepath.Join(pki, cert+".key"), name)
+}
 
+// nodeConfigs are node n's files, by name in its directory: its kubelet's
+// kubeconfig and configuration, its kube-proxy's, its containerd's and its
+// CNI bridge's.
+func (c *Cluster) nodeConfigs(n Node) map[string]string {
+	dir := c.cfg.stateDir()
+	pki := filepath.Join(dir, "pki")
+	files := map[string]string{
+		"kubelet.kubeconfig": kubeconfig(pki, "kubelet", "kubelet-client"+n.suffix()),
+	}
 	// The VM's quirks (shared/MACHINE.md): cgroup v1 with cgroupfs, swap
 	// tolerated, low eviction thresholds so a busy disk does not evict
 	// test pods, image GC off (containerd 1.6 does not pin the sandbox
@@ -53,8 +99,8 @@ port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
-tlsCertFile: %[2]s/kubelet.crt
-tlsPrivateKeyFile: %[2]s/kubelet.key
+tlsCertFile: %[2]s/kubelet%[6]s.crt
+tlsPrivateKeyFile: %[2]s/kubelet%[6]s.key
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: false}
@@ -78,8 +124,7 @@ evictionHard:
 serializeImagePulls: false
 maxPods: 110
 logging: {verbosity: 1}
-`, NodeIP, pki, CgroupRoot, dir, PodCIDR)
-	files["resolv.conf"] = ""
+`, n.IP, pki, n.CgroupRoot, dir, n.PodCIDR, n.suffix())
 
 	// The global conntrack limits are read-only in a network namespace:
 	// maxPerCore 0 makes kube-proxy leave them alone.
@@ -96,7 +141,7 @@ metricsBindAddress: 127.0.0.1:10249
 conntrack:
   maxPerCore: 0
   min: 0
-`, dir, PodCIDR, NodeName)
+`, dir, ClusterCIDR, n.Name)
 
 	// restrict_oom_score_adj: this VM refuses negative oom_score_adj
 	// writes with EIO, and without it runc fails every sandbox ("can't get
@@ -121,7 +166,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
-`, PauseImage, dir)
+`, PauseImage, n.dir(dir))
 
 	// The pods' bridge. ipMasq false: nothing leaves the namespace, so
 	// there is nothing to masquerade for; hairpinMode so that a pod can
@@ -145,28 +190,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
-`, PodCIDR)
+`, n.PodCIDR)
 
-	// kubectl runs inside the cluster's network namespace, where the API
-	// server listens: a person runs this wrapper from the host.
-	files["bin/kubectl"] = fmt.Sprintf(`#!/bin/sh
-# kubectl for the lifecycled-kube cluster (make kube-up): runs inside the
-# cluster's network namespace with the admin kubeconfig.
-exec nsenter --net=%s -- %s --kubeconfig %s "$@"
-`, NetNSPath(NetNS), filepath.Join(c.cfg.BinDir, "kubectl"), filepath.Join(dir, "admin.kubeconfig"))
-	files["env.sh"] = fmt.Sprintf(`# source me: kubectl (and the cluster's netns) for the lifecycled-kube cluster
-export PATH=%s:$PATH
-export KUBECONFIG=%s
-`, filepath.Join(dir, "bin"), filepath.Join(dir, "admin.kubeconfig"))
-
-	for name, content := range files {
-		mode := os.FileMode(0o644)
-		if strings.HasPrefix(name, "bin/") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-	}
-	return nil
+	return files
 }

@@ -17,12 +17,13 @@ const cgroupFS = "/sys/fs/cgroup"
 
 // Down tears down the cluster recorded in the state directory, and
 // whatever is left of one whose record is gone: it SIGKILLs every process
-// of the cluster — those in its mount namespace (the components,
+// of the cluster — those in its nodes' mount namespaces (the components,
 // containerd and its shims) or network namespaces, and those in its
 // cgroups (the pods' containers) — by PID until none is left, then removes
-// the network namespaces and the cgroups, restores the host sysctls the
-// kubelet changed and deletes the cluster's data. It is a no-op when there
-// is no cluster. Logs stay in the state directory until the next Up.
+// every node's network namespace and cgroups, restores the host sysctls
+// the kubelets changed (once, after the last kubelet is gone) and deletes
+// the cluster's data. It is a no-op when there is no cluster. Logs stay in
+// the state directory until the next Up.
 func Down(ctx context.Context, cfg Config) error {
 	dir := cfg.stateDir()
 	st, err := loadState(dir)
@@ -43,6 +44,9 @@ func Down(ctx context.Context, cfg Config) error {
 	// init once the process that started them has exited) reaps them:
 	// wait for that, so that nothing of the cluster shows in ps after Down.
 	recorded := []int{st.Holder}
+	for _, r := range st.ExtraNodes {
+		recorded = append(recorded, r.Holder)
+	}
 	for _, p := range st.Components {
 		recorded = append(recorded, p.PID)
 	}
@@ -57,7 +61,8 @@ func Down(ctx context.Context, cfg Config) error {
 			break
 		}
 	}
-	for _, ns := range []string{ClientNetNS, NetNS} {
+	// The other nodes' first: their veth pairs end in NetNS.
+	for _, ns := range append(append([]string{ClientNetNS}, extraNetNSes()...), NetNS) {
 		if _, err := os.Stat(NetNSPath(ns)); err == nil {
 			if err := run(ctx, "ip", "netns", "delete", ns); err != nil {
 				errs = append(errs, err)
@@ -76,7 +81,7 @@ func Down(ctx context.Context, cfg Config) error {
 		// Keep the record: the next Down tries again.
 		return errors.Join(errs...)
 	}
-	for _, d := range []string{"data", "state.json"} {
+	for _, d := range []string{"data", "nodes", "state.json"} {
 		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
 			errs = append(errs, err)
 		}
@@ -123,15 +128,27 @@ func Leftovers(cfg Config) ([]int, error) {
 // or in its cgroups. Zombies are left out: they are dead, and their parent
 // reaps them.
 func processes(st *state) []int {
-	var mnt, net1, net2 uint64
-	if ino, err := inode(NetNSPath(NetNS)); err == nil {
-		net1 = ino
-		if st.NetNS == ino {
-			mnt = st.MountNS
+	mnts, nets := map[uint64]bool{}, map[uint64]bool{}
+	nodeNS := func(name string, rec *nodeRecord) {
+		ino, err := inode(NetNSPath(name))
+		if err != nil {
+			return
+		}
+		nets[ino] = true
+		if rec != nil && rec.NetNS == ino && rec.MountNS != 0 {
+			mnts[rec.MountNS] = true
 		}
 	}
-	if ino, err := inode(NetNSPath(ClientNetNS)); err == nil {
-		net2 = ino
+	nodeNS(NetNS, &st.nodeRecord)
+	nodeNS(ClientNetNS, nil)
+	for _, name := range extraNetNSes() {
+		var rec *nodeRecord
+		for i := range st.ExtraNodes {
+			if NodeAt(st.ExtraNodes[i].Index).NetNS == name {
+				rec = &st.ExtraNodes[i]
+			}
+		}
+		nodeNS(name, rec)
 	}
 	set := map[int]bool{}
 	for _, pid := range cgroupProcs() {
@@ -144,10 +161,7 @@ func processes(st *state) []int {
 		if err != nil || pid == self {
 			continue
 		}
-		if mnt != 0 && nsInode(pid, "mnt") == mnt {
-			set[pid] = true
-		}
-		if n := nsInode(pid, "net"); n != 0 && (n == net1 || n == net2) {
+		if mnts[nsInode(pid, "mnt")] || nets[nsInode(pid, "net")] {
 			set[pid] = true
 		}
 	}
@@ -185,19 +199,41 @@ func zombie(pid int) bool {
 	return i < 0 || len(s) < i+3 || s[i+2] == 'Z'
 }
 
-// cgroupDirs lists the cluster's cgroup directories in every v1 hierarchy
-// (and the v2 one if the kubelet used it), deepest first.
+// extraNetNSes are the network namespaces of nodes 2 and up that exist,
+// recorded or not.
+func extraNetNSes() []string {
+	var names []string
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if extraNodeName.MatchString(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// cgroupDirs lists the cluster's cgroup directories, every node's, in
+// every v1 hierarchy (and the v2 one if the kubelet used it), deepest
+// first.
 func cgroupDirs() []string {
 	var dirs []string
 	hier, _ := os.ReadDir(cgroupFS)
 	for _, h := range hier {
-		root := filepath.Join(cgroupFS, h.Name(), CgroupRoot)
-		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
+		roots := []string{filepath.Join(cgroupFS, h.Name(), CgroupRoot)}
+		entries, _ := os.ReadDir(filepath.Join(cgroupFS, h.Name()))
+		for _, e := range entries {
+			if e.IsDir() && extraNodeName.MatchString(e.Name()) {
+				roots = append(roots, filepath.Join(cgroupFS, h.Name(), e.Name()))
 			}
-			return nil
-		})
+		}
+		for _, root := range roots {
+			_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+		}
 	}
 	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
 	return dirs
@@ -219,9 +255,9 @@ func cgroupProcs() []int {
 	return pids
 }
 
-// makeCgroupRoot creates CgroupRoot in every v1 hierarchy: the kubelet
-// refuses a cgroup root that does not exist.
-func makeCgroupRoot() error {
+// makeCgroupRoot creates a node's cgroup root in every v1 hierarchy: the
+// kubelet refuses a cgroup root that does not exist.
+func makeCgroupRoot(root string) error {
 	hier, err := os.ReadDir(cgroupFS)
 	if err != nil {
 		return err
@@ -230,7 +266,7 @@ func makeCgroupRoot() error {
 		if h.Name() == "unified" || !h.IsDir() {
 			continue
 		}
-		dir := filepath.Join(cgroupFS, h.Name(), CgroupRoot)
+		dir := filepath.Join(cgroupFS, h.Name(), root)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create cgroup: %w", err)
 		}

@@ -15,10 +15,10 @@ import (
 
 // makeNamespaces makes the cluster's network namespace (lo, the node-IP
 // ifb device as black-hole default route), the client namespace on a veth
-// pair, and the holder process that keeps the private mount namespace with
-// its tmpfs and bind mounts.
+// pair, the other nodes' namespaces joined to it, and for every node the
+// holder process that keeps its private mount namespace with its tmpfs and
+// bind mounts.
 func (c *Cluster) makeNamespaces(ctx context.Context) error {
-	dir := c.cfg.stateDir()
 	ns := NetNSPath(NetNS)
 	steps := [][]string{
 		{"ip", "netns", "add", NetNS},
@@ -57,12 +57,68 @@ func (c *Cluster) makeNamespaces(ctx context.Context) error {
 		}
 	}
 
-	holder := exec.Command("nsenter", "--net="+ns, "--", "unshare", "--mount", "--propagation", "slave", "--", "sleep", "infinity")
+	for _, n := range c.nodes[1:] {
+		if err := c.linkNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.nodes {
+		if err := c.makeHolder(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkNode makes node n's (n > 1) network namespace and joins it to node
+// 1's by a veth pair: node n's default route goes to node 1, which routes
+// n's pod CIDR to it, so that pods and nodes reach each other through
+// node 1 (a star), and what leaves for elsewhere ends in node 1's
+// black-hole route.
+func (c *Cluster) linkNode(ctx context.Context, n Node) error {
+	c.state.ExtraNodes = append(c.state.ExtraNodes, nodeRecord{Index: n.Index})
+	if err := run(ctx, "ip", "netns", "add", n.NetNS); err != nil {
+		return err
+	}
+	ino, err := inode(NetNSPath(n.NetNS))
+	if err != nil {
+		return err
+	}
+	c.state.record(n).NetNS = ino
+	if err := c.save(); err != nil {
+		return err
+	}
+	ns := NetNSPath(n.NetNS)
+	for _, s := range [][]string{
+		{"ip", "-n", n.NetNS, "link", "set", "lo", "up"},
+		{"ip", "-n", NetNS, "link", "add", n.link(), "type", "veth", "peer", "name", "eth0", "netns", n.NetNS},
+		{"ip", "-n", NetNS, "addr", "add", n.linkIP() + "/24", "dev", n.link()},
+		{"ip", "-n", NetNS, "link", "set", n.link(), "up"},
+		{"ip", "-n", n.NetNS, "addr", "add", n.IP + "/24", "dev", "eth0"},
+		{"ip", "-n", n.NetNS, "link", "set", "eth0", "up"},
+		{"ip", "-n", n.NetNS, "route", "add", "default", "via", n.linkIP()},
+		{"ip", "-n", NetNS, "route", "add", n.PodCIDR, "via", n.IP},
+		{"nsenter", "--net=" + ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+		{"nsenter", "--net=" + ns, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"},
+	} {
+		if err := run(ctx, s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeHolder starts the process that holds node n's private mount
+// namespace (in the node's network namespace) and mounts there the paths
+// the kubelet and containerd hard-code.
+func (c *Cluster) makeHolder(ctx context.Context, n Node) error {
+	rec := c.state.record(n)
+	holder := exec.Command("nsenter", "--net="+NetNSPath(n.NetNS), "--", "unshare", "--mount", "--propagation", "slave", "--", "sleep", "infinity")
 	holder.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := holder.Start(); err != nil {
-		return fmt.Errorf("start the namespace holder: %w", err)
+		return fmt.Errorf("start the namespace holder of %s: %w", n.Name, err)
 	}
-	c.state.Holder = holder.Process.Pid
+	rec.Holder = holder.Process.Pid
 	go func() { _ = holder.Wait() }()
 	if err := c.save(); err != nil {
 		return err
@@ -73,13 +129,13 @@ func (c *Cluster) makeNamespaces(ctx context.Context) error {
 		return err
 	}
 	if err := poll(ctx, func() (bool, error) {
-		mnt, err := inode(fmt.Sprintf("/proc/%d/ns/mnt", c.state.Holder))
+		mnt, err := inode(fmt.Sprintf("/proc/%d/ns/mnt", rec.Holder))
 		if err != nil {
 			return false, fmt.Errorf("namespace holder: %w", err)
 		}
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.state.Holder))
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", rec.Holder))
 		if mnt != own && strings.HasSuffix(exe, "/sleep") {
-			c.state.MountNS = mnt
+			rec.MountNS = mnt
 			return true, nil
 		}
 		return false, nil
@@ -93,8 +149,8 @@ func (c *Cluster) makeNamespaces(ctx context.Context) error {
 	// 1.6's /run/containerd), /var/lib (containerd's root, etcd's data),
 	// /var/lib/kubelet (device-plugins), /var/lib/cni (IPAM and the CNI
 	// cache) and /var/log (/var/log/pods, /var/log/containers); the last
-	// three are on disk in the state directory, so that a person can read
-	// the pods' logs from the host.
+	// three are on disk in the node's directory, so that a person can
+	// read the pods' logs from the host.
 	script := fmt.Sprintf(`set -e
 mount -t tmpfs -o mode=0755 lifecycled-kube-run /run
 mount -t tmpfs -o mode=0755 lifecycled-kube-varlib /var/lib
@@ -102,18 +158,18 @@ mkdir -p /var/lib/kubelet /var/lib/cni /var/lib/containerd /var/lib/etcd
 mount --bind %[1]s/data/kubelet /var/lib/kubelet
 mount --bind %[1]s/data/cni /var/lib/cni
 mount --bind %[1]s/data/log /var/log
-`, dir)
-	return c.inNamespaces(ctx, "sh", "-c", script)
+`, n.dir(c.cfg.stateDir()))
+	return c.inNamespaces(ctx, n, "sh", "-c", script)
 }
 
-// inNamespaces runs a command in the cluster's mount and network
-// namespaces and waits for it.
-func (c *Cluster) inNamespaces(ctx context.Context, args ...string) error {
-	return run(ctx, append(c.nsenter(), args...)...)
+// inNamespaces runs a command in node n's mount and network namespaces
+// and waits for it.
+func (c *Cluster) inNamespaces(ctx context.Context, n Node, args ...string) error {
+	return run(ctx, append(c.nsenter(n), args...)...)
 }
 
-func (c *Cluster) nsenter() []string {
-	return []string{"nsenter", fmt.Sprintf("--target=%d", c.state.Holder), "--mount", "--net", "--"}
+func (c *Cluster) nsenter(n Node) []string {
+	return []string{"nsenter", fmt.Sprintf("--target=%d", c.state.record(n).Holder), "--mount", "--net", "--"}
 }
 
 // run runs a command and returns an error with its output if it fails.

@@ -28,7 +28,7 @@ type identity struct {
 // identities: client certificates named as RBAC's bootstrap policy expects
 // (system:kube-controller-manager, system:kube-scheduler, system:kube-proxy,
 // system:node:NAME in system:nodes), admin in system:masters, and serving
-// certificates for the API server and the kubelet.
+// certificates for the API server (the kubelets' in nodeIdentities).
 var identities = []identity{
 	{file: "apiserver", cn: "kube-apiserver", server: true,
 		ips: []string{NodeIP, APIServiceIP, "127.0.0.1"},
@@ -38,14 +38,24 @@ var identities = []identity{
 	{file: "controller-manager", cn: "system:kube-controller-manager"},
 	{file: "scheduler", cn: "system:kube-scheduler"},
 	{file: "kube-proxy", cn: "system:kube-proxy"},
-	{file: "kubelet-client", cn: "system:node:" + NodeName, org: []string{"system:nodes"}},
-	{file: "kubelet", cn: NodeName, server: true, ips: []string{NodeIP, "127.0.0.1"}, dns: []string{NodeName, "localhost"}},
+}
+
+// nodeIdentities are node n's kubelet's client certificate
+// (system:node:NAME in system:nodes, as the Node authorizer wants) and
+// serving certificate (the API server dials the node IP for exec and
+// logs): kubelet-client.crt and kubelet.crt for node 1, with "-i" for
+// node i.
+func nodeIdentities(n Node) []identity {
+	return []identity{
+		{file: "kubelet-client" + n.suffix(), cn: "system:node:" + n.Name, org: []string{"system:nodes"}},
+		{file: "kubelet" + n.suffix(), cn: n.Name, server: true, ips: []string{n.IP, "127.0.0.1"}, dns: []string{n.Name, "localhost"}},
+	}
 }
 
 // writePKI makes a CA, every identity's certificate signed by it, and the
 // service-account signing key, all EC P-256 (fast to make), fresh for each
 // cluster.
-func writePKI(dir string) error {
+func writePKI(dir string, nodes []Node) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -71,7 +81,11 @@ func writePKI(dir string) error {
 	if err := writePair(dir, "ca", caDER, caKey); err != nil {
 		return err
 	}
-	for i, id := range identities {
+	ids := append([]identity{}, identities...)
+	for _, n := range nodes {
+		ids = append(ids, nodeIdentities(n)...)
+	}
+	for i, id := range ids {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return err

@@ -17,15 +17,39 @@ type state struct {
 	Version int `json:"version"`
 	// Sysctls are the host's values before the kubelet wrote its own.
 	Sysctls map[string]string `json:"sysctls"`
-	// Holder is the PID of the process holding the mount namespace;
-	// MountNS and NetNS the inodes of the namespaces (as in
-	// /proc/PID/ns/{mnt,net}), by which Down finds every process of the
-	// cluster, including containerd's shims.
+	// nodeRecord is node 1's holder and namespaces (its fields are the
+	// record's own in JSON, as they were before there were nodes).
+	nodeRecord
+	// Components are the processes Up started, every node's (node i's
+	// named NAME-i).
+	Components []component `json:"components,omitempty"`
+	// ExtraNodes are nodes 2 and up (Config.Nodes), each with the holder
+	// and namespaces of its own, recorded like node 1's above.
+	ExtraNodes []nodeRecord `json:"extraNodes,omitempty"`
+}
+
+// nodeRecord is what Down needs of a node. Holder is the PID of the
+// process holding the node's mount namespace; MountNS and NetNS the inodes
+// of its namespaces (as in /proc/PID/ns/{mnt,net}), by which Down finds
+// every process of the node, including containerd's shims.
+type nodeRecord struct {
+	Index   int    `json:"index,omitempty"`
 	Holder  int    `json:"holder,omitempty"`
 	MountNS uint64 `json:"mountNS,omitempty"`
 	NetNS   uint64 `json:"netNS,omitempty"`
-	// Components are the processes Up started.
-	Components []component `json:"components,omitempty"`
+}
+
+// record is node n's entry, nil if there is none.
+func (st *state) record(n Node) *nodeRecord {
+	if n.Index == 1 {
+		return &st.nodeRecord
+	}
+	for i := range st.ExtraNodes {
+		if st.ExtraNodes[i].Index == n.Index {
+			return &st.ExtraNodes[i]
+		}
+	}
+	return nil
 }
 
 type component struct {

@@ -5,6 +5,9 @@
 // requests already in flight are finished. Then it exits 0. It does nothing
 // to wait for load balancers; that is lifecycled's job.
 //
+// Each answer of / names the backend in its Backend-Host header (the
+// hostname: a pod's name in Kubernetes).
+//
 // It prints facts the tests read, one `key=value` per line on stdout:
 // pid=N at start, term_ns=T when SIGTERM arrives, and served=N and
 // exit_ns=T just before it exits (times are Unix nanoseconds).
@@ -90,9 +93,13 @@ func run(o options) int {
 			}
 			_, _ = w.Write([]byte("ok"))
 		})
+		// Which backend answered, for clients behind a load balancer
+		// (a Kubernetes Service: the pod's name).
+		host, _ := os.Hostname()
 		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 			time.Sleep(work)
 			served.Add(1)
+			w.Header().Set("Backend-Host", host)
 			_, _ = w.Write([]byte("ok"))
 		})
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}

@@ -2,10 +2,10 @@
 // cluster up and down (integration/kube/cluster), for people (make kube-up,
 // make kube-down, make kube-env) as the cluster tests do in their TestMain.
 //
-//	kubecluster up       build the components (first time only) and images, start a cluster
-//	kubecluster down     tear the cluster down (by its record in the state directory)
-//	kubecluster env      print the shell lines that point kubectl at it
-//	kubecluster status   list the cluster's processes and their memory
+//	kubecluster [-nodes N] up  build the components (first time only) and images, start a cluster of N nodes (1)
+//	kubecluster down           tear the cluster down, every node (by its record in the state directory)
+//	kubecluster env            print the shell lines that point kubectl at it
+//	kubecluster status         list the nodes, their processes and the cluster's memory
 //
 // Exit codes: 0 done, 1 failed, 2 usage.
 package main
@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -27,8 +28,9 @@ import (
 
 func main() {
 	state := flag.String("state", envOr("KUBE_STATE", cluster.DefaultStateDir), "state directory (certificates, configs, logs, the process record)")
+	nodes := flag.Int("nodes", 1, fmt.Sprintf("nodes to bring up (1 to %d)", cluster.MaxNodes))
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: kubecluster [-state DIR] up|down|env|status\n")
+		fmt.Fprintf(os.Stderr, "usage: kubecluster [-state DIR] [-nodes N] up|down|env|status\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -36,10 +38,14 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	if *nodes < 1 || *nodes > cluster.MaxNodes {
+		fmt.Fprintf(os.Stderr, "kubecluster: -nodes %d: want 1 to %d\n", *nodes, cluster.MaxNodes)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-	cfg := cluster.Config{StateDir: *state, Log: logf}
+	cfg := cluster.Config{StateDir: *state, Log: logf, Nodes: *nodes}
 	var err error
 	switch flag.Arg(0) {
 	case "up":
@@ -54,7 +60,7 @@ func main() {
 		fmt.Printf("export PATH=%s:$PATH\n", filepath.Join(*state, "bin"))
 		fmt.Printf("export KUBECONFIG=%s\n", filepath.Join(*state, "admin.kubeconfig"))
 	case "status":
-		err = status(cfg)
+		err = status(ctx, cfg)
 	default:
 		flag.Usage()
 		os.Exit(2)
@@ -98,7 +104,7 @@ func up(ctx context.Context, cfg cluster.Config) error {
 	if err != nil {
 		return err
 	}
-	cfg.Log("kubecluster: cluster up in %s, %d MiB RSS", c.Timings["total"].Round(time.Millisecond), c.RSS()>>20)
+	cfg.Log("kubecluster: cluster of %d node(s) up in %s, %d MiB RSS", len(c.Nodes()), c.Timings["total"].Round(time.Millisecond), c.RSS()>>20)
 	cfg.Log("kubecluster: eval \"$(make -s kube-env)\"; kubectl get nodes    # or %s get nodes", filepath.Join(cfg.StateDir, "bin", "kubectl"))
 	return nil
 }
@@ -127,13 +133,30 @@ func repoRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-func status(cfg cluster.Config) error {
+func status(ctx context.Context, cfg cluster.Config) error {
 	c, err := cluster.Open(cfg)
 	if err != nil {
 		return err
 	}
-	for name, pid := range c.PIDs() {
-		fmt.Printf("%-24s pid %d\n", name, pid)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, n := range c.Nodes() {
+		ready := "Ready"
+		if ok, err := c.NodeReady(ctx, n); err != nil {
+			ready = fmt.Sprintf("unknown (%v)", err)
+		} else if !ok {
+			ready = "NotReady"
+		}
+		fmt.Printf("node %-18s %-11s pods %-15s netns %-18s %s\n", n.Name, n.IP, n.PodCIDR, n.NetNS, ready)
+		pids := c.NodePIDs(n)
+		names := make([]string, 0, len(pids))
+		for name := range pids {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Printf("  %-24s pid %d\n", name, pids[name])
+		}
 	}
 	fmt.Printf("%d processes, %d MiB RSS\n", len(c.Processes()), c.RSS()>>20)
 	return nil
