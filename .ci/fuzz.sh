@@ -18,7 +18,7 @@ fuzztime=${FUZZTIME:-10s}
 filter=${1:-.}
 
 mapfile -t targets < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' \
-	cmd supervisor probes drain podspec internal redact 2>/dev/null | sed 's/:func /:/' | sort -u)
+	cmd settings podspec lifecycle supervisor probes drain hooks health tombstone internal 2>/dev/null | sed 's/:func /:/' | sort -u)
 if ((${#targets[@]} == 0)); then
 	echo "fuzz.sh: no fuzz targets found" >&2
 	exit 1

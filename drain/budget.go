@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -168,4 +169,10 @@ func (b Budget) Timeline() []Step {
 	// they coincide, and zero-length steps keep their order.
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].At < steps[j].At })
 	return steps
+}
+
+// Seconds writes a duration as the timeline and its checks show one: 30s,
+// 2.5s, 0.3s (Kubernetes' *Seconds fields, not Go's 300ms).
+func Seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }

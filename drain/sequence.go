@@ -105,8 +105,8 @@ type Sequence struct {
 // NewSequence returns a Sequence over proc. runner may be nil when there is
 // no preStop hook; m may be nil. onPhase, if not nil, is called
 // synchronously as each step begins (the Step constants) and must return
-// quickly: the lifecycle uses StepDraining to fail readiness and write the
-// tombstone.
+// quickly. StepDraining comes first, at once, unless proc is already done:
+// the lifecycle fails readiness and writes the tombstone just before Run.
 func NewSequence(cfg Config, proc Process, runner *hooks.Runner, logger *zap.Logger, m *Metrics, onPhase func(step string)) *Sequence {
 	if cfg.PollConns <= 0 {
 		cfg.PollConns = defaultPollConns

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/internal/redact"
 )
 
 // Checks is the state behind /readyz, /livez and /startupz. It is safe for

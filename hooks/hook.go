@@ -16,10 +16,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/lifecycled/lifecycled/httpclient"
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/httpclient"
 	"github.com/lifecycled/lifecycled/internal/logschema"
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -124,11 +124,11 @@ func (h Hook) timeout() time.Duration {
 	return h.Timeout
 }
 
-// describe names the handler and its command the way error messages and
+// Describe names the handler and its command the way error messages and
 // the termination log show them: exec ["/bin/false"], sh -c "exit 3",
 // httpGet http://..., sleep 5s. An httpGet URL is masked here, as one URL
 // (redact.URL): in an error's text a space in its query would end it.
-func (h Hook) describe() string {
+func (h Hook) Describe() string {
 	switch h.Handler() {
 	case HandlerExec:
 		if h.Shell {
@@ -235,7 +235,7 @@ func (r *Runner) Run(ctx context.Context, h Hook) Result {
 		case runCtx.Err() != nil:
 			err = fmt.Errorf("timed out after %s: %w", timeout, runCtx.Err())
 		}
-		res.Err = fmt.Errorf("%s: %w", h.describe(), err)
+		res.Err = fmt.Errorf("%s: %w", h.Describe(), err)
 	}
 
 	r.record(res)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/internal/sharedfile"
-	"github.com/lifecycled/lifecycled/redact"
 )
 
 // defaultLogMaxBytes is the size at which the hook log is rotated when

@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/lifecycled/lifecycled/internal/proctest"
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
 

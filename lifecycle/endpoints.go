@@ -4,13 +4,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
+
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/lifecycled/lifecycled/health"
+	"github.com/lifecycled/lifecycled/internal/httpserve"
 )
 
 // Endpoints serves /readyz, /livez, /startupz and /metrics (--listen).
@@ -68,10 +69,5 @@ func loopbackHost(hostport string) bool {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return httpserve.IsLoopback(host)
 }

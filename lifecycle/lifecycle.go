@@ -30,9 +30,9 @@ import (
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/internal/sharedfile"
 	"github.com/lifecycled/lifecycled/probes"
-	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
 )
@@ -57,7 +57,10 @@ const (
 	checkShutdown     = "shutdown"
 )
 
-// Config is what one run needs, validated by main: every field is a setting
+// checkLiveness is the /livez check that --live feeds.
+const checkLiveness = "liveness-probe"
+
+// Config is what one run needs, validated by settings.Validate: every field is a setting
 // (or several) in its final, typed form.
 type Config struct {
 	// Name (--name) names the tombstone and the hook log.
@@ -230,112 +233,6 @@ func New(cfg Config, deps Deps) *Lifecycle {
 	return l
 }
 
-// earlyStart is what StartEarly's start gave.
-type earlyStart struct {
-	child child
-	err   error
-}
-
-// StartEarly starts the child at once when nothing has to come first (no
-// --wait, no tombstone lock to take), before main builds what only serves
-// the run (the start-up line, the registry's collectors, the actors): every
-// millisecond before the fork is a millisecond the app starts late, and
-// what comes after it runs beside the app. Run then goes on from the
-// child's start; phases and the "child started" line come from Run, in
-// their usual order. It reports whether it started (or tried to start) the
-// child.
-func (l *Lifecycle) StartEarly() bool {
-	if l.early != nil || len(l.cfg.Waits) > 0 || l.cfg.TombstoneDir != "" {
-		return false
-	}
-	c, err := l.startNow()
-	l.early = &earlyStart{child: c, err: err}
-	return true
-}
-
-// probeOptions are the options of every check: exec probes run through the
-// reaper, lifecycled's one waiter; connections are recorded as
-// lifecycled's own, for the adaptive drain.
-func (l *Lifecycle) probeOptions() probes.Options {
-	return probes.Options{UserAgent: l.cfg.UserAgent, Commands: l.reaper, Control: l.dials.Control}
-}
-
-// Signal handles a signal lifecycled caught: SIGTERM and SIGINT start the
-// stop sequence (a second one skips what is left of its waits), every other
-// signal goes to the child, or waits for it to start.
-func (l *Lifecycle) Signal(sig syscall.Signal) { l.signal(sig, false) }
-
-// SignalEarly is Signal for a signal lifecycled caught while it was still
-// starting, before its signal actor ran: StartEarly may have forked the
-// child since, and the child may have no handler yet. A signal to forward
-// waits for the child's handler, as one that came before the start does.
-func (l *Lifecycle) SignalEarly(sig syscall.Signal) { l.signal(sig, true) }
-
-func (l *Lifecycle) signal(sig syscall.Signal, early bool) {
-	switch {
-	case sig == syscall.SIGTERM || sig == syscall.SIGINT:
-		// One line for the first: a storm of SIGTERMs (a supervisor
-		// that repeats itself, a script in a loop) must not flood the
-		// log. The exiting line counts them all.
-		if l.stopSignals.Add(1) == 1 {
-			l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
-		}
-		l.stop.request(sig, "received "+supervisor.SignalName(sig))
-	case early:
-		l.forwarder.Remember(sig)
-	default:
-		if err := l.forwarder.Forward(sig); err != nil {
-			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
-			return
-		}
-		l.logger.Debug("signal forwarded, or kept until the child has started", zap.String("signal", supervisor.SignalName(sig)))
-	}
-}
-
-// ProbeReadiness is the readiness probe's actor: it probes from the
-// child's start until ctx is done. Without --ready it only waits for ctx.
-func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
-	if l.cfg.Ready == nil {
-		<-ctx.Done()
-		return nil
-	}
-	prober := probes.NewProber(*l.cfg.Ready, l.probeOptions(), l.logger, l.probeMetrics,
-		func(ready bool, reason string) { l.health.Set(checkProbe, ready, reason) })
-	select {
-	case <-l.started:
-	case <-ctx.Done():
-		return nil
-	}
-	// It goes on while the stop sequence drains: the adaptive drain does
-	// not count the probe's connections (probeOptions), and with
-	// --drain-readiness keep a failing probe is what turns /readyz 503
-	// before the stop signal.
-	return prober.Run(ctx)
-}
-
-// WatchExitWith is the --exit-with actor: once every named container has
-// exited, or died without saying so, stop as on SIGTERM (the sidecar of a
-// Job).
-func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
-	if len(l.cfg.ExitWith) == 0 {
-		<-ctx.Done()
-		return nil
-	}
-	died, err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0, l.logger)
-	if err == nil {
-		reason := strings.Join(l.cfg.ExitWith, ", ") + " exited"
-		if len(died) > 0 {
-			reason = strings.Join(died, ", ") + " died without writing exited (lock released)"
-			l.logger.Warn("stopping: "+reason, zap.Strings("exit_with", l.cfg.ExitWith), zap.Strings("died", died))
-		} else {
-			l.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", l.cfg.ExitWith))
-		}
-		l.stop.request(0, reason)
-	}
-	<-ctx.Done()
-	return nil
-}
-
 // Run is the container's life from start to end: wait for the
 // dependencies, start the child, run postStart, supervise, stop. It returns
 // the exit code. When ctx is done (another actor failed), the child is
@@ -425,6 +322,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	close(l.started)
 
 	if failure := l.postStart(ctx, c); failure != "" {
+		l.enterDraining(c)
 		l.stopChild(c)
 		l.finish(c, exitPostStart, "", failure)
 		return exitPostStart
@@ -447,6 +345,7 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	case <-l.stop.first:
 		_, reason := l.stop.requested()
 		how = "stopped: " + reason
+		l.enterDraining(c)
 		if l.stopChild(c) {
 			how += fmt.Sprintf("; SIGKILL after the %s grace period", l.cfg.Stop.GracePeriod)
 		}
@@ -470,55 +369,6 @@ func (l *Lifecycle) lifecycle(ctx context.Context) int {
 	code := l.cfg.ExitCodeMap.Map(supervisor.ExitCode(c.FinalStatus()))
 	l.finish(c, code, how, "")
 	return code
-}
-
-// stoppingLeftovers says at once that nothing serves any more when the
-// child exited by itself but left processes in its group (a background job
-// that ignores SIGTERM): readiness fails, the phase is draining and one line
-// says what is being stopped. lifecycled exits only once they are gone, up
-// to the grace period later, and until then a /readyz of 200 or a tombstone
-// saying running would be a lie. The phase is draining, not exited: exited
-// is the last word, with the exit code, and --exit-with watchers would stop
-// their sidecars while the group still runs. When the child was alone in
-// its group, exited follows at once and nothing is said here.
-func (l *Lifecycle) stoppingLeftovers(c child) {
-	select {
-	case <-c.Done():
-		return
-	default:
-	}
-	ws := c.FinalStatus()
-	end := childEnd(ws)
-	l.health.Set(checkChild, false, end+"; stopping what is left of its process group")
-	l.enterPhase(tombstone.PhaseDraining, nil, "")
-	l.logger.Info("child exited; stopping what is left of its process group",
-		zap.Int("exit_code", supervisor.ExitCode(ws)), zap.Strings("processes", c.LeftInGroup()),
-		zap.String("stop_signal", supervisor.SignalName(l.cfg.Stop.StopSignal)),
-		logschema.Seconds("grace_period", l.cfg.Stop.GracePeriod))
-}
-
-// startNow starts the child, with its stderr through the tail pipe of
-// --termination-log-tail if there is one.
-func (l *Lifecycle) startNow() (child, error) {
-	c, err := l.start(supervisor.Spec{
-		Argv:              l.cfg.Command,
-		SingleChild:       l.cfg.SingleChild,
-		ParentDeathSignal: syscall.SIGKILL,
-		Stderr:            l.childStderr(),
-	})
-	l.startStderrTail(err == nil)
-	return c, err
-}
-
-// startChild starts the child through the reaper and hands it the signals
-// that arrived before it existed.
-func (l *Lifecycle) startChild(spec supervisor.Spec) (child, error) {
-	c, err := l.reaper.Start(spec)
-	if err != nil {
-		return nil, err
-	}
-	l.forwarder.Attach(c)
-	return c, nil
 }
 
 // waitDependencies waits for every --wait target. It returns ok=false with
@@ -563,6 +413,53 @@ func (l *Lifecycle) waitDependencies(ctx context.Context) (int, bool) {
 	return 0, true
 }
 
+// earlyStart is what StartEarly's start gave.
+type earlyStart struct {
+	child child
+	err   error
+}
+
+// StartEarly starts the child at once when nothing has to come first (no
+// --wait, no tombstone lock to take), before main builds what only serves
+// the run (the start-up line, the registry's collectors, the actors): every
+// millisecond before the fork is a millisecond the app starts late, and
+// what comes after it runs beside the app. Run then goes on from the
+// child's start; phases and the "child started" line come from Run, in
+// their usual order. It reports whether it started (or tried to start) the
+// child.
+func (l *Lifecycle) StartEarly() bool {
+	if l.early != nil || len(l.cfg.Waits) > 0 || l.cfg.TombstoneDir != "" {
+		return false
+	}
+	c, err := l.startNow()
+	l.early = &earlyStart{child: c, err: err}
+	return true
+}
+
+// startNow starts the child, with its stderr through the tail pipe of
+// --termination-log-tail if there is one.
+func (l *Lifecycle) startNow() (child, error) {
+	c, err := l.start(supervisor.Spec{
+		Argv:              l.cfg.Command,
+		SingleChild:       l.cfg.SingleChild,
+		ParentDeathSignal: syscall.SIGKILL,
+		Stderr:            l.childStderr(),
+	})
+	l.startStderrTail(err == nil)
+	return c, err
+}
+
+// startChild starts the child through the reaper and hands it the signals
+// that arrived before it existed.
+func (l *Lifecycle) startChild(spec supervisor.Spec) (child, error) {
+	c, err := l.reaper.Start(spec)
+	if err != nil {
+		return nil, err
+	}
+	l.forwarder.Attach(c)
+	return c, nil
+}
+
 // postStart runs the postStart hook right after the start, as the kubelet
 // does, and returns why it failed ("" on success). If the child exits
 // during the hook, the hook is cancelled and the child's exit wins.
@@ -598,17 +495,52 @@ func (l *Lifecycle) postStart(ctx context.Context, c child) string {
 	return ""
 }
 
+// stoppingLeftovers says at once that nothing serves any more when the
+// child exited by itself but left processes in its group (a background job
+// that ignores SIGTERM): readiness fails, the phase is draining and one line
+// says what is being stopped. lifecycled exits only once they are gone, up
+// to the grace period later, and until then a /readyz of 200 or a tombstone
+// saying running would be a lie. The phase is draining, not exited: exited
+// is the last word, with the exit code, and --exit-with watchers would stop
+// their sidecars while the group still runs. When the child was alone in
+// its group, exited follows at once and nothing is said here.
+func (l *Lifecycle) stoppingLeftovers(c child) {
+	select {
+	case <-c.Done():
+		return
+	default:
+	}
+	ws := c.FinalStatus()
+	end := childEnd(ws)
+	l.health.Set(checkChild, false, end+"; stopping what is left of its process group")
+	l.enterPhase(tombstone.PhaseDraining, nil, "")
+	l.logger.Info("child exited; stopping what is left of its process group",
+		zap.Int("exit_code", supervisor.ExitCode(ws)), zap.Strings("processes", c.LeftInGroup()),
+		zap.String("stop_signal", supervisor.SignalName(l.cfg.Stop.StopSignal)),
+		logschema.Seconds("grace_period", l.cfg.Stop.GracePeriod))
+}
+
+// enterDraining is the stop sequence's first step (drain.StepDraining),
+// taken unless the child is already gone, as the sequence takes it: /readyz
+// fails (unless --drain-readiness keep) and the phase is draining.
+func (l *Lifecycle) enterDraining(c child) {
+	select {
+	case <-c.Done():
+		return
+	default:
+	}
+	if !l.cfg.Stop.KeepReady {
+		l.health.Set(checkShutdown, false, "draining")
+	}
+	l.enterPhase(tombstone.PhaseDraining, nil, "")
+}
+
 // stopChild runs the stop sequence; it reports whether SIGKILL was needed.
+// The caller has entered its first step, draining (enterDraining).
 func (l *Lifecycle) stopChild(c child) bool {
 	cfg := l.cfg.Stop
 	cfg.Own = l.dials
 	seq := drain.NewSequence(cfg, c, l.runner, l.logger, l.drainMetrics, func(step string) {
-		if step == drain.StepDraining {
-			if !l.cfg.Stop.KeepReady {
-				l.health.Set(checkShutdown, false, "draining")
-			}
-			l.enterPhase(tombstone.PhaseDraining, nil, "")
-		}
 		if step == drain.StepGrace && l.cfg.Stop.KeepReady {
 			// --drain-readiness keep: never 200 for an app told to stop.
 			l.health.Set(checkShutdown, false, "stop signal sent")
@@ -642,6 +574,126 @@ func (l *Lifecycle) enterPhase(phase string, exitCode *int, signal string) {
 		l.logger.Warn("tombstone not written: earlier writes are still waiting for the volume",
 			zap.String("dir", l.cfg.TombstoneDir), zap.String("phase", phase))
 	}
+}
+
+// Signal handles a signal lifecycled caught: SIGTERM and SIGINT start the
+// stop sequence (a second one skips what is left of its waits), every other
+// signal goes to the child, or waits for it to start.
+func (l *Lifecycle) Signal(sig syscall.Signal) { l.signal(sig, false) }
+
+// SignalEarly is Signal for a signal lifecycled caught while it was still
+// starting, before its signal actor ran: StartEarly may have forked the
+// child since, and the child may have no handler yet. A signal to forward
+// waits for the child's handler, as one that came before the start does.
+func (l *Lifecycle) SignalEarly(sig syscall.Signal) { l.signal(sig, true) }
+
+func (l *Lifecycle) signal(sig syscall.Signal, early bool) {
+	switch {
+	case sig == syscall.SIGTERM || sig == syscall.SIGINT:
+		// One line for the first: a storm of SIGTERMs (a supervisor
+		// that repeats itself, a script in a loop) must not flood the
+		// log. The exiting line counts them all.
+		if l.stopSignals.Add(1) == 1 {
+			l.logger.Info("stop requested", zap.String("signal", supervisor.SignalName(sig)))
+		}
+		l.stop.request(sig, "received "+supervisor.SignalName(sig))
+	case early:
+		l.forwarder.Remember(sig)
+	default:
+		if err := l.forwarder.Forward(sig); err != nil {
+			l.logger.Warn("cannot forward signal", zap.String("signal", supervisor.SignalName(sig)), zap.Error(err))
+			return
+		}
+		l.logger.Debug("signal forwarded, or kept until the child has started", zap.String("signal", supervisor.SignalName(sig)))
+	}
+}
+
+// ProbeReadiness is the readiness probe's actor: it probes from the
+// child's start until ctx is done. Without --ready it only waits for ctx.
+func (l *Lifecycle) ProbeReadiness(ctx context.Context) error {
+	if l.cfg.Ready == nil {
+		<-ctx.Done()
+		return nil
+	}
+	prober := probes.NewProber(*l.cfg.Ready, l.probeOptions(), l.logger, l.probeMetrics,
+		func(ready bool, reason string) { l.health.Set(checkProbe, ready, reason) })
+	select {
+	case <-l.started:
+	case <-ctx.Done():
+		return nil
+	}
+	// It goes on while the stop sequence drains: the adaptive drain does
+	// not count the probe's connections (probeOptions), and with
+	// --drain-readiness keep a failing probe is what turns /readyz 503
+	// before the stop signal.
+	return prober.Run(ctx)
+}
+
+// ProbeLiveness is the --live actor. /livez must only fail when a restart
+// would help, so the probe runs only while the child is up and running as
+// it should: it starts once postStart has succeeded (as the kubelet holds
+// liveness back until a startup probe passes) and it stops, passing, when
+// the stop sequence starts (an application that stops listening while it
+// drains is not hung, and a restart then would cut the drain short).
+// Without --live it only waits for ctx.
+func (l *Lifecycle) ProbeLiveness(ctx context.Context) error {
+	if l.cfg.Live == nil {
+		<-ctx.Done()
+		return nil
+	}
+	l.health.SetLive(checkLiveness, true, "")
+	select {
+	case <-l.startedUp:
+	case <-ctx.Done():
+		return nil
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop.first:
+		case <-pctx.Done():
+		}
+		cancel()
+	}()
+	prober := probes.NewProber(*l.cfg.Live, l.probeOptions(), l.logger, nil,
+		func(live bool, reason string) { l.health.SetLive(checkLiveness, live, reason) })
+	_ = prober.Run(pctx) // returns when pctx ends; no more calls to the hook after it
+	if ctx.Err() == nil {
+		l.health.SetLive(checkLiveness, true, "")
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// WatchExitWith is the --exit-with actor: once every named container has
+// exited, or died without saying so, stop as on SIGTERM (the sidecar of a
+// Job).
+func (l *Lifecycle) WatchExitWith(ctx context.Context) error {
+	if len(l.cfg.ExitWith) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	died, err := tombstone.WatchExited(ctx, l.cfg.TombstoneDir, l.cfg.ExitWith, 0, l.logger)
+	if err == nil {
+		reason := strings.Join(l.cfg.ExitWith, ", ") + " exited"
+		if len(died) > 0 {
+			reason = strings.Join(died, ", ") + " died without writing exited (lock released)"
+			l.logger.Warn("stopping: "+reason, zap.Strings("exit_with", l.cfg.ExitWith), zap.Strings("died", died))
+		} else {
+			l.logger.Info("stopping: watched containers exited", zap.Strings("exit_with", l.cfg.ExitWith))
+		}
+		l.stop.request(0, reason)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// probeOptions are the options of every check: exec probes run through the
+// reaper, lifecycled's one waiter; connections are recorded as
+// lifecycled's own, for the adaptive drain.
+func (l *Lifecycle) probeOptions() probes.Options {
+	return probes.Options{UserAgent: l.cfg.UserAgent, Commands: l.reaper, Control: l.dials.Control}
 }
 
 // logArgv is the child's argv as the "child started" line shows it: the

@@ -1,6 +1,7 @@
 package podspec
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -8,43 +9,8 @@ import (
 	"time"
 
 	"github.com/lifecycled/lifecycled/drain"
+	"github.com/lifecycled/lifecycled/settings"
 )
-
-// Settings is what lifecycled will do in one container, as the run path's
-// own parser reads the container's arguments and environment.
-type Settings struct {
-	// Name is the tombstone and hook log name (--name, or the command's
-	// base name).
-	Name string
-	// Listen and AdminListen are --listen and --admin-listen, "" if off.
-	Listen, AdminListen string
-	// TerminationLog is --termination-log; TerminationLogTail and
-	// TerminationLogMax are --termination-log-tail and
-	// --termination-log-max.
-	TerminationLog     string
-	TerminationLogTail bool
-	TerminationLogMax  int
-	// TombstoneDir and HookLogDir are --tombstone-dir and --hook-log-dir.
-	TombstoneDir, HookLogDir string
-	// ExitWith are the --exit-with names.
-	ExitWith []string
-	// Stop is the stop sequence's budget; its TerminationGracePeriod is
-	// --termination-grace-period, 0 if not given.
-	Stop drain.Budget
-	// UnseenConfig is --config FILE when the manifest does not hold the
-	// file (see ErrNotInManifest), so that the settings leave it out.
-	UnseenConfig string
-	// Ready is the --ready target as written, "" if none.
-	Ready string
-	// TracksStartup is set when /startupz and /readyz wait for more than
-	// the process: --wait, --ready or a postStart hook.
-	TracksStartup bool
-}
-
-// ParseFunc turns a container's lifecycled arguments and environment into
-// Settings, with the same parser and checks as `lifecycled run`; the error
-// is the one lifecycled would exit 2 with.
-type ParseFunc func(inv Invocation) (Settings, error)
 
 // Problem is one thing wrong with a container, in one line.
 type Problem struct {
@@ -62,8 +28,12 @@ type Checked struct {
 	Sidecar, Init bool
 	// Invocation is how the container runs lifecycled.
 	Invocation Invocation
-	// Settings are lifecycled's, nil if its arguments do not parse.
-	Settings *Settings
+	// Settings are lifecycled's, as `lifecycled run` reads the container's
+	// arguments, environment and --config file; nil if it would refuse them.
+	Settings *settings.Run
+	// UnseenConfig is --config FILE when the manifest does not hold the
+	// file (see ErrNotInManifest), so that the settings leave it out.
+	UnseenConfig string
 	// Stop is when the kubelet stops the container.
 	Stop Stop
 }
@@ -77,9 +47,9 @@ type Report struct {
 }
 
 // Check finds the containers of w that run lifecycled (see
-// Container.Lifecycled), reads their settings with parse, and checks the
-// pod as a whole.
-func Check(w *Workload, images []string, parse ParseFunc) Report {
+// Container.Lifecycled), reads their settings as `lifecycled run` does, and
+// checks the pod as a whole.
+func Check(w *Workload, images []string) Report {
 	var r Report
 	spec := &w.Spec
 	byName := map[string]*Checked{}
@@ -90,11 +60,11 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 		}
 		inv.ReadFile = func(p string) ([]byte, error) { return w.readFile(c, p) }
 		ch := Checked{Container: c, Sidecar: sidecar, Init: init, Invocation: inv}
-		s, err := parse(inv)
+		run, unseen, err := readSettings(inv)
 		if err != nil {
 			r.problem(c.Name, "lifecycled would refuse its arguments and exit 2: %v", err)
 		} else {
-			ch.Settings = &s
+			ch.Settings, ch.UnseenConfig = run, unseen
 		}
 		r.Lifecycled = append(r.Lifecycled, ch)
 	}
@@ -110,7 +80,7 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 	}
 	longest := func(c *Container) (time.Duration, bool) {
 		if ch, ok := byName[c.Name]; ok && ch.Settings != nil {
-			return ch.Settings.Stop.Longest(), true
+			return ch.Settings.Budget().Longest(), true
 		}
 		return 0, false
 	}
@@ -142,6 +112,40 @@ func Check(w *Workload, images []string, parse ParseFunc) Report {
 	return r
 }
 
+// readSettings reads a container's lifecycled arguments, environment and
+// --config file with the run path's own loader. The file comes from the
+// manifest's ConfigMap mounted there; when the manifest has none, the
+// settings leave it out and unseen names it.
+func readSettings(inv Invocation) (run *settings.Run, unseen string, err error) {
+	s, err := settings.Load(inv.Args, inv.Getenv, inv.ReadFile)
+	if errors.Is(err, ErrNotInManifest) {
+		s, err = settings.Parse(inv.Args, inv.Getenv)
+		unseen = s.Config
+	}
+	if errors.Is(err, settings.ErrHelp) {
+		return nil, "", errors.New("--help: lifecycled would print its help and exit")
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	run, err = s.Validate()
+	return run, unseen, err
+}
+
+// readyTarget is the --ready target as written, "" if none.
+func readyTarget(s *settings.Run) string {
+	if s.Config.Ready == nil {
+		return ""
+	}
+	return s.Config.Ready.Target.Raw
+}
+
+// tracksStartup reports whether /startupz and /readyz wait for more than
+// the process: --wait, --ready or a postStart hook.
+func tracksStartup(s *settings.Run) bool {
+	return len(s.Config.Waits) > 0 || s.Config.Ready != nil || s.Config.PostStart != nil
+}
+
 func (r *Report) problem(container, format string, a ...any) {
 	r.Problems = append(r.Problems, Problem{Container: container, Text: fmt.Sprintf(format, a...)})
 }
@@ -155,8 +159,8 @@ func (r *Report) checkInputs(ch *Checked) {
 			r.problem(name, "%s comes from valueFrom, which the manifest does not hold: explain -f checked without it", v)
 		}
 	}
-	if ch.Settings != nil && ch.Settings.UnseenConfig != "" {
-		r.problem(name, "--config %s is not in a ConfigMap of this manifest mounted there: explain -f checked without it (add the ConfigMap to the manifest, or run `lifecycled explain --config FILE` on the file)", ch.Settings.UnseenConfig)
+	if ch.Settings != nil && ch.UnseenConfig != "" {
+		r.problem(name, "--config %s is not in a ConfigMap of this manifest mounted there: explain -f checked without it (add the ConfigMap to the manifest, or run `lifecycled explain --config FILE` on the file)", ch.UnseenConfig)
 	}
 }
 
@@ -168,7 +172,7 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 	ps := kubeletPreStop(c)
 	if !ps.known {
 		r.problem(c.Name, "the kubelet's preStop %s runs before lifecycled gets SIGTERM, for a time the manifest does not say (up to terminationGracePeriodSeconds %s), so the stop budget cannot be checked: move it into lifecycled (--pre-stop or --pre-stop-http, bounded by --hook-timeout) or make it a sleep",
-			ps.what, fmtSeconds(tgp))
+			ps.what, drain.Seconds(tgp))
 	}
 	if sig := c.Lifecycle; sig != nil && sig.StopSignal != "" {
 		if n := strings.TrimPrefix(strings.ToUpper(sig.StopSignal), "SIG"); n != "TERM" && n != "INT" {
@@ -176,17 +180,17 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 				sig.StopSignal, sig.StopSignal, n)
 		}
 	}
-	if !ch.Sidecar && !ch.Init && c.ReadinessProbe != nil && s.Stop.DrainDelay == 0 && ps.max == 0 {
+	if !ch.Sidecar && !ch.Init && c.ReadinessProbe != nil && s.Config.Stop.DrainDelay == 0 && ps.max == 0 {
 		r.problem(c.Name, "no --drain-delay (nor a kubelet preStop sleep): the app gets its stop signal while endpoints and kube-proxy still send it requests, which fail; give --drain-delay 5s")
 	}
-	b := s.Stop
+	b := s.Budget()
 	b.TerminationGracePeriod = stop.Grace
 	if err := b.Check(); err != nil {
 		r.problem(c.Name, "%s%v", stop.context(tgp), err)
 	}
-	if flag := s.Stop.TerminationGracePeriod; flag > stop.Grace {
+	if flag := s.TerminationGrace; flag > stop.Grace {
 		r.problem(c.Name, "--termination-grace-period %s, but the kubelet leaves lifecycled %s of terminationGracePeriodSeconds %s (%s): lifecycled's own start-up check would pass what does not fit",
-			fmtSeconds(flag), fmtSeconds(stop.Grace), fmtSeconds(tgp), strings.Join(stop.Because, "; "))
+			drain.Seconds(flag), drain.Seconds(stop.Grace), drain.Seconds(tgp), strings.Join(stop.Because, "; "))
 	}
 	// A failed liveness or startup probe kills the container alone, with
 	// the probe's own grace period if it has one.
@@ -200,7 +204,7 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 		ptgp := time.Duration(*p.probe.TerminationGracePeriodSeconds) * time.Second
 		b.TerminationGracePeriod = drain.KubeletGrace(ptgp, min(ps.max, ptgp))
 		if err := b.Check(); err != nil {
-			r.problem(c.Name, "%s.terminationGracePeriodSeconds %s: when the probe fails the stop sequence does not fit: %v", p.field, fmtSeconds(ptgp), err)
+			r.problem(c.Name, "%s.terminationGracePeriodSeconds %s: when the probe fails the stop sequence does not fit: %v", p.field, drain.Seconds(ptgp), err)
 		}
 	}
 }
@@ -212,7 +216,7 @@ func (st Stop) context(tgp time.Duration) string {
 		return ""
 	}
 	return fmt.Sprintf("the kubelet leaves lifecycled %s of terminationGracePeriodSeconds %s (its SIGTERM comes at %s: %s): ",
-		fmtSeconds(st.Grace), fmtSeconds(tgp), fmtSeconds(st.SIGTERM), strings.Join(st.Because, "; "))
+		drain.Seconds(st.Grace), drain.Seconds(tgp), drain.Seconds(st.SIGTERM), strings.Join(st.Because, "; "))
 }
 
 // checkSidecar checks the start order of a native sidecar: the kubelet
@@ -220,7 +224,7 @@ func (st Stop) context(tgp time.Duration) string {
 // once without one.
 func (r *Report) checkSidecar(ch *Checked) {
 	c, s := ch.Container, ch.Settings
-	if !ch.Sidecar || !s.TracksStartup || s.Listen == "" || c.StartupProbe != nil {
+	if !ch.Sidecar || !tracksStartup(s) || s.Listen == "" || c.StartupProbe != nil {
 		return
 	}
 	port := "PORT"
@@ -236,11 +240,11 @@ func (r *Report) checkSidecar(ch *Checked) {
 // the app's retry runs without it. A native sidecar is stopped by the
 // kubelet once the app containers are done, with no tombstone to watch.
 func (r *Report) checkRestartPolicy(spec *PodSpec, ch *Checked) {
-	if len(ch.Settings.ExitWith) == 0 || ch.Sidecar || spec.RestartPolicy != "OnFailure" {
+	if len(ch.Settings.Config.ExitWith) == 0 || ch.Sidecar || spec.RestartPolicy != "OnFailure" {
 		return
 	}
 	r.problem(ch.Container.Name, "--exit-with in a pod with restartPolicy OnFailure: when %s fails, the kubelet restarts it, but this container has already stopped (it exited 0, so it is not restarted) and the retry runs without it; make it a native sidecar instead: an init container with restartPolicy: Always, which the kubelet keeps running while the app containers run and stops after them, without --exit-with",
-		strings.Join(ch.Settings.ExitWith, ", "))
+		strings.Join(ch.Settings.Config.ExitWith, ", "))
 }
 
 // checkTombstones checks that every --exit-with name is the tombstone of a
@@ -255,14 +259,14 @@ func (r *Report) checkTombstones(spec *PodSpec) {
 	var names []string
 	for i := range r.Lifecycled {
 		ch := &r.Lifecycled[i]
-		if ch.Settings == nil || ch.Settings.TombstoneDir == "" {
+		if ch.Settings == nil || ch.Settings.Config.TombstoneDir == "" {
 			continue
 		}
-		n := ch.Settings.Name
+		n := ch.Settings.Config.Name
 		if _, ok := writers[n]; !ok {
 			names = append(names, n)
 		}
-		writers[n] = append(writers[n], writer{ch, locate(ch.Container, ch.Settings.TombstoneDir)})
+		writers[n] = append(writers[n], writer{ch, locate(ch.Container, ch.Settings.Config.TombstoneDir)})
 	}
 	for _, n := range names {
 		ws := writers[n]
@@ -275,17 +279,17 @@ func (r *Report) checkTombstones(spec *PodSpec) {
 	}
 	for i := range r.Lifecycled {
 		ch := &r.Lifecycled[i]
-		if ch.Settings == nil || len(ch.Settings.ExitWith) == 0 {
+		if ch.Settings == nil || len(ch.Settings.Config.ExitWith) == 0 {
 			continue
 		}
 		c, s := ch.Container, ch.Settings
-		watch := locate(c, s.TombstoneDir)
+		watch := locate(c, s.Config.TombstoneDir)
 		if !watch.shared() {
-			r.problem(c.Name, "--exit-with watches --tombstone-dir %s, which is not on a volume: no other container can write there", s.TombstoneDir)
+			r.problem(c.Name, "--exit-with watches --tombstone-dir %s, which is not on a volume: no other container can write there", s.Config.TombstoneDir)
 			continue
 		}
-		for _, n := range s.ExitWith {
-			if n == s.Name {
+		for _, n := range s.Config.ExitWith {
+			if n == s.Config.Name {
 				r.problem(c.Name, "--exit-with %s names this container's own tombstone: it says exited only once this container has exited", n)
 				continue
 			}
@@ -297,7 +301,7 @@ func (r *Report) checkTombstones(spec *PodSpec) {
 			if !slices.ContainsFunc(ws, func(w writer) bool { return w.loc.same(watch) }) {
 				w := ws[0]
 				r.problem(c.Name, "--exit-with %s: container %s writes that tombstone in %s (%s), but this container watches %s (%s)",
-					n, w.ch.Container.Name, w.ch.Settings.TombstoneDir, w.loc, s.TombstoneDir, watch)
+					n, w.ch.Container.Name, w.ch.Settings.Config.TombstoneDir, w.loc, s.Config.TombstoneDir, watch)
 			}
 		}
 	}
@@ -308,10 +312,10 @@ func (r *Report) tombstoneHint(spec *PodSpec, n string, names []string) string {
 	for i := range r.Lifecycled {
 		ch := &r.Lifecycled[i]
 		if ch.Container.Name == n && ch.Settings != nil {
-			if ch.Settings.TombstoneDir == "" {
+			if ch.Settings.Config.TombstoneDir == "" {
 				return fmt.Sprintf(" (container %s runs lifecycled without --tombstone-dir)", n)
 			}
-			return fmt.Sprintf(" (container %s writes tombstone %s: its --name, or its command's base name)", n, ch.Settings.Name)
+			return fmt.Sprintf(" (container %s writes tombstone %s: its --name, or its command's base name)", n, ch.Settings.Config.Name)
 		}
 	}
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {

@@ -1,6 +1,7 @@
 package podspec
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,39 +23,48 @@ func TestKubeletMessageLimit(t *testing.T) {
 }
 
 // TestCheckPodTraps: the checks that depend on the pod as a whole, with
-// the settings handed in as main's parser would.
+// lifecycled's settings read from its arguments as run reads them.
 func TestCheckPodTraps(t *testing.T) {
-	lc := Container{Name: "app", Command: []string{"lifecycled", "--", "app"}}
+	lc := func(args ...string) Container {
+		return Container{Name: "app", Command: append(append([]string{"lifecycled"}, args...), "--", "app")}
+	}
 	other := func(name string) Container { return Container{Name: name, Image: name} }
 	tests := []struct {
-		name     string
-		spec     PodSpec
-		settings Settings
-		want     []string // substrings of the one problem, none: no problem
+		name string
+		spec PodSpec
+		args []string // lifecycled's
+		want []string // substrings of the one problem, none: no problem
 	}{
-		{name: "tail in a pod of 4", spec: PodSpec{Containers: []Container{lc, other("a"), other("b"), other("c")}},
-			settings: Settings{TerminationLog: "/dev/termination-log", TerminationLogTail: true, TerminationLogMax: 4096},
-			want:     []string{"--termination-log-max 4096, but in a pod of 4 containers and init containers the kubelet keeps only the first 3072 bytes", "give --termination-log-max 3072"}},
-		{name: "tail in a pod of 4 counting an init container", spec: PodSpec{InitContainers: []Container{other("init")}, Containers: []Container{lc, other("a"), other("b")}},
-			settings: Settings{TerminationLog: "/dev/termination-log", TerminationLogTail: true, TerminationLogMax: 4096},
-			want:     []string{"give --termination-log-max 3072"}},
-		{name: "tail set to fit", spec: PodSpec{Containers: []Container{lc, other("a"), other("b"), other("c")}},
-			settings: Settings{TerminationLog: "/dev/termination-log", TerminationLogTail: true, TerminationLogMax: 3072}},
-		{name: "no tail: the reason is kept", spec: PodSpec{Containers: []Container{lc, other("a"), other("b"), other("c")}},
-			settings: Settings{TerminationLog: "/dev/termination-log", TerminationLogMax: 4096}},
-		{name: "tail in a pod of 3", spec: PodSpec{Containers: []Container{lc, other("a"), other("b")}},
-			settings: Settings{TerminationLog: "/dev/termination-log", TerminationLogTail: true, TerminationLogMax: 4096}},
-		{name: "exit-with retried on failure", spec: PodSpec{RestartPolicy: "OnFailure", Containers: []Container{lc}},
-			settings: Settings{ExitWith: []string{"main"}},
-			want:     []string{"--exit-with in a pod with restartPolicy OnFailure: when main fails", "native sidecar instead: an init container with restartPolicy: Always"}},
-		{name: "exit-with, restartPolicy Never", spec: PodSpec{RestartPolicy: "Never", Containers: []Container{lc}},
-			settings: Settings{ExitWith: []string{"main"}}},
-		{name: "OnFailure without exit-with", spec: PodSpec{RestartPolicy: "OnFailure", Containers: []Container{lc}}},
+		{name: "tail in a pod of 4", spec: PodSpec{Containers: []Container{{Name: "LC"}, other("a"), other("b"), other("c")}},
+			args: []string{"--termination-log", "/dev/termination-log", "--termination-log-tail", "--termination-log-max", "4096"},
+			want: []string{"--termination-log-max 4096, but in a pod of 4 containers and init containers the kubelet keeps only the first 3072 bytes", "give --termination-log-max 3072"}},
+		{name: "tail in a pod of 4 counting an init container", spec: PodSpec{InitContainers: []Container{other("init")}, Containers: []Container{{Name: "LC"}, other("a"), other("b")}},
+			args: []string{"--termination-log", "/dev/termination-log", "--termination-log-tail", "--termination-log-max", "4096"},
+			want: []string{"give --termination-log-max 3072"}},
+		{name: "tail set to fit", spec: PodSpec{Containers: []Container{{Name: "LC"}, other("a"), other("b"), other("c")}},
+			args: []string{"--termination-log", "/dev/termination-log", "--termination-log-tail", "--termination-log-max", "3072"}},
+		{name: "no tail: the reason is kept", spec: PodSpec{Containers: []Container{{Name: "LC"}, other("a"), other("b"), other("c")}},
+			args: []string{"--termination-log", "/dev/termination-log", "--termination-log-max", "4096"}},
+		{name: "tail in a pod of 3", spec: PodSpec{Containers: []Container{{Name: "LC"}, other("a"), other("b")}},
+			args: []string{"--termination-log", "/dev/termination-log", "--termination-log-tail", "--termination-log-max", "4096"}},
+		{name: "exit-with retried on failure", spec: PodSpec{RestartPolicy: "OnFailure", Containers: []Container{{Name: "LC"}}},
+			args: []string{"--tombstone-dir", "/t", "--exit-with", "main"},
+			want: []string{"--exit-with in a pod with restartPolicy OnFailure: when main fails", "native sidecar instead: an init container with restartPolicy: Always"}},
+		{name: "exit-with, restartPolicy Never", spec: PodSpec{RestartPolicy: "Never", Containers: []Container{{Name: "LC"}}},
+			args: []string{"--tombstone-dir", "/t", "--exit-with", "main"}},
+		{name: "OnFailure without exit-with", spec: PodSpec{RestartPolicy: "OnFailure", Containers: []Container{{Name: "LC"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &Workload{Kind: "Pod", Name: "p", Spec: tt.spec}
-			r := Check(w, nil, func(Invocation) (Settings, error) { return tt.settings, nil })
+			spec := tt.spec
+			spec.Containers = slices.Clone(spec.Containers)
+			for i := range spec.Containers {
+				if spec.Containers[i].Name == "LC" {
+					spec.Containers[i] = lc(tt.args...)
+				}
+			}
+			w := &Workload{Kind: "Pod", Name: "p", Spec: spec}
+			r := Check(w, nil)
 			var got []string
 			for _, p := range r.Problems {
 				// The tombstone checks are not the subject here.

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // defaultTerminationMessagePath is where the kubelet reads the termination
@@ -98,18 +96,18 @@ func (w *Workload) readFile(c *Container, p string) ([]byte, error) {
 // the kubelet reads it, the tombstone and hook log on a writable place.
 func (r *Report) checkFiles(ch *Checked) {
 	c, s := ch.Container, ch.Settings
-	if s.TerminationLog != "" {
+	if s.Config.TerminationLog != "" {
 		want := c.TerminationMessagePath
 		if want == "" {
 			want = defaultTerminationMessagePath
 		}
-		if path.Clean(s.TerminationLog) != path.Clean(want) {
+		if path.Clean(s.Config.TerminationLog) != path.Clean(want) {
 			r.problem(c.Name, "--termination-log %s, but the kubelet reads the termination message from terminationMessagePath %s: set one to the other",
-				s.TerminationLog, want)
+				s.Config.TerminationLog, want)
 		}
 	}
 	readOnlyRoot := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
-	for _, d := range []struct{ flag, dir string }{{"--tombstone-dir", s.TombstoneDir}, {"--hook-log-dir", s.HookLogDir}} {
+	for _, d := range []struct{ flag, dir string }{{"--tombstone-dir", s.Config.TombstoneDir}, {"--hook-log-dir", s.Config.HookLogDir}} {
 		if d.dir == "" {
 			continue
 		}
@@ -127,19 +125,14 @@ func (r *Report) checkFiles(ch *Checked) {
 // message is the reason alone, which the kubelet's cut keeps.
 func (r *Report) checkMessageSize(spec *PodSpec, ch *Checked) {
 	s := ch.Settings
-	if s.TerminationLog == "" || !s.TerminationLogTail {
+	if s.Config.TerminationLog == "" || !s.Config.TerminationLogTail {
 		return
 	}
 	limit := kubeletMessageLimit(spec)
-	if s.TerminationLogMax <= limit {
+	if s.Config.TerminationLogMax <= limit {
 		return
 	}
 	n := len(spec.Containers) + len(spec.InitContainers)
 	r.problem(ch.Container.Name, "--termination-log-max %d, but in a pod of %d containers and init containers the kubelet keeps only the first %d bytes of each termination message (%d / %d): the newest %d bytes of the stderr tail, where a panic ends, would be cut away; give --termination-log-max %d",
-		s.TerminationLogMax, n, limit, kubeletPodMessageMax, n, s.TerminationLogMax-limit, limit)
-}
-
-// fmtSeconds writes a duration as explain does: 30s, 2.5s.
-func fmtSeconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+		s.Config.TerminationLogMax, n, limit, kubeletPodMessageMax, n, s.Config.TerminationLogMax-limit, limit)
 }

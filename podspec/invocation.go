@@ -5,6 +5,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/lifecycled/lifecycled/settings"
 )
 
 // Invocation is how a container runs lifecycled.
@@ -32,9 +34,6 @@ type Invocation struct {
 // Getenv looks a variable up in Env, as os.Getenv would in the container.
 func (inv Invocation) Getenv(name string) string { return inv.Env[name] }
 
-// subcommands are lifecycled's subcommands other than run.
-var subcommands = []string{"wait", "probe", "sleep", "explain", "version"}
-
 // Lifecycled reports whether c runs lifecycled, and how. A container runs
 // it when command[0]'s base name is lifecycled, or when it has no command
 // and its image is one of images, whose ENTRYPOINT the caller says is
@@ -56,8 +55,8 @@ func (c *Container) Lifecycled(images []string) (Invocation, bool) {
 	inv := Invocation{Container: c.Name, Subcommand: "run"}
 	// Decode refused what does not expand within maxArg.
 	inv.Env, inv.Unknown, _ = c.expansion(argv)
-	if len(argv) > 0 && (argv[0] == "run" || slices.Contains(subcommands, argv[0])) {
-		inv.Subcommand, argv = argv[0], argv[1:]
+	if len(argv) > 0 && settings.Subcommand(argv[0]) != "" {
+		inv.Subcommand, argv = settings.Subcommand(argv[0]), argv[1:]
 	}
 	inv.Args = argv
 	return inv, true

@@ -201,7 +201,7 @@ func stops(spec *PodSpec, longest func(c *Container) (time.Duration, bool)) map[
 		ps := kubeletPreStop(c)
 		st := Stop{SIGTERM: min(max(ps.max, prevGone), tgp), Because: ps.because()}
 		if prevGone > ps.max && prev != "" {
-			st.Because = append(st.Because, fmt.Sprintf("a native sidecar, it waits until %s stopped: up to %s", prev, fmtSeconds(prevGone)))
+			st.Because = append(st.Because, fmt.Sprintf("a native sidecar, it waits until %s stopped: up to %s", prev, drain.Seconds(prevGone)))
 		}
 		if len(unknown) > 0 {
 			st.Because = append(st.Because, fmt.Sprintf("%s, not run by lifecycled, counted as stopping at once", strings.Join(unknown, ", ")))

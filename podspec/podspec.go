@@ -8,9 +8,8 @@
 // Only the few fields the checks need are decoded, into small structs and
 // not strictly: a manifest carries many other fields, and the Kubernetes API
 // types would make the binary much bigger and slower to start. What
-// lifecycled does with a container's arguments is not decided here: main
-// parses them with the run path's own parser and hands the result in as
-// Settings.
+// lifecycled does with a container's arguments is not decided here: they
+// are read with the run path's own settings.Load and Settings.Validate.
 package podspec
 
 import (

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/lifecycled/lifecycled/settings"
 )
 
 // probeKinds are the probes of a container, each with the endpoint of
@@ -201,8 +203,8 @@ func (r *Report) checkProbes(spec *PodSpec, ch *Checked) {
 				t, lport, lport)
 		}
 	}
-	if u, err := url.Parse(s.Ready); listening && err == nil && u.Host != "" && isLocal(u.Hostname()) && u.Port() == strconv.Itoa(lport) {
-		r.problem(c.Name, "--ready %s asks lifecycled's own port %d: its readiness would wait for itself and never come; point --ready at the app", s.Ready, lport)
+	if u, err := url.Parse(readyTarget(s)); listening && err == nil && u.Host != "" && isLocal(u.Hostname()) && u.Port() == strconv.Itoa(lport) {
+		r.problem(c.Name, "--ready %s asks lifecycled's own port %d: its readiness would wait for itself and never come; point --ready at the app", readyTarget(s), lport)
 	}
 	if listening && c.ReadinessProbe == nil && !ch.Init && (ch.Sidecar || spec.RestartPolicy == "" || spec.RestartPolicy == "Always") {
 		r.problem(c.Name, "--listen %s serves /readyz, but the container has no readinessProbe: the kubelet sends traffic before the app is ready; add readinessProbe httpGet path /readyz port %d",
@@ -232,7 +234,7 @@ func (r *Report) checkPorts(spec *PodSpec) {
 	type use struct{ container, what string }
 	uses := map[int][]use{}
 	running := append(sidecars(spec), ptrs(spec.Containers)...)
-	lc := map[string]*Settings{}
+	lc := map[string]*settings.Run{}
 	for i := range r.Lifecycled {
 		if s := r.Lifecycled[i].Settings; s != nil {
 			lc[r.Lifecycled[i].Container.Name] = s

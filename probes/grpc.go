@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifecycled/lifecycled/httpclient"
+	"github.com/lifecycled/lifecycled/internal/httpclient"
 )
 
 // The gRPC health check speaks grpc.health.v1.Health/Check over cleartext

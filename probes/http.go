@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/lifecycled/lifecycled/httpclient"
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/internal/httpclient"
+	"github.com/lifecycled/lifecycled/internal/redact"
 )
 
 // maxHTTPBody is how much of a response body an HTTP check reads, as the

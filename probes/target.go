@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 

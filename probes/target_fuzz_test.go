@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/internal/redact"
 )
 
 // FuzzParseTarget: whatever a user puts in --wait, --ready, `wait` or

@@ -14,20 +14,22 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	// First of lifecycled's own packages to be initialised: it catches
 	// signals before the heavy dependencies' init functions run.
 	"github.com/lifecycled/lifecycled/internal/earlysignal"
 
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/logschema"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/lifecycle"
-	"github.com/lifecycled/lifecycled/redact"
+	"github.com/lifecycled/lifecycled/settings"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -50,24 +52,25 @@ func main() {
 // dispatch picks the subcommand. Anything that is not a subcommand's name is
 // the wrapper's own flags and command: `lifecycled --wait ... -- app`.
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "run":
-			return runMain(args[1:], stderr)
-		case "wait":
-			return waitMain(args[1:], os.Environ(), stdout, stderr)
-		case "probe":
-			return probeMain(args[1:], os.Environ(), stdout, stderr)
-		case "sleep":
-			return sleepMain(args[1:], stderr)
-		case "explain":
-			return explainMain(args[1:], stdout, stderr)
-		case "help", "-h", "-help", "--help":
-			return helpMain(args[1:], stdout, stderr)
-		case "version", "--version", "-version":
-			fmt.Fprintln(stdout, versionString())
-			return exitOK
-		}
+	if len(args) == 0 {
+		return runMain(args, stderr)
+	}
+	switch settings.Subcommand(args[0]) {
+	case "run":
+		return runMain(args[1:], stderr)
+	case "wait":
+		return waitMain(args[1:], os.Environ(), stdout, stderr)
+	case "probe":
+		return probeMain(args[1:], os.Environ(), stdout, stderr)
+	case "sleep":
+		return sleepMain(args[1:], stderr)
+	case "explain":
+		return explainMain(args[1:], stdout, stderr)
+	case "help":
+		return helpMain(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	}
 	return runMain(args, stderr)
 }
@@ -82,8 +85,34 @@ func helpMain(args []string, stdout, stderr io.Writer) int {
 			return probeMain([]string{"--help"}, os.Environ(), stdout, stderr)
 		}
 	}
-	printRunUsage(stdout)
+	settings.PrintUsage(stdout)
 	return exitOK
+}
+
+// newLogger builds lifecycled's own logger. It writes to w (stderr): stdout
+// belongs to the child alone.
+func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
+	}
+	encCfg := logschema.EncoderConfig()
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("bad --log-format %q: want json or console", format)
+	}
+	sink := zapcore.Lock(zapcore.AddSync(w))
+	// zap reports its own write errors on ErrorOutput, os.Stderr by
+	// default: it goes through w as well, so that the stderr guard (internal/stderrguard) sees it.
+	// redact.Core: no log line shows the password of a URL (a target, a
+	// hook, an error naming either).
+	return zap.New(redact.Core(zapcore.NewCore(enc, sink, lvl)), zap.ErrorOutput(sink)).Named("lifecycled"), nil
 }
 
 // usageError prints the one-line error of a bad invocation and returns 2.
@@ -96,7 +125,7 @@ func sleepMain(args []string, stderr io.Writer) int {
 	if len(args) != 1 {
 		return usageError(stderr, "sleep takes one DURATION, e.g. lifecycled sleep 5s")
 	}
-	d, err := parseDuration(args[0])
+	d, err := settings.ParseDuration(args[0])
 	if err != nil {
 		return usageError(stderr, "sleep: %v", err)
 	}
@@ -141,22 +170,6 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc,
 		}
 	}()
 	return ctx, cancel, func() syscall.Signal { return syscall.Signal(got.Load()) }
-}
-
-// parseDuration accepts Go durations ("1m30s") and, as Kubernetes fields
-// are in seconds, a bare number of seconds ("5").
-func parseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 {
-			return 0, fmt.Errorf("bad duration %q: negative", s)
-		}
-		return d, nil
-	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 && secs < 1e9 {
-		return time.Duration(secs * float64(time.Second)), nil
-	}
-	return 0, fmt.Errorf("bad duration %q: want e.g. 500ms, 10s, 1m", s)
 }
 
 // buildVersion is lifecycled's version and commit: those set with -ldflags

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -18,7 +17,10 @@ import (
 
 	"github.com/lifecycled/lifecycled/internal/background"
 	"github.com/lifecycled/lifecycled/internal/earlysignal"
+	"github.com/lifecycled/lifecycled/internal/httpserve"
+	"github.com/lifecycled/lifecycled/internal/stderrguard"
 	"github.com/lifecycled/lifecycled/lifecycle"
+	"github.com/lifecycled/lifecycled/settings"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
@@ -41,21 +43,18 @@ func runMain(args []string, stderr io.Writer) int {
 	// with status 2.
 	sigs := earlysignal.C()
 
-	guard := &epipeGuard{w: stderr, fd: -1}
-	if f, ok := stderr.(*os.File); ok {
-		guard.fd = int(f.Fd())
-	}
+	guard := stderrguard.New(stderr)
 	stderr = guard
 	cfg, code, ok := loadRunConfig(args, os.Environ(), os.Stdout, stderr)
 	if !ok {
 		return code
 	}
-	unsetOwnEnv()
+	settings.UnsetOwnEnv()
 	// From here on nothing writes to stderr in line: a stderr nobody
 	// reads must not block the stop (package background).
 	logs := background.New(logQueueLines)
 	defer logs.Close(logFlushMax)
-	logger, err := newLogger(cfg.logFormat, cfg.logLevel, logs.Writer(stderr))
+	logger, err := newLogger(cfg.LogFormat, cfg.LogLevel, logs.Writer(stderr))
 	if err != nil {
 		return usageError(logs.Writer(stderr), "%v", err)
 	}
@@ -73,57 +72,30 @@ func runMain(args []string, stderr io.Writer) int {
 // variable in it is a usage error, named before any other error, which
 // it may well explain (LIFECYCLED_DRAIN_DEALY and "--drain-quiet needs
 // --drain-delay").
-func loadRunConfig(args []string, environ []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
-	s, err := loadSettings(args, lookupEnv(environ), readFileBounded)
-	if isHelp(err) {
-		printRunUsage(stdout)
+func loadRunConfig(args []string, environ []string, stdout, stderr io.Writer) (*settings.Run, int, bool) {
+	s, err := settings.Load(args, settings.LookupEnv(environ), settings.ReadFile)
+	if errors.Is(err, settings.ErrHelp) {
+		settings.PrintUsage(stdout)
 		return nil, exitOK, false
 	}
-	if err := checkEnv((&settings{}).declare(), environ); err != nil {
+	if err := settings.CheckEnv(environ); err != nil {
 		return nil, usageError(stderr, "%v", err), false
 	}
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
 	}
-	cfg, err := newRunConfig(s)
+	cfg, err := s.Validate()
 	if err != nil {
 		return nil, usageError(stderr, "%v", err), false
 	}
-	cfg.settings = s
+	ver, rev := buildVersion()
+	cfg.Config.UserAgent, cfg.Config.Version, cfg.Config.Revision = userAgent(), ver, rev
 	return cfg, 0, true
 }
 
 func userAgent() string {
 	v, _ := buildVersion()
 	return "lifecycled/" + v
-}
-
-// lifecycleConfig is what the lifecycle needs of the settings.
-func (c *runConfig) lifecycleConfig() lifecycle.Config {
-	ver, rev := buildVersion()
-	return lifecycle.Config{
-		Name:               c.name,
-		Command:            c.command,
-		SingleChild:        c.singleChild,
-		SignalMap:          c.signalMap,
-		ExitCodeMap:        c.exitCodeMap,
-		Waits:              c.waits,
-		Wait:               c.wait,
-		Ready:              c.ready,
-		Live:               c.live,
-		PostStart:          c.postStart,
-		Stop:               c.drain,
-		HookLogDir:         c.hookLogDir,
-		TerminationLog:     c.terminationLog,
-		TerminationLogTail: c.terminationLogTail,
-		TerminationLogMax:  c.terminationLogMax,
-		TombstoneDir:       c.tombstoneDir,
-		ExitWith:           c.exitWith,
-		OnExitPost:         c.onExitPost,
-		UserAgent:          userAgent(),
-		Version:            ver,
-		Revision:           rev,
-	}
 }
 
 // exitError ends the actor group with the process's exit code.
@@ -136,16 +108,16 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // when it is done.
 //
 // Every line lifecycled writes from here on is a record of logger (one
-// stream, in --log-format), which writes to the guarded stderr (epipeGuard)
-// through logs, so that a stderr nobody reads never blocks an actor;
-// logs.Dropped counts what it had to drop.
-func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard *epipeGuard, sigs <-chan os.Signal) int {
+// stream, in --log-format), which writes to the guarded stderr
+// (internal/stderrguard) through logs, so that a stderr nobody reads never
+// blocks an actor; logs.Dropped counts what it had to drop.
+func runActors(cfg *settings.Run, logger *zap.Logger, logs *background.Queue, guard *stderrguard.Guard, sigs <-chan os.Signal) int {
 	subreaperErr := supervisor.BecomeSubreaper() // before the child starts: its orphans come here
 	// Metrics are registered only where /metrics serves them (--listen);
 	// without it they are kept, registered nowhere, for free.
 	var reg *prometheus.Registry
 	var registerer prometheus.Registerer // nil: promauto registers nowhere
-	if cfg.listen != "" {
+	if cfg.Listen != "" {
 		reg = prometheus.NewRegistry()
 		registerer = reg
 	}
@@ -157,39 +129,19 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 		Help: "Lines of lifecycled's own log dropped because stderr was not being read.",
 	}, func() float64 { return float64(logs.Dropped()) })
 	reaper := supervisor.NewReaper(logger, reaped.Inc)
-	lc := lifecycle.New(cfg.lifecycleConfig(), lifecycle.Deps{
+	lc := lifecycle.New(cfg.Config, lifecycle.Deps{
 		Logger: logger, Registry: reg, Reaper: reaper, ChildStderr: guard,
 	})
 
 	// The addresses are bound before the child starts: a busy one is a
 	// usage error (exit 2), not a child started and stopped again.
-	type server struct {
-		ln      net.Listener
-		handler func() http.Handler // built after the fork
-		maxBody int64
-	}
-	var servers []server
-	for _, s := range []struct {
-		addr     string
-		loopback bool
-		handler  func() http.Handler
-		maxBody  int64
-	}{
-		{cfg.listen, false, lc.Endpoints, 0},
-		{cfg.adminListen, true, lc.Admin, adminMaxBody},
-	} {
-		if s.addr == "" {
-			continue
-		}
-		ln, err := listen(s.addr, s.loopback)
-		if err != nil {
-			for _, prev := range servers {
-				_ = prev.ln.Close()
-			}
-			logger.Error("cannot listen", zap.Error(err))
-			return exitUsage
-		}
-		servers = append(servers, server{ln, s.handler, s.maxBody})
+	servers, err := httpserve.BindAll(
+		httpserve.Endpoint{Addr: cfg.Listen, Handler: lc.Endpoints},
+		httpserve.Endpoint{Addr: cfg.AdminListen, Loopback: true, Handler: lc.Admin, MaxBody: httpserve.AdminMaxBody},
+	)
+	if err != nil {
+		logger.Error("cannot listen", zap.Error(err))
+		return exitUsage
 	}
 
 	// Fork first: what follows only serves the run, and runs beside the
@@ -199,8 +151,8 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	if subreaperErr != nil {
 		logger.Warn("cannot become the reaper of the child's orphans", zap.Error(subreaperErr))
 	}
-	if cfg.terminationGrace > 0 {
-		if err := cfg.budget().Check(); err != nil {
+	if cfg.TerminationGrace > 0 {
+		if err := cfg.Budget().Check(); err != nil {
 			logger.Warn("stop sequence does not fit --termination-grace-period", zap.Error(err))
 		}
 	}
@@ -231,16 +183,16 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	}
 	actor(func(ctx context.Context) error { return handleSignals(ctx, sigs, guard, lc) })
 	for _, s := range servers {
-		srv := newHTTPServer(s.handler(), s.maxBody, logger)
-		actor(func(ctx context.Context) error { return serve(ctx, srv, s.ln) })
+		srv := httpserve.NewServer(s.Handler(), s.MaxBody, logger)
+		actor(func(ctx context.Context) error { return httpserve.Serve(ctx, srv, s.Listener) })
 	}
-	if cfg.ready != nil {
+	if cfg.Config.Ready != nil {
 		actor(lc.ProbeReadiness)
 	}
-	if cfg.live != nil {
+	if cfg.Config.Live != nil {
 		actor(lc.ProbeLiveness)
 	}
-	if len(cfg.exitWith) > 0 {
+	if len(cfg.Config.ExitWith) > 0 {
 		actor(lc.WatchExitWith)
 	}
 	// The lifecycle actor is never cut short: when another actor fails,
@@ -249,7 +201,7 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 	lifeCtx, endLife := context.WithCancelCause(context.Background())
 	g.Add(func() error { return exitError{lc.Run(lifeCtx)} }, endLife)
 
-	err := g.Run()
+	err = g.Run()
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -266,11 +218,11 @@ func runActors(cfg *runConfig, logger *zap.Logger, logs *background.Queue, guard
 // or in its first moments. Those signals go to SignalEarly and wait for the
 // child's handlers, as the ones that came before the start do; sent at
 // once, a SIGHUP would kill a shell before its trap.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, guard *epipeGuard, lc *lifecycle.Lifecycle) error {
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, guard *stderrguard.Guard, lc *lifecycle.Lifecycle) error {
 	handle := func(s os.Signal, to func(syscall.Signal)) {
 		sig := s.(syscall.Signal)
-		if sig == syscall.SIGPIPE && guard.ownSIGPIPE() {
-			return // lifecycled's own: see epipeGuard
+		if sig == syscall.SIGPIPE && guard.OwnSIGPIPE() {
+			return // lifecycled's own: see internal/stderrguard
 		}
 		to(sig)
 	}
@@ -285,4 +237,23 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, guard *epipeGuard
 			handle(s, lc.Signal)
 		}
 	}
+}
+
+// logStartup writes the one start-up line: what runs (version, commit, Go)
+// and with which effective settings, after flags, environment and file, so
+// that a log search finds how a container was configured without its spec.
+func logStartup(logger *zap.Logger, cfg *settings.Run) {
+	ver, rev := buildVersion()
+	if rev == "" {
+		rev = "unknown"
+	}
+	fields := []zap.Field{
+		zap.String("version", ver),
+		zap.String("commit", rev),
+		zap.String("go_version", runtime.Version()),
+	}
+	if cfg.Settings != nil {
+		fields = append(fields, zap.Object("settings", cfg.Settings))
+	}
+	logger.Info("starting", fields...)
 }

@@ -79,7 +79,7 @@ func TestUsageErrorMasksSecrets(t *testing.T) {
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			_, code, ok := loadRunConfig(args, env(nil), &stdout, &stderr)
+			_, code, ok := loadRunConfig(args, nil, &stdout, &stderr)
 			assert.False(t, ok)
 			assert.Equal(t, exitUsage, code)
 			assert.Contains(t, stderr.String(), "xxxxx")

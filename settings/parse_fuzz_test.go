@@ -1,6 +1,7 @@
-package main
+package settings
 
 import (
+	"errors"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/httpserve"
 )
 
 // checkOneLine fails the test unless err is a single line, as every usage error
@@ -33,7 +35,7 @@ func FuzzParseDuration(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		d, err := parseDuration(in)
+		d, err := ParseDuration(in)
 		if err != nil {
 			checkOneLine(t, strconv.Quote(in), err)
 			if !strings.Contains(err.Error(), strconv.Quote(strings.TrimSpace(in))) {
@@ -42,14 +44,14 @@ func FuzzParseDuration(f *testing.F) {
 			return
 		}
 		if d < 0 {
-			t.Fatalf("parseDuration(%q) = %v, negative", in, d)
+			t.Fatalf("ParseDuration(%q) = %v, negative", in, d)
 		}
 		if want, err := time.ParseDuration(strings.TrimSpace(in)); err == nil && want != d {
-			t.Fatalf("parseDuration(%q) = %v, time.ParseDuration says %v", in, d, want)
+			t.Fatalf("ParseDuration(%q) = %v, time.ParseDuration says %v", in, d, want)
 		}
-		back, err := parseDuration(d.String())
+		back, err := ParseDuration(d.String())
 		if err != nil || back != d {
-			t.Fatalf("parseDuration(%q) = %v, whose String parses to %v, %v", in, d, back, err)
+			t.Fatalf("ParseDuration(%q) = %v, whose String parses to %v, %v", in, d, back, err)
 		}
 		// A duration flag takes the same text and means the same.
 		var got time.Duration
@@ -80,7 +82,7 @@ func FuzzConfigFile(f *testing.F) {
 		all := defaultSettings()
 		all.Command = []string{"app"}
 		given := map[string]bool{}
-		for _, d := range (&settings{}).declare() {
+		for _, d := range (&Settings{}).declare() {
 			given[d.name] = d.name != ""
 		}
 		err := applyFile(all, data, given)
@@ -110,7 +112,7 @@ func FuzzConfigFile(f *testing.F) {
 			return
 		}
 		checkDurations(t, o)
-		cfg, err := newRunConfig(o)
+		cfg, err := o.Validate()
 		if err != nil {
 			checkOneLine(t, "validate", err)
 			return
@@ -155,8 +157,8 @@ func FuzzRunOptions(f *testing.F) {
 		}
 		getenv := func(k string) string { return env[k] }
 
-		o, set, err := parseSettings(args, getenv)
-		if isHelp(err) {
+		o, set, err := parse(args, getenv)
+		if errors.Is(err, ErrHelp) {
 			return
 		}
 		if err != nil {
@@ -167,7 +169,7 @@ func FuzzRunOptions(f *testing.F) {
 		// Flag beats environment: the environment variables of the flags
 		// given on the command line change nothing.
 		onCommandLine := map[string]bool{}
-		if _, cl, err := parseSettings(args, func(string) string { return "" }); err == nil {
+		if _, cl, err := parse(args, func(string) string { return "" }); err == nil {
 			onCommandLine = cl
 		}
 		envLess := func(k string) string {
@@ -178,19 +180,19 @@ func FuzzRunOptions(f *testing.F) {
 			}
 			return env[k]
 		}
-		o2, _, err := parseSettings(args, envLess)
+		o2, _, err := parse(args, envLess)
 		if err != nil || !reflect.DeepEqual(normalized(o), normalized(o2)) {
 			t.Fatalf("environment of flags given on the command line mattered:\n%+v\n%+v (%v)", o, o2, err)
 		}
 
 		// What parsed, written back as explicit flags, parses the same.
-		again, _, err := parseSettings(asArgs(o, set), func(string) string { return "" })
+		again, _, err := parse(asArgs(o, set), func(string) string { return "" })
 		if err != nil || !reflect.DeepEqual(normalized(o), normalized(again)) {
 			t.Fatalf("options do not survive a round trip through flags:\n got %+v\nthen %+v (%v)\nargs %q", o, again, err, asArgs(o, set))
 		}
 
 		checkDurations(t, o)
-		cfg, err := newRunConfig(o)
+		cfg, err := o.Validate()
 		if err != nil {
 			checkOneLine(t, "validate", err)
 			return
@@ -201,7 +203,7 @@ func FuzzRunOptions(f *testing.F) {
 
 // asArgs writes o back as command-line flags: those in set, then -- and
 // the command.
-func asArgs(o *settings, set map[string]bool) []string {
+func asArgs(o *Settings, set map[string]bool) []string {
 	var args []string
 	c := *o
 	decls := c.declare()
@@ -222,7 +224,7 @@ func asArgs(o *settings, set map[string]bool) []string {
 }
 
 // normalized makes empty lists nil, so that comparisons see values only.
-func normalized(o *settings) settings {
+func normalized(o *Settings) Settings {
 	n := *o
 	for _, l := range []*[]string{&n.SignalMap, &n.ExitCodeMap, &n.Wait, &n.ExitWith, &n.OnExitPost} {
 		if len(*l) == 0 {
@@ -236,15 +238,13 @@ func normalized(o *settings) settings {
 }
 
 // defaultSettings are the settings with nothing given.
-func defaultSettings() *settings {
-	s := &settings{}
-	s.declare()
-	return s
+func defaultSettings() *Settings {
+	return Defaults()
 }
 
 // checkDurations: no input may make a duration negative (an overflow
 // would).
-func checkDurations(t *testing.T, o *settings) {
+func checkDurations(t *testing.T, o *Settings) {
 	t.Helper()
 	for name, d := range map[string]time.Duration{
 		"grace-period": o.GracePeriod, "wait-interval": o.WaitInterval, "wait-timeout": o.WaitTimeout,
@@ -259,21 +259,21 @@ func checkDurations(t *testing.T, o *settings) {
 }
 
 // checkRunConfig: a configuration that validates is one lifecycled can run.
-func checkRunConfig(t *testing.T, c *runConfig) {
+func checkRunConfig(t *testing.T, c *Run) {
 	t.Helper()
-	if len(c.command) == 0 || c.stopSignal < 1 || c.stopSignal > 64 {
-		t.Fatalf("validated config cannot run: command %q, stop signal %d", c.command, c.stopSignal)
+	if len(c.Config.Command) == 0 || c.Config.Stop.StopSignal < 1 || c.Config.Stop.StopSignal > 64 {
+		t.Fatalf("validated config cannot run: command %q, stop signal %d", c.Config.Command, c.Config.Stop.StopSignal)
 	}
-	if checkName("name", c.name) != nil {
-		t.Fatalf("validated config has name %q", c.name)
+	if checkName("name", c.Config.Name) != nil {
+		t.Fatalf("validated config has name %q", c.Config.Name)
 	}
-	if c.ready != nil && (c.ready.Period <= 0 || c.ready.Timeout <= 0 || c.ready.SuccessThreshold < 1 || c.ready.FailureThreshold < 1) {
-		t.Fatalf("validated readiness probe %+v", *c.ready)
+	if c.Config.Ready != nil && (c.Config.Ready.Period <= 0 || c.Config.Ready.Timeout <= 0 || c.Config.Ready.SuccessThreshold < 1 || c.Config.Ready.FailureThreshold < 1) {
+		t.Fatalf("validated readiness probe %+v", *c.Config.Ready)
 	}
-	if c.adminListen != "" && checkLoopback(c.adminListen) != nil {
-		t.Fatalf("validated admin address %q is not loopback", c.adminListen)
+	if c.AdminListen != "" && httpserve.CheckLoopback(c.AdminListen) != nil {
+		t.Fatalf("validated admin address %q is not loopback", c.AdminListen)
 	}
-	for _, h := range []*hooks.Hook{c.postStart, c.preStop} {
+	for _, h := range []*hooks.Hook{c.Config.PostStart, c.Config.Stop.PreStop} {
 		if h != nil && (h.Timeout <= 0 || h.Sleep < 0) {
 			t.Fatalf("validated hook %+v", *h)
 		}

@@ -1,4 +1,9 @@
-package main
+// Package httpserve is how lifecycled serves HTTP (--listen and
+// --admin-listen): every limit of net/http set, a cap on open connections
+// that lets a fresh probe in over busy or idle clients, request bodies
+// refused or bounded, and addresses checked and bound before the child
+// starts.
+package httpserve
 
 import (
 	"bytes"
@@ -8,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,18 +36,18 @@ const (
 	// answers in milliseconds, and a kubelet probe on a fresh connection
 	// must not wait behind clients that trickle their requests in.
 	busyMax = 250 * time.Millisecond
-	// adminMaxBody bounds the body of an admin request (POST /drain,
+	// AdminMaxBody bounds the body of an admin request (POST /drain,
 	// /quitquitquit), which the endpoints ignore but some clients send
 	// ({} or a form); it must arrive within adminBodyTimeout.
-	adminMaxBody     = 4 << 10
+	AdminMaxBody     = 4 << 10
 	adminBodyTimeout = time.Second
 )
 
-// newHTTPServer returns a server with every limit set: a slow or hostile
+// NewServer returns a server with every limit set: a slow or hostile
 // client can hold neither a goroutine nor memory for long. maxBody is the
 // largest request body it takes (0: none, as the health endpoints and
 // /metrics take none).
-func newHTTPServer(h http.Handler, maxBody int64, logger *zap.Logger) *http.Server {
+func NewServer(h http.Handler, maxBody int64, logger *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           limitBody(h, maxBody, adminBodyTimeout),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -222,11 +228,44 @@ func (l *connLimiter) track(c net.Conn, s http.ConnState) {
 	}
 }
 
-// listen binds addr now, at start-up, so that a bad or busy address is a
+// Endpoint is one server lifecycled runs: the address to bind ("" for
+// none), whether it must be a loopback address, the handler (built once the
+// child has been forked) and the largest request body it takes.
+type Endpoint struct {
+	Addr     string
+	Loopback bool
+	Handler  func() http.Handler
+	MaxBody  int64
+	// Listener is set by BindAll.
+	Listener net.Listener
+}
+
+// BindAll binds every endpoint with an address, all or none: on an error
+// the ones already bound are closed.
+func BindAll(eps ...Endpoint) ([]Endpoint, error) {
+	var bound []Endpoint
+	for _, ep := range eps {
+		if ep.Addr == "" {
+			continue
+		}
+		ln, err := Listen(ep.Addr, ep.Loopback)
+		if err != nil {
+			for _, prev := range bound {
+				_ = prev.Listener.Close()
+			}
+			return nil, err
+		}
+		ep.Listener = ln
+		bound = append(bound, ep)
+	}
+	return bound, nil
+}
+
+// Listen binds addr now, at start-up, so that a bad or busy address is a
 // configuration error before the child starts rather than a log line later.
-func listen(addr string, loopbackOnly bool) (net.Listener, error) {
+func Listen(addr string, loopbackOnly bool) (net.Listener, error) {
 	if loopbackOnly {
-		if err := checkLoopback(addr); err != nil {
+		if err := CheckLoopback(addr); err != nil {
 			return nil, err
 		}
 	}
@@ -237,27 +276,55 @@ func listen(addr string, loopbackOnly bool) (net.Listener, error) {
 	return ln, nil
 }
 
-// checkLoopback refuses any address the admin endpoints could be reached on
+// CheckLoopback refuses any address the admin endpoints could be reached on
 // from outside the pod: only 127.0.0.0/8, ::1 and localhost.
-func checkLoopback(addr string) error {
+func CheckLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("admin address %q: %s", addr, addrReason(err))
 	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+	if !IsLoopback(host) {
 		return fmt.Errorf("admin address %q is not a loopback address (use 127.0.0.1:PORT)", addr)
 	}
 	return nil
 }
 
-// serve is an actor: it serves on ln until ctx is done, then shuts down,
+// IsLoopback reports whether host (no port; an IPv6 address with or
+// without brackets) is localhost, in any letter case as host names are, or
+// a loopback address. It is the one rule for --admin-listen and for the
+// Host header the admin endpoints answer to.
+func IsLoopback(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckAddr checks that addr is HOST:PORT (the host may be empty).
+func CheckAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("address %q: %s", addr, addrReason(err))
+	}
+	return nil
+}
+
+// addrReason is what is wrong with an address, without the address itself:
+// net.AddrError repeats it unquoted, so a newline in it would split the one
+// line of a usage error.
+func addrReason(err error) string {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
+	return err.Error()
+}
+
+// Serve is an actor: it serves on ln until ctx is done, then shuts down,
 // giving in-flight requests 100 ms: by then the child is gone, and a probe
 // or scrape that is still running must not hold up the container's exit.
-func serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	lim := newConnLimiter(ln, maxConns, busyMax)
 	srv.ConnState = lim.track
 	errc := make(chan error, 1)

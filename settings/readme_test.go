@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"os"
@@ -11,10 +11,10 @@ import (
 // TestREADMEDocumentsEveryFlag keeps the README's flag table true: a flag
 // added to the code and not to the README fails here.
 func TestREADMEDocumentsEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	n := 0
-	for _, d := range (&settings{}).declare() {
+	for _, d := range (&Settings{}).declare() {
 		if d.name == "" {
 			continue
 		}

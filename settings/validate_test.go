@@ -1,10 +1,9 @@
-package main
+package settings
 
 import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -53,15 +52,15 @@ func TestParseRunOptionsPrecedence(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			cfg, code, ok := loadRunConfig(tt.args, env(tt.env), &stdout, &stderr)
 			require.True(t, ok, "exit %d: %s", code, stderr.String())
-			assert.Equal(t, tt.wantGrace, cfg.gracePeriod)
-			assert.Equal(t, tt.wantDelay, cfg.drain.DrainDelay)
+			assert.Equal(t, tt.wantGrace, cfg.Config.Stop.GracePeriod)
+			assert.Equal(t, tt.wantDelay, cfg.Config.Stop.DrainDelay)
 			assert.Equal(t, tt.wantStop, strings.TrimPrefix(signalName(cfg), "SIG"))
 			var waits []string
-			for _, w := range cfg.waits {
+			for _, w := range cfg.Config.Waits {
 				waits = append(waits, w.String())
 			}
 			assert.Equal(t, tt.wantWait, waits)
-			assert.Equal(t, []string{"app"}, cfg.command)
+			assert.Equal(t, []string{"app"}, cfg.Config.Command)
 		})
 	}
 }
@@ -173,30 +172,30 @@ tombstoneDir: /tmp/t
 	var stdout, stderr bytes.Buffer
 	cfg, _, ok := loadRunConfig([]string{"--config", file, "--", "app"}, env(nil), &stdout, &stderr)
 	require.True(t, ok, stderr.String())
-	require.NotNil(t, cfg.ready)
-	assert.Equal(t, "http://127.0.0.1:8080/healthz", cfg.ready.Target.String())
-	assert.Equal(t, 2*time.Second, cfg.ready.InitialDelay)
-	assert.Equal(t, 5*time.Second, cfg.ready.Period)
-	assert.Equal(t, 2*time.Second, cfg.ready.Timeout)
-	assert.Equal(t, 2, cfg.ready.SuccessThreshold)
-	assert.Equal(t, 4, cfg.ready.FailureThreshold)
-	require.NotNil(t, cfg.live)
-	assert.Equal(t, "tcp://127.0.0.1:8081", cfg.live.Target.String())
-	assert.Equal(t, 7*time.Second, cfg.live.Period)
-	assert.Equal(t, time.Second, cfg.live.Timeout, "the default")
-	assert.Equal(t, 1, cfg.live.SuccessThreshold)
-	assert.Equal(t, 5, cfg.live.FailureThreshold)
-	assert.True(t, cfg.live.Liveness)
-	require.NotNil(t, cfg.postStart)
-	assert.Equal(t, "http://127.0.0.1:8080/warm", cfg.postStart.HTTPURL)
-	require.NotNil(t, cfg.preStop)
-	assert.Equal(t, []string{"/bin/sh", "-c", "echo bye"}, cfg.preStop.Exec)
-	assert.False(t, cfg.preStop.Shell, "Kubernetes exec handlers are exec form")
-	assert.Equal(t, 45*time.Second, cfg.terminationGrace)
-	assert.Equal(t, 8080, cfg.drain.DrainPort)
-	assert.Equal(t, 20*time.Second, cfg.drain.DrainTimeout)
-	assert.Equal(t, "web", cfg.name)
-	assert.Equal(t, []string{"main"}, cfg.exitWith)
+	require.NotNil(t, cfg.Config.Ready)
+	assert.Equal(t, "http://127.0.0.1:8080/healthz", cfg.Config.Ready.Target.String())
+	assert.Equal(t, 2*time.Second, cfg.Config.Ready.InitialDelay)
+	assert.Equal(t, 5*time.Second, cfg.Config.Ready.Period)
+	assert.Equal(t, 2*time.Second, cfg.Config.Ready.Timeout)
+	assert.Equal(t, 2, cfg.Config.Ready.SuccessThreshold)
+	assert.Equal(t, 4, cfg.Config.Ready.FailureThreshold)
+	require.NotNil(t, cfg.Config.Live)
+	assert.Equal(t, "tcp://127.0.0.1:8081", cfg.Config.Live.Target.String())
+	assert.Equal(t, 7*time.Second, cfg.Config.Live.Period)
+	assert.Equal(t, time.Second, cfg.Config.Live.Timeout, "the default")
+	assert.Equal(t, 1, cfg.Config.Live.SuccessThreshold)
+	assert.Equal(t, 5, cfg.Config.Live.FailureThreshold)
+	assert.True(t, cfg.Config.Live.Liveness)
+	require.NotNil(t, cfg.Config.PostStart)
+	assert.Equal(t, "http://127.0.0.1:8080/warm", cfg.Config.PostStart.HTTPURL)
+	require.NotNil(t, cfg.Config.Stop.PreStop)
+	assert.Equal(t, []string{"/bin/sh", "-c", "echo bye"}, cfg.Config.Stop.PreStop.Exec)
+	assert.False(t, cfg.Config.Stop.PreStop.Shell, "Kubernetes exec handlers are exec form")
+	assert.Equal(t, 45*time.Second, cfg.TerminationGrace)
+	assert.Equal(t, 8080, cfg.Config.Stop.DrainPort)
+	assert.Equal(t, 20*time.Second, cfg.Config.Stop.DrainTimeout)
+	assert.Equal(t, "web", cfg.Config.Name)
+	assert.Equal(t, []string{"main"}, cfg.Config.ExitWith)
 }
 
 func TestParseDuration(t *testing.T) {
@@ -219,7 +218,7 @@ func TestParseDuration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseDuration(tt.in)
+			got, err := ParseDuration(tt.in)
 			if !tt.ok {
 				assert.Error(t, err)
 				return
@@ -230,33 +229,7 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-func TestExplainBudget(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		code int
-		want string
-	}{
-		{"fits", []string{"--drain-delay", "5s", "--termination-grace-period", "30s", "--", "app"}, 0, "Budget: fits"},
-		{"too long", []string{"--drain-delay", "25s", "--termination-grace-period", "30s"}, 1, "DOES NOT FIT"},
-		{"stop signal squeezed", []string{"--drain-delay", "29s", "--grace-period", "0s", "--termination-grace-period", "30s"}, 1, "DOES NOT FIT"},
-		{"unchecked", []string{"--drain-delay", "25s"}, 0, "not checked"},
-		{"bad flag", []string{"--drain-delay", "x"}, 2, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := explainMain(tt.args, &stdout, &stderr)
-			assert.Equal(t, tt.code, code, stderr.String())
-			assert.Contains(t, stdout.String(), tt.want)
-			if code != 2 {
-				assert.Contains(t, stdout.String(), "SIGKILL at")
-			}
-		})
-	}
-}
-
-func signalName(c *runConfig) string { return supervisor.SignalName(c.stopSignal) }
+func signalName(c *Run) string { return supervisor.SignalName(c.Config.Stop.StopSignal) }
 
 func TestCheckName(t *testing.T) {
 	for _, tt := range []struct {
@@ -294,33 +267,5 @@ func TestCommandName(t *testing.T) {
 		}
 		require.NoError(t, err)
 		assert.Equal(t, tt.want, got)
-	}
-}
-
-func TestVersionFrom(t *testing.T) {
-	bi := func(ver string, settings ...string) *debug.BuildInfo {
-		b := &debug.BuildInfo{Main: debug.Module{Version: ver}}
-		for i := 0; i+1 < len(settings); i += 2 {
-			b.Settings = append(b.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
-		}
-		return b
-	}
-	for _, tt := range []struct {
-		name             string
-		ver, rev         string
-		bi               *debug.BuildInfo
-		wantVer, wantRev string
-	}{
-		{"go install @version", "dev", "", bi("v1.2.3"), "v1.2.3", ""},
-		{"plain build in a checkout", "dev", "", bi("v0.0.0-20261130-abc", "vcs.revision", "abc", "vcs.modified", "true"), "v0.0.0-20261130-abc", "abc-dirty"},
-		{"no VCS", "dev", "", bi("(devel)"), "dev", ""},
-		{"ldflags win", "v9", "cafe", bi("v1.2.3", "vcs.revision", "abc"), "v9", "cafe"},
-		{"no build info", "dev", "", nil, "dev", ""},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			v, r := versionFrom(tt.ver, tt.rev, tt.bi)
-			assert.Equal(t, tt.wantVer, v)
-			assert.Equal(t, tt.wantRev, r)
-		})
 	}
 }

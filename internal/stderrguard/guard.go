@@ -1,61 +1,31 @@
-package main
+// Package stderrguard is lifecycled's stderr: it tells lifecycled's own
+// SIGPIPEs from those sent to it, and drops the writes that could only stop
+// it. When the reader of stderr is gone (a log collector that died,
+// `lifecycled ... 2>&1 | head`), every log write fails with EPIPE and the
+// kernel sends lifecycled SIGPIPE. os/signal cannot say where a signal came
+// from, and forwarding these to the child, as every other SIGPIPE is, would
+// kill the application for lifecycled's broken log.
+package stderrguard
 
 import (
 	"errors"
-	"fmt"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
-
-	"github.com/lifecycled/lifecycled/internal/logschema"
-	"github.com/lifecycled/lifecycled/redact"
 )
 
-// newLogger builds lifecycled's own logger. It writes to w (stderr): stdout
-// belongs to the child alone.
-func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
-	}
-	encCfg := logschema.EncoderConfig()
-	var enc zapcore.Encoder
-	switch format {
-	case "json":
-		enc = zapcore.NewJSONEncoder(encCfg)
-	case "console":
-		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
-		enc = zapcore.NewConsoleEncoder(encCfg)
-	default:
-		return nil, fmt.Errorf("bad --log-format %q: want json or console", format)
-	}
-	sink := zapcore.Lock(zapcore.AddSync(w))
-	// zap reports its own write errors on ErrorOutput, os.Stderr by
-	// default: it goes through w as well, so that epipeGuard sees it.
-	// redact.Core: no log line shows the password of a URL (a target, a
-	// hook, an error naming either).
-	return zap.New(redact.Core(zapcore.NewCore(enc, sink, lvl)), zap.ErrorOutput(sink)).Named("lifecycled"), nil
-}
-
-// epipeGuard is lifecycled's stderr. It tells lifecycled's own SIGPIPEs from
-// those sent to it. When the reader of stderr is gone (a log collector that
-// died, `lifecycled ... 2>&1 | head`), every log write fails with EPIPE and
-// the kernel sends lifecycled SIGPIPE. os/signal cannot say where a signal
-// came from, and forwarding these to the child, as every other SIGPIPE is,
-// would kill the application for lifecycled's broken log. The guard counts
-// the writes in flight and remembers the last EPIPE, which a write records
-// before it counts itself done.
+// Guard wraps stderr. It counts the writes in flight and remembers the last
+// EPIPE, which a write records before it counts itself done.
 //
 // It also drops a write that could only stop lifecycled: stderr is a
 // terminal, the child's group holds the foreground and `stty tostop` is
 // set. The kernel would answer each such write with SIGTTOU, which
 // lifecycled catches (and forwards), and the write would restart forever.
-type epipeGuard struct {
+type Guard struct {
 	w  io.Writer
 	fd int // stderr's descriptor, -1 if w is not a file
 
@@ -66,7 +36,16 @@ type epipeGuard struct {
 	epipe   time.Time     // when a write last failed with EPIPE
 }
 
-func (g *epipeGuard) Write(p []byte) (int, error) {
+// New guards w; an *os.File is also checked for the terminal's TOSTOP.
+func New(w io.Writer) *Guard {
+	g := &Guard{w: w, fd: -1}
+	if f, ok := w.(*os.File); ok {
+		g.fd = int(f.Fd())
+	}
+	return g
+}
+
+func (g *Guard) Write(p []byte) (int, error) {
 	if g.fd >= 0 && stoppedByTTY(g.fd) {
 		return len(p), nil
 	}
@@ -89,13 +68,13 @@ func (g *epipeGuard) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ownSIGPIPE reports whether the SIGPIPE being handled came from a write
+// OwnSIGPIPE reports whether the SIGPIPE being handled came from a write
 // of g's: one failed with EPIPE in the last second, or does so among the
 // writes in flight, which it waits for until they are 100 ms old: a write
 // to a pipe whose reader is gone fails at once, and one that blocks on a
 // stalled reader cannot have raised this SIGPIPE (nor may it delay the
 // signals queued behind this one). A nil guard owns nothing.
-func (g *epipeGuard) ownSIGPIPE() bool {
+func (g *Guard) OwnSIGPIPE() bool {
 	if g == nil {
 		return false
 	}

@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"bytes"
@@ -79,27 +79,5 @@ func TestSettingsDecimalPort(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cfg, _, ok := loadRunConfig([]string{"--drain-connections", "010", "--", "app"}, nil, &stdout, &stderr)
 	require.True(t, ok, stderr.String())
-	assert.Equal(t, 10, cfg.drain.DrainPort, "010 is ten, not octal eight")
-}
-
-// TestSubcommandsUnknownEnv: wait and probe refuse an unknown LIFECYCLED_
-// variable too, and take the run flags' variables.
-func TestSubcommandsUnknownEnv(t *testing.T) {
-	for _, cmd := range []func(args, environ []string, stdout, stderr *bytes.Buffer) int{
-		func(args, environ []string, stdout, stderr *bytes.Buffer) int {
-			return waitMain(args, environ, stdout, stderr)
-		},
-		func(args, environ []string, stdout, stderr *bytes.Buffer) int {
-			return probeMain(args, environ, stdout, stderr)
-		},
-	} {
-		var stdout, stderr bytes.Buffer
-		code := cmd([]string{"tcp://127.0.0.1:1"}, []string{"LIFECYCLED_READY_TIMOUT=1s"}, &stdout, &stderr)
-		assert.Equal(t, exitUsage, code)
-		assert.Contains(t, stderr.String(), "unknown environment variable LIFECYCLED_READY_TIMOUT (did you mean LIFECYCLED_READY_TIMEOUT?)")
-		assert.Equal(t, 1, bytes.Count(stderr.Bytes(), []byte("\n")), "one line: %q", stderr.String())
-
-		stdout.Reset()
-		assert.Equal(t, exitOK, cmd([]string{"--help"}, []string{"LIFECYCLED_READY_TIMOUT=1s"}, &stdout, &stderr), "--help still helps")
-	}
+	assert.Equal(t, 10, cfg.Config.Stop.DrainPort, "010 is ten, not octal eight")
 }

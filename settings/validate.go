@@ -1,9 +1,8 @@
-package main
+package settings
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,44 +12,32 @@ import (
 
 	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/hooks"
+	"github.com/lifecycled/lifecycled/internal/httpserve"
+	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/lifecycle"
 	"github.com/lifecycled/lifecycled/probes"
-	"github.com/lifecycled/lifecycled/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 )
 
-// runConfig is the validated, typed form of runOptions: everything a run
-// needs, with every bad input already turned into a usage error.
-type runConfig struct {
-	logFormat, logLevel string
-	name                string
-	command             []string
+// Run is what a run needs, validated and typed: the lifecycle's own Config
+// and the few settings the process itself acts on. Every bad input has
+// already been turned into a usage error.
+type Run struct {
+	// Config is the lifecycle's; its UserAgent, Version and Revision are
+	// the binary's, set by the caller.
+	Config lifecycle.Config
 
-	singleChild bool
-	signalMap   supervisor.SignalMap
-	exitCodeMap supervisor.ExitCodeMap
-	stopSignal  syscall.Signal
-	// stopSignalFrom says which setting chose stopSignal, for explain.
-	stopSignalFrom string
-	gracePeriod    time.Duration
+	LogFormat, LogLevel string
+	Listen, AdminListen string
+	// TerminationGrace is --termination-grace-period, the time the stop
+	// sequence is checked against (0: not checked).
+	TerminationGrace time.Duration
+	// StopSignalFrom says which setting chose Config.Stop.StopSignal, for
+	// explain.
+	StopSignalFrom string
 
-	waits []probes.Target
-	wait  probes.WaitConfig
-	ready *probes.ProbeSpec
-	live  *probes.ProbeSpec
-
-	listen, adminListen string
-
-	postStart, preStop *hooks.Hook
-	drain              drain.Config
-	terminationGrace   time.Duration
-
-	hookLogDir, terminationLog, tombstoneDir string
-	terminationLogTail                       bool
-	terminationLogMax                        int
-	exitWith, onExitPost                     []string
-
-	settings *settings // as given, for the start-up log line
+	// Settings are the settings as given, for the start-up log line.
+	Settings *Settings
 }
 
 // The bounds of --termination-log-max: the kubelet reads at most the last
@@ -60,141 +47,145 @@ const (
 	maxTerminationLog = lifecycle.MaxTerminationMessage
 )
 
-// newRunConfig validates s into a runConfig. Every error is one line naming
-// the flag and the bad value; main turns it into exit code 2.
-func newRunConfig(o *settings) (*runConfig, error) {
-	if len(o.Command) == 0 {
+// Validate checks the settings and returns the Run it makes. Every error is one line
+// naming the flag and the bad value; the caller turns it into exit code 2.
+func (s *Settings) Validate() (*Run, error) {
+	if len(s.Command) == 0 {
 		return nil, errors.New("no COMMAND given: lifecycled [FLAGS] -- COMMAND [ARG...]")
 	}
-	c := &runConfig{
-		logFormat:      o.LogFormat,
-		logLevel:       o.LogLevel,
-		command:        o.Command,
-		singleChild:    o.SingleChild,
-		gracePeriod:    o.GracePeriod,
-		listen:         o.Listen,
-		adminListen:    o.AdminListen,
-		hookLogDir:     o.HookLogDir,
-		terminationLog: o.TerminationLog,
-
-		terminationLogTail: o.TerminationLogTail,
-		terminationLogMax:  o.TerminationLogMax,
-		tombstoneDir:       o.TombstoneDir,
-		exitWith:           o.ExitWith,
-		onExitPost:         o.OnExitPost,
-
-		terminationGrace: o.TerminationGracePeriod,
+	r := &Run{
+		LogFormat:        s.LogFormat,
+		LogLevel:         s.LogLevel,
+		Listen:           s.Listen,
+		AdminListen:      s.AdminListen,
+		TerminationGrace: s.TerminationGracePeriod,
+		Settings:         s,
+	}
+	c := &r.Config
+	*c = lifecycle.Config{
+		Command:            s.Command,
+		SingleChild:        s.SingleChild,
+		HookLogDir:         s.HookLogDir,
+		TerminationLog:     s.TerminationLog,
+		TerminationLogTail: s.TerminationLogTail,
+		TerminationLogMax:  s.TerminationLogMax,
+		TombstoneDir:       s.TombstoneDir,
+		ExitWith:           s.ExitWith,
+		OnExitPost:         s.OnExitPost,
 	}
 	var err error
-	if c.signalMap, err = supervisor.ParseSignalMap(o.SignalMap); err != nil {
+	if c.SignalMap, err = supervisor.ParseSignalMap(s.SignalMap); err != nil {
 		return nil, fmt.Errorf("--signal-map: %w", err)
 	}
-	if c.exitCodeMap, err = supervisor.ParseExitCodeMap(o.ExitCodeMap); err != nil {
+	if c.ExitCodeMap, err = supervisor.ParseExitCodeMap(s.ExitCodeMap); err != nil {
 		return nil, fmt.Errorf("--exit-code-map: %w", err)
 	}
-	if c.stopSignal, c.stopSignalFrom, err = stopSignal(o.StopSignal, c.signalMap); err != nil {
+	stop, from, err := stopSignal(s.StopSignal, c.SignalMap)
+	if err != nil {
 		return nil, err
 	}
-	if o.Command[0] == "" {
+	r.StopSignalFrom = from
+	if s.Command[0] == "" {
 		return nil, errors.New(`empty COMMAND (""): lifecycled [FLAGS] -- COMMAND [ARG...]`)
 	}
-	if c.name, err = commandName(o.Name, o.Command[0]); err != nil {
+	if c.Name, err = commandName(s.Name, s.Command[0]); err != nil {
 		return nil, err
 	}
-	for _, n := range o.ExitWith {
+	for _, n := range s.ExitWith {
 		if err := checkName("--exit-with", n); err != nil {
 			return nil, err
 		}
 	}
-	if len(o.ExitWith) > 0 && o.TombstoneDir == "" {
+	if len(s.ExitWith) > 0 && s.TombstoneDir == "" {
 		return nil, errors.New("--exit-with needs --tombstone-dir: the tombstones to watch live there")
 	}
 
-	for _, w := range o.Wait {
+	for _, w := range s.Wait {
 		t, err := probes.ParseTarget(w, false)
 		if err != nil {
 			return nil, fmt.Errorf("--wait: %w", err)
 		}
-		c.waits = append(c.waits, t)
+		c.Waits = append(c.Waits, t)
 	}
-	c.wait = probes.WaitConfig{MaxInterval: o.WaitInterval, Timeout: o.WaitTimeout, ProgressEvery: 5 * time.Second}
-	if o.WaitInterval <= 0 {
-		return nil, fmt.Errorf("--wait-interval %s: must be more than 0", o.WaitInterval)
+	c.Wait = probes.WaitConfig{MaxInterval: s.WaitInterval, Timeout: s.WaitTimeout, ProgressEvery: 5 * time.Second}
+	if s.WaitInterval <= 0 {
+		return nil, fmt.Errorf("--wait-interval %s: must be more than 0", s.WaitInterval)
 	}
 
-	if c.ready, err = o.Ready.spec("--ready"); err != nil {
+	if c.Ready, err = s.Ready.spec("--ready"); err != nil {
 		return nil, err
 	}
 
-	if m := o.TerminationLogMax; m < minTerminationLog || m > maxTerminationLog {
+	if m := s.TerminationLogMax; m < minTerminationLog || m > maxTerminationLog {
 		return nil, fmt.Errorf("--termination-log-max %d: want %d to %d (the kubelet reads at most the last %d bytes)", m, minTerminationLog, maxTerminationLog, maxTerminationLog)
 	}
-	if o.TerminationLogTail && o.TerminationLog == "" {
+	if s.TerminationLogTail && s.TerminationLog == "" {
 		return nil, errors.New("--termination-log-tail needs --termination-log: the tail goes into that file")
 	}
-	if c.live, err = o.Live.spec("--live"); err != nil {
+	if c.Live, err = s.Live.spec("--live"); err != nil {
 		return nil, err
 	}
-	if c.live != nil {
-		if c.live.SuccessThreshold != 1 {
-			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", c.live.SuccessThreshold)
+	if c.Live != nil {
+		if c.Live.SuccessThreshold != 1 {
+			return nil, fmt.Errorf("--live-success-threshold %d: must be 1 (Kubernetes requires it of liveness probes)", c.Live.SuccessThreshold)
 		}
-		c.live.Liveness = true
+		c.Live.Liveness = true
 	}
 
-	if o.HookTimeout <= 0 {
-		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", o.HookTimeout)
+	if s.HookTimeout <= 0 {
+		return nil, fmt.Errorf("--hook-timeout %s: must be more than 0", s.HookTimeout)
 	}
-	if c.postStart, err = newHook(hooks.PostStart, "--post-start", o.PostStart, o.HookTimeout); err != nil {
+	if c.PostStart, err = newHook(hooks.PostStart, "--post-start", s.PostStart, s.HookTimeout); err != nil {
 		return nil, err
 	}
-	if c.preStop, err = newHook(hooks.PreStop, "--pre-stop", o.PreStop, o.HookTimeout); err != nil {
+	preStop, err := newHook(hooks.PreStop, "--pre-stop", s.PreStop, s.HookTimeout)
+	if err != nil {
 		return nil, err
 	}
-	if o.DrainConnections < 0 || o.DrainConnections > 65535 {
-		return nil, fmt.Errorf("--drain-connections %d: not a port number", o.DrainConnections)
+	if s.DrainConnections < 0 || s.DrainConnections > 65535 {
+		return nil, fmt.Errorf("--drain-connections %d: not a port number", s.DrainConnections)
 	}
-	quietPorts, err := adaptiveDrain(o, c.ready, c.live)
+	quietPorts, err := adaptiveDrain(s, c.Ready, c.Live)
 	if err != nil {
 		return nil, err
 	}
 	var keepReady bool
-	switch o.DrainReadiness {
+	switch s.DrainReadiness {
 	case "fail":
 	case "keep":
 		keepReady = true
 	default:
-		return nil, fmt.Errorf("--drain-readiness %q: want fail or keep", o.DrainReadiness)
+		return nil, fmt.Errorf("--drain-readiness %q: want fail or keep", s.DrainReadiness)
 	}
-	c.drain = drain.Config{
+	c.Stop = drain.Config{
 		KeepReady:    keepReady,
-		DrainQuiet:   o.DrainQuiet,
-		DrainMin:     o.DrainMin,
+		DrainQuiet:   s.DrainQuiet,
+		DrainMin:     s.DrainMin,
 		QuietPorts:   quietPorts,
-		DrainDelay:   o.DrainDelay,
-		DrainPort:    o.DrainConnections,
-		DrainTimeout: o.DrainTimeout,
-		PreStop:      c.preStop,
-		StopSignal:   c.stopSignal,
-		GracePeriod:  o.GracePeriod,
+		DrainDelay:   s.DrainDelay,
+		DrainPort:    s.DrainConnections,
+		DrainTimeout: s.DrainTimeout,
+		PreStop:      preStop,
+		StopSignal:   stop,
+		GracePeriod:  s.GracePeriod,
 		ProcRoot:     "/proc",
 	}
-	if c.listen != "" {
-		if _, _, err := splitAddr(c.listen); err != nil {
+	if r.Listen != "" {
+		if err := httpserve.CheckAddr(r.Listen); err != nil {
 			return nil, fmt.Errorf("--listen: %w", err)
 		}
 	}
-	if c.adminListen != "" {
-		if err := checkLoopback(c.adminListen); err != nil {
+	if r.AdminListen != "" {
+		if err := httpserve.CheckLoopback(r.AdminListen); err != nil {
 			return nil, fmt.Errorf("--admin-listen: %w", err)
 		}
 	}
-	for _, u := range o.OnExitPost {
+	for _, u := range s.OnExitPost {
 		if !isHTTPURL(u) {
 			return nil, fmt.Errorf("--on-exit-post %q: want an http:// or https:// URL", redact.URL(u))
 		}
 	}
-	return c, nil
+	return r, nil
 }
 
 // stopSignal decides the signal the stop sequence sends. SIGTERM and
@@ -241,12 +232,7 @@ func stopSignal(flag string, m supervisor.SignalMap) (syscall.Signal, string, er
 // forwarded reports whether lifecycled receives sig and passes it on (or,
 // for TERM and INT, acts on it), so that a map from it can take effect.
 func forwarded(sig syscall.Signal) bool {
-	for _, s := range supervisor.ForwardedSignals() {
-		if s == sig {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(supervisor.ForwardedSignals(), sig)
 }
 
 func notForwarded(sig syscall.Signal) string {
@@ -277,7 +263,7 @@ func cannotStop(sig syscall.Signal) string {
 }
 
 // spec is the probe to run, nil if no target was given.
-func (p probeSettings) spec(flag string) (*probes.ProbeSpec, error) {
+func (p Probe) spec(flag string) (*probes.ProbeSpec, error) {
 	if !p.Target.set {
 		return nil, nil
 	}
@@ -303,7 +289,7 @@ func isHTTPURL(u string) bool {
 // app's serving port, and the ports of the --ready and --live targets,
 // which check the app itself (lifecycled's own probes are not counted as
 // traffic, see drain.Dials).
-func adaptiveDrain(o *settings, ready, live *probes.ProbeSpec) ([]int, error) {
+func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 	if o.DrainQuiet <= 0 {
 		if o.DrainMin > 0 {
 			return nil, errors.New("--drain-min needs --drain-quiet (the adaptive drain)")
@@ -350,7 +336,7 @@ func adaptiveDrain(o *settings, ready, live *probes.ProbeSpec) ([]int, error) {
 }
 
 // newHook builds a hook from its handlers; at most one may be set.
-func newHook(name, flagName string, h hookSettings, timeout time.Duration) (*hooks.Hook, error) {
+func newHook(name, flagName string, h Hook, timeout time.Duration) (*hooks.Hook, error) {
 	n := 0
 	for _, set := range []bool{h.Exec.Argv != nil, h.HTTP != "", h.Sleep > 0} {
 		if set {
@@ -373,14 +359,15 @@ func newHook(name, flagName string, h hookSettings, timeout time.Duration) (*hoo
 	return nil, nil
 }
 
-// budget is the stop sequence's time budget for --termination-grace-period.
-func (c *runConfig) budget() drain.Budget {
-	b := drain.Budget{DrainDelay: c.drain.DrainDelay, DrainPort: c.drain.DrainPort, GracePeriod: c.gracePeriod, TerminationGracePeriod: c.terminationGrace}
-	if c.drain.DrainPort != 0 {
-		b.DrainTimeout = c.drain.DrainTimeout
+// Budget is the stop sequence's time budget for --termination-grace-period.
+func (r *Run) Budget() drain.Budget {
+	st := r.Config.Stop
+	b := drain.Budget{DrainDelay: st.DrainDelay, DrainPort: st.DrainPort, GracePeriod: st.GracePeriod, TerminationGracePeriod: r.TerminationGrace}
+	if st.DrainPort != 0 {
+		b.DrainTimeout = st.DrainTimeout
 	}
-	if c.preStop != nil {
-		b.PreStopTimeout = c.preStop.MaxDuration()
+	if st.PreStop != nil {
+		b.PreStopTimeout = st.PreStop.MaxDuration()
 	}
 	return b
 }
@@ -425,31 +412,4 @@ func checkName(flagName, name string) error {
 		return nil
 	}
 	return fmt.Errorf("%s %q: %s", flagName, name, bad)
-}
-
-func splitAddr(addr string) (string, string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", "", fmt.Errorf("address %q: %s", addr, addrReason(err))
-	}
-	return host, port, nil
-}
-
-// addrReason is what is wrong with an address, without the address itself:
-// net.AddrError repeats it unquoted, so a newline in it would split the one
-// line of a usage error.
-func addrReason(err error) string {
-	var ae *net.AddrError
-	if errors.As(err, &ae) {
-		return ae.Err
-	}
-	return err.Error()
-}
-
-// sprintfLine formats one line for stderr: no line break inside, and no
-// password of a URL it names.
-func sprintfLine(format string, args ...any) string {
-	s := redact.URLs(fmt.Sprintf(format, args...))
-	s = strings.ReplaceAll(s, "\n", " ")
-	return s + "\n"
 }

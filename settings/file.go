@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,23 +61,23 @@ func (n *node) scalar() (string, error) {
 // set writes a single value, or a list of them, through v, as the
 // environment does.
 func (n *node) set(v value) error {
-	if isList(v) {
-		if n.Kind != yaml.SequenceNode {
-			return n.errorf("want a list, not %s", n.kind())
-		}
-		*v.(*listValue) = nil
-		for _, item := range n.Content {
-			it := &node{resolve(item), n.key}
-			s, err := it.scalar()
-			if err != nil {
-				return err
-			}
-			if err := v.Set(s); err != nil {
-				return it.errorf("%q: %v", s, err)
-			}
-		}
-		return nil
+	if !isList(v) {
+		return n.setScalar(v)
 	}
+	if n.Kind != yaml.SequenceNode {
+		return n.errorf("want a list, not %s", n.kind())
+	}
+	*v.(*listValue) = nil
+	for _, item := range n.Content {
+		if err := (&node{resolve(item), n.key}).setScalar(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setScalar writes the node's single value through v.
+func (n *node) setScalar(v value) error {
 	s, err := n.scalar()
 	if err != nil {
 		return err
@@ -152,7 +153,7 @@ func (n *node) fields(known ...string) (map[string]*node, error) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolve(n.Content[i+1])
 		key := n.key + "." + k.Value
-		if !contains(known, k.Value) {
+		if !slices.Contains(known, k.Value) {
 			return nil, fmt.Errorf("line %d: field %s is not a known field", k.Line, key)
 		}
 		if v.Tag != "!!null" {
@@ -171,7 +172,7 @@ func (n *node) strings() ([]string, error) {
 
 // probeHandler reads the handler of a core/v1 Probe: exactly one of exec,
 // httpGet, tcpSocket, grpc.
-func (n *node) probeHandler(t *target) error {
+func (n *node) probeHandler(t *Target) error {
 	if n.Kind != yaml.MappingNode {
 		return n.errorf("want a mapping, not %s", n.kind())
 	}
@@ -203,7 +204,7 @@ func (n *node) probeHandler(t *target) error {
 	if len(got) != 1 {
 		return n.errorf("give exactly one of exec, httpGet, tcpSocket, grpc")
 	}
-	*t = target{Target: got[0], set: true}
+	*t = Target{Target: got[0], set: true}
 	return nil
 }
 
@@ -281,11 +282,7 @@ func (n *node) httpTarget() (probes.Target, error) {
 }
 
 func (n *node) tcpTarget() (probes.Target, error) {
-	f, err := n.fields("port", "host")
-	if err != nil {
-		return probes.Target{}, err
-	}
-	host, port, err := n.hostPort(f)
+	_, host, port, err := n.endpoint("port", "host")
 	if err != nil {
 		return probes.Target{}, err
 	}
@@ -293,11 +290,7 @@ func (n *node) tcpTarget() (probes.Target, error) {
 }
 
 func (n *node) grpcTarget() (probes.Target, error) {
-	f, err := n.fields("port", "service")
-	if err != nil {
-		return probes.Target{}, err
-	}
-	_, port, err := n.hostPort(f)
+	f, _, port, err := n.endpoint("port", "service")
 	if err != nil {
 		return probes.Target{}, err
 	}
@@ -311,6 +304,17 @@ func (n *node) grpcTarget() (probes.Target, error) {
 		}
 	}
 	return t, nil
+}
+
+// endpoint reads a mapping of known fields that names a port (and maybe a
+// host): the fields, the host and the port.
+func (n *node) endpoint(known ...string) (map[string]*node, string, string, error) {
+	f, err := n.fields(known...)
+	if err != nil {
+		return nil, "", "", err
+	}
+	host, port, err := n.hostPort(f)
+	return f, host, port, err
 }
 
 // hostPort reads the port (required, a number: a named port needs the
@@ -340,7 +344,7 @@ func (n *node) hostPort(f map[string]*node) (string, string, error) {
 
 // lifecycleHandler reads a core/v1 LifecycleHandler: exactly one of exec,
 // httpGet, sleep.
-func (n *node) lifecycleHandler(h *hookSettings) error {
+func (n *node) lifecycleHandler(h *Hook) error {
 	f, err := n.fields("exec", "httpGet", "tcpSocket", "sleep")
 	if err != nil {
 		return err
@@ -351,7 +355,7 @@ func (n *node) lifecycleHandler(h *hookSettings) error {
 	if len(f) != 1 {
 		return n.errorf("give exactly one of exec, httpGet, sleep")
 	}
-	*h = hookSettings{}
+	*h = Hook{}
 	switch {
 	case f["exec"] != nil:
 		argv, err := f["exec"].execCommand()
@@ -378,10 +382,10 @@ func (n *node) lifecycleHandler(h *hookSettings) error {
 	return nil
 }
 
-// readFileBounded reads a YAML file lifecycled is given (--config, explain
+// ReadFile reads a YAML file lifecycled is given (--config, explain
 // -f), at most yamlnode.MaxBytes of it: a file that goes on for ever
 // (/dev/zero) must not take all memory.
-func readFileBounded(path string) ([]byte, error) {
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -396,7 +400,7 @@ func readFileBounded(path string) ([]byte, error) {
 
 // applyFile fills the settings not given by flag or environment from the
 // YAML in data.
-func applyFile(s *settings, data []byte, given map[string]bool) error {
+func applyFile(s *Settings, data []byte, given map[string]bool) error {
 	if len(data) > yamlnode.MaxBytes {
 		return fmt.Errorf("larger than %d MiB", yamlnode.MaxBytes>>20)
 	}
@@ -406,7 +410,7 @@ func applyFile(s *settings, data []byte, given map[string]bool) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file sets nothing
 		}
-		return yamlError(err, data)
+		return YAMLError(err, data)
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); err == nil {
@@ -432,11 +436,7 @@ func applyFile(s *settings, data []byte, given map[string]bool) error {
 		return fmt.Errorf("line %d: want a mapping of settings (name: value), not %s", root.Line, (&node{Node: root}).kind())
 	}
 	w := fileWalker{keys: map[string]*setting{}, prefixes: map[string]bool{}, given: given}
-	// declare binds the declarations to s and resets it to the defaults:
-	// the values given by flag or environment are put back.
-	kept := *s
 	decls := s.declare()
-	*s = kept
 	for i := range decls {
 		for _, k := range decls[i].yaml {
 			w.keys[k] = &decls[i]
@@ -475,7 +475,7 @@ func (w *fileWalker) walk(m *yaml.Node, prefix string, owned []string, depth int
 		if prefix != "" {
 			key = prefix + "." + k.Value
 		}
-		if contains(owned, k.Value) {
+		if slices.Contains(owned, k.Value) {
 			continue
 		}
 		d, isKey := w.keys[key]
@@ -554,19 +554,10 @@ func mergeSources(v *yaml.Node) []*yaml.Node {
 	return nil
 }
 
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// yamlError makes a syntax error of the YAML library one line naming a
+// YAMLError makes a syntax error of the YAML library one line naming a
 // line. The library leaves the line out for a problem on the first line,
 // for a character it cannot read, and for an unknown anchor.
-func yamlError(err error, data []byte) error {
+func YAMLError(err error, data []byte) error {
 	msg := strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " ")
 	if yamlLineRE().MatchString(msg) {
 		return errors.New(msg)

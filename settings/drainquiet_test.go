@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"bytes"
@@ -57,21 +57,9 @@ func TestAdaptiveDrainSettings(t *testing.T) {
 				return
 			}
 			require.True(t, ok, "exit %d: %s", code, stderr.String())
-			assert.Equal(t, tt.wantQuiet, cfg.drain.DrainQuiet)
-			assert.Equal(t, tt.wantMin, cfg.drain.DrainMin)
-			assert.Equal(t, tt.wantPorts, cfg.drain.QuietPorts)
+			assert.Equal(t, tt.wantQuiet, cfg.Config.Stop.DrainQuiet)
+			assert.Equal(t, tt.wantMin, cfg.Config.Stop.DrainMin)
+			assert.Equal(t, tt.wantPorts, cfg.Config.Stop.QuietPorts)
 		})
 	}
-}
-
-func TestExplainShowsAdaptiveDrain(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := explainMain([]string{"--drain-quiet", "1s", "--drain-min", "500ms", "--drain-delay", "10s",
-		"--ready", "http://127.0.0.1:8080/healthz", "--termination-grace-period", "30s", "--", "app"}, &stdout, &stderr)
-	require.Equal(t, 0, code, stderr.String())
-	out := stdout.String()
-	assert.Contains(t, out, "adaptive drain: until neither a new connection nor a request byte on an open one reaches port 8080 for 1s, at least 500ms, at most 10s")
-	assert.Contains(t, out, "it cannot see a client silent for longer than 1s, UDP, or a Unix socket")
-	assert.Contains(t, out, "drain <=10s")
-	assert.Contains(t, out, "Budget: fits")
 }
