@@ -17,13 +17,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lifecycled/lifecycled/internal/yamlnode"
+	"github.com/lifecycled/lifecycled/settings"
 )
 
 // defaultTerminationGracePeriod is the PodSpec's default.
@@ -111,7 +111,7 @@ type ContainerPort struct {
 type Probe struct {
 	HTTPGet   *HTTPGetAction `yaml:"httpGet"`
 	TCPSocket *struct {
-		Port Port `yaml:"port"`
+		Port settings.Port `yaml:"port"`
 	} `yaml:"tcpSocket"`
 	GRPC *struct {
 		Port int `yaml:"port"`
@@ -124,10 +124,10 @@ type Probe struct {
 
 // HTTPGetAction is core/v1 HTTPGetAction without headers.
 type HTTPGetAction struct {
-	Path   string `yaml:"path"`
-	Port   Port   `yaml:"port"`
-	Host   string `yaml:"host"`
-	Scheme string `yaml:"scheme"`
+	Path   string        `yaml:"path"`
+	Port   settings.Port `yaml:"port"`
+	Host   string        `yaml:"host"`
+	Scheme string        `yaml:"scheme"`
 }
 
 // ExecAction is core/v1 ExecAction.
@@ -176,30 +176,6 @@ type Volume struct {
 // SecurityContext is the part of core/v1 SecurityContext the checks read.
 type SecurityContext struct {
 	ReadOnlyRootFilesystem *bool `yaml:"readOnlyRootFilesystem"`
-}
-
-// Port is an IntOrString port: a number, or the name of a container port.
-type Port struct {
-	Number int
-	Name   string
-}
-
-// UnmarshalYAML takes a number or a name.
-func (p *Port) UnmarshalYAML(v *yaml.Node) error {
-	if n, err := strconv.Atoi(v.Value); err == nil {
-		p.Number = n
-		return nil
-	}
-	p.Name = v.Value
-	return nil
-}
-
-// String is the port as written.
-func (p Port) String() string {
-	if p.Name != "" {
-		return strconv.Quote(p.Name)
-	}
-	return strconv.Itoa(p.Number)
 }
 
 // object is what every manifest document has, and where each kind keeps

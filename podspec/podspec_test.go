@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lifecycled/lifecycled/settings"
 )
 
 func TestDecode(t *testing.T) {
@@ -66,8 +68,8 @@ items: 3
 	require.Len(t, d.Spec.InitContainers, 1)
 	assert.Equal(t, "Always", d.Spec.InitContainers[0].RestartPolicy)
 	app := d.Spec.Containers[0]
-	assert.Equal(t, Port{Name: "http"}, app.ReadinessProbe.HTTPGet.Port)
-	assert.Equal(t, Port{Number: 9090}, app.LivenessProbe.HTTPGet.Port)
+	assert.Equal(t, settings.Port{Name: "http"}, app.ReadinessProbe.HTTPGet.Port)
+	assert.Equal(t, settings.Port{Number: 9090}, app.LivenessProbe.HTTPGet.Port)
 	assert.Equal(t, int64(5), app.Lifecycle.PreStop.Sleep.Seconds)
 	assert.Equal(t, "Pod/p", ws[1].String())
 	assert.Equal(t, 30*time.Second, ws[1].Spec.TerminationGracePeriod(), "the PodSpec's default")

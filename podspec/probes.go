@@ -58,14 +58,10 @@ type target struct {
 func probeTarget(c *Container, p *Probe) (target, error) {
 	switch {
 	case p.HTTPGet != nil:
-		port, err := resolvePort(c, p.HTTPGet.Port)
-		pth := p.HTTPGet.Path
-		if !strings.HasPrefix(pth, "/") {
-			pth = "/" + pth
-		}
-		return target{action: "httpGet", port: port, host: p.HTTPGet.Host, path: pth, https: strings.EqualFold(p.HTTPGet.Scheme, "HTTPS")}, err
+		port, err := p.HTTPGet.Port.Resolve(c.namedPort)
+		return target{action: "httpGet", port: port, host: p.HTTPGet.Host, path: settings.ProbePath(p.HTTPGet.Path), https: strings.EqualFold(p.HTTPGet.Scheme, "HTTPS")}, err
 	case p.TCPSocket != nil:
-		port, err := resolvePort(c, p.TCPSocket.Port)
+		port, err := p.TCPSocket.Port.Resolve(c.namedPort)
 		return target{action: "tcpSocket", port: port}, err
 	case p.GRPC != nil:
 		return target{action: "grpc", port: p.GRPC.Port}, nil
@@ -94,22 +90,19 @@ func probeTarget(c *Container, p *Probe) (target, error) {
 	return target{}, nil
 }
 
-// resolvePort turns a probe's port into a number; a name must be one of
-// the container's ports, or the kubelet fails the probe.
-func resolvePort(c *Container, p Port) (int, error) {
-	if p.Name == "" {
-		return p.Number, nil
-	}
+// namedPort resolves a probe's named port; it must be one of the
+// container's ports, or the kubelet fails the probe.
+func (c *Container) namedPort(name string) (int, error) {
 	var names []string
 	for _, cp := range c.Ports {
-		if cp.Name == p.Name {
+		if cp.Name == name {
 			return cp.ContainerPort, nil
 		}
 		if cp.Name != "" {
 			names = append(names, cp.Name)
 		}
 	}
-	return 0, fmt.Errorf("port %s is not a named port of the container (its ports: %s): the kubelet fails every probe", p, orNone(names))
+	return 0, fmt.Errorf("port %q is not a named port of the container (its ports: %s): the kubelet fails every probe", name, orNone(names))
 }
 
 func orNone(s []string) string {

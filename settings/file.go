@@ -265,10 +265,7 @@ func (n *node) httpURL() (*url.URL, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !strings.HasPrefix(v, "/") {
-			v = "/" + v
-		}
-		u.Path = v
+		u.Path = ProbePath(v)
 	}
 	return u, nil
 }
@@ -329,9 +326,9 @@ func (n *node) hostPort(f map[string]*node) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	port, err := strconv.Atoi(s)
+	port, err := ParsePort(s).Resolve(nil)
 	if err != nil || port < 1 || port > 65535 {
-		return "", "", p.errorf("%q: want a number 1-65535 (named ports cannot be resolved outside the pod spec)", s)
+		return "", "", p.errorf("%q: want a number 1-65535 (%v)", s, errNamedPort)
 	}
 	host := "127.0.0.1"
 	if h := f["host"]; h != nil {
