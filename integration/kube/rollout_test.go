@@ -231,7 +231,9 @@ func parseDrain(pod, logs string) (podDrain, bool) {
 // rolloutUnderLoad restarts deployment name in ns while clients send
 // requests to url from inside the node, and counts failures until every
 // old pod is gone.
-func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, replicas int) rolloutResult {
+//
+// keepAlive and newConn are the load's clients of each kind (startLoad).
+func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, replicas, keepAlive, newConn int) rolloutResult {
 	t.Helper()
 	kubectl(t, ctx, "rollout", "status", "-n", ns, "deployment/"+name, "--timeout=3m")
 	nsPath := cluster.NetNSPath(cluster.NetNS)
@@ -247,7 +249,7 @@ func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, r
 		follows = append(follows, followDrain(ctx, ns, p))
 	}
 
-	l := startLoad(nsPath, url, 2, 2)
+	l := startLoad(nsPath, url, keepAlive, newConn)
 	time.Sleep(2 * time.Second) // a baseline before the restart
 	start := time.Now()
 	kubectl(t, ctx, "rollout", "restart", "-n", ns, "deployment/"+name)
@@ -296,7 +298,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			ns := namespace(t)
 			applyObjects(t, ctx, ns, appService("app", 80, "http"), appDeployment("app", 2, v))
 			url := fmt.Sprintf("http://%s/", serviceIP(t, ctx, ns, "app"))
-			r := rolloutUnderLoad(t, ctx, ns, "app", url, 2)
+			r := rolloutUnderLoad(t, ctx, ns, "app", url, 2, 2, 2)
 			r.name = v.name
 			rows = append(rows, r)
 			t.Logf("%s: %s; rollout %s, old pods gone after %s; drains %v", v.name, r.load, r.rollout.Round(100*time.Millisecond), r.drained.Round(100*time.Millisecond), r.drains)
@@ -318,7 +320,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			apply(t, ctx, ns, d)
 		}
 		url := fmt.Sprintf("http://%s/", serviceIP(t, ctx, ns, "web"))
-		r := rolloutUnderLoad(t, ctx, ns, "web", url, 2)
+		r := rolloutUnderLoad(t, ctx, ns, "web", url, 2, 2, 2)
 		r.name = "examples/deployment-entrypoint.yaml (lifecycled, busybox httpd)"
 		rows = append(rows, r)
 		t.Logf("%s: %s; rollout %s", r.name, r.load, r.rollout.Round(100*time.Millisecond))
@@ -338,7 +340,8 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 // (--drain-quiet) buys in a real rolling update: a Deployment of 4
 // replicas of the naive backend behind a ClusterIP Service, maxSurge and
 // maxUnavailable 25% (Kubernetes' defaults: one pod at a time each way),
-// restarted under the same load as TestRollingRestartUnderLoad, with
+// restarted under new-connection clients (TestRollingRestartUnderLoad's
+// new-connection half, doubled), with
 // lifecycled's fixed 5 s drain delay and with the adaptive drain, both
 // with terminationGracePeriodSeconds 30. Neither may fail a request; each
 // old pod's drain (from lifecycled's logs) must be the fixed 5 s in one
@@ -383,7 +386,13 @@ func TestRollingRestartAdaptiveDrain(t *testing.T) {
 				}
 				applyObjects(t, ctx, ns, appService("app", 80, "http"), d)
 				url := fmt.Sprintf("http://%s/", serviceIP(t, ctx, ns, "app"))
-				r := rolloutUnderLoad(t, ctx, ns, "app", url, replicas)
+				// Clients that open a connection per request: a
+				// keep-alive client through a plain ClusterIP keeps its
+				// connection to the old pod until the app closes it, so
+				// its requests never stop and the request-aware drain
+				// rightly waits its ceiling (lbsim's
+				// TestZeroDowntimeTrafficShapes shows that case).
+				r := rolloutUnderLoad(t, ctx, ns, "app", url, replicas, 0, 4)
 				r.name = v.name
 				rows[key{node, v.key}] = r
 				t.Logf("%s node, %s: %s; rollout status after %s, old pods gone after %s; drains %v", node, v.name, r.load,
