@@ -554,8 +554,14 @@ func TestEndpointsDrainReadinessKeepStopSignal(t *testing.T) {
 		during = append(during, code)
 		time.Sleep(10 * time.Millisecond)
 	}
-	termAt, err := zdReadNanos(term)
-	require.NoError(t, err, "the app got its SIGTERM")
+	// /readyz turns 503 as the stop signal is sent: the app may write
+	// down its SIGTERM a moment later (and not atomically).
+	var termAt time.Time
+	require.NoError(t, poll(ctx, func() bool {
+		var err error
+		termAt, err = zdReadNanos(term)
+		return err == nil
+	}), "the app got its SIGTERM")
 	assert.Contains(t, during, http.StatusOK, "/readyz stayed 200 while the app served")
 	assert.NotContains(t, during, 0, "lifecycled answered throughout")
 	assert.Less(t, first503.Sub(termAt), period, "/readyz answered 503 within one probe period of the app's SIGTERM (first 503 at %s)",
