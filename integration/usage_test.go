@@ -34,6 +34,8 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad env signal map", env: []string{"LIFECYCLED_SIGNAL_MAP=USR1:USR2,HUP"}, cause: []string{"HUP"}},
 		// Issue 17, point 10: accepted without a word before.
 		{name: "unknown env variable", env: []string{"LIFECYCLED_DRAIN_DEALY=5s"}, cause: []string{"LIFECYCLED_DRAIN_DEALY", "did you mean LIFECYCLED_DRAIN_DELAY?"}},
+		{name: "unknown env variable, explain", args: []string{"explain"}, env: []string{"LIFECYCLED_DRAIN_DEALY=5s"},
+			cause: []string{"explain: unknown environment variable LIFECYCLED_DRAIN_DEALY", "did you mean LIFECYCLED_DRAIN_DELAY?"}},
 		{name: "drain quiet over its ceiling", args: []string{"--drain-quiet", "2s", "--drain-delay", "1s", "--drain-connections", "80"},
 			cause: []string{"--drain-quiet 2s", "--drain-delay 1s"}},
 		{name: "hex port", args: []string{"--drain-connections", "0x10"}, cause: []string{"--drain-connections", "0x10", "decimal"}},

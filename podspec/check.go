@@ -117,6 +117,9 @@ func Check(w *Workload, images []string) Report {
 // manifest's ConfigMap mounted there; when the manifest has none, the
 // settings leave it out and unseen names it.
 func readSettings(inv Invocation) (run *settings.Run, unseen string, err error) {
+	if err := settings.CheckEnv(inv.Environ()); err != nil {
+		return nil, "", err // the container would exit 2
+	}
 	s, err := settings.Load(inv.Args, inv.Getenv, inv.ReadFile)
 	if errors.Is(err, ErrNotInManifest) {
 		s, err = settings.Parse(inv.Args, inv.Getenv)

@@ -34,6 +34,20 @@ type Invocation struct {
 // Getenv looks a variable up in Env, as os.Getenv would in the container.
 func (inv Invocation) Getenv(name string) string { return inv.Env[name] }
 
+// Environ lists the names of the container's variables as KEY=VALUE, those
+// of Env and Unknown (with no value), in order.
+func (inv Invocation) Environ() []string {
+	env := make([]string, 0, len(inv.Env)+len(inv.Unknown))
+	for k, v := range inv.Env {
+		env = append(env, k+"="+v)
+	}
+	for _, k := range inv.Unknown {
+		env = append(env, k+"=")
+	}
+	slices.Sort(env)
+	return env
+}
+
 // Lifecycled reports whether c runs lifecycled, and how. A container runs
 // it when command[0]'s base name is lifecycled, or when it has no command
 // and its image is one of images, whose ENTRYPOINT the caller says is

@@ -30,6 +30,11 @@ func explainMain(args []string, stdout, stderr io.Writer) int {
 		explain.PrintFileUsage(stdout)
 		return exitOK
 	}
+	// An unknown LIFECYCLED_ variable makes the run exit 2: explain says
+	// so rather than print a timeline the run would not follow.
+	if err := settings.CheckEnv(os.Environ()); err != nil {
+		return usageError(stderr, "explain: %v", err)
+	}
 	if err != nil {
 		return usageError(stderr, "explain: %v", err)
 	}

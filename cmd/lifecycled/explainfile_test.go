@@ -371,6 +371,13 @@ func TestExplainFileProblems(t *testing.T) {
 			want:     [][]string{{"the stop sequence takes up to 45s", "grace period 40s"}},
 		},
 		{
+			name: "unknown LIFECYCLED_ variable: the container would exit 2", base: podBase,
+			replace:  []string{"    ports:\n", "    env: [{name: LIFECYCLED_DRAIN_DEALY, value: 5s}]\n    ports:\n"},
+			wantCode: 1,
+			want: [][]string{{"container web: lifecycled would refuse its arguments and exit 2: ",
+				"unknown environment variable LIFECYCLED_DRAIN_DEALY (did you mean LIFECYCLED_DRAIN_DELAY?)"}},
+		},
+		{
 			name: "$(VAR) in args expanded as the kubelet does", base: podBase,
 			replace:  []string{`--listen, ":9090"`, `--listen, ":$(HEALTH_PORT)"`, "    ports:\n", "    env: [{name: HEALTH_PORT, value: \"9090\"}]\n    ports:\n"},
 			wantCode: 0,
