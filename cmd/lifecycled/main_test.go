@@ -21,6 +21,31 @@ func TestExplainShowsAdaptiveDrain(t *testing.T) {
 	assert.Contains(t, out, "Budget: fits")
 }
 
+// TestExplainKeepWithoutReady: --drain-readiness keep without --ready
+// keeps /readyz at 200 whatever the app does until the stop signal: explain
+// warns; with --ready it does not.
+func TestExplainKeepWithoutReady(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		warn bool
+	}{
+		{"keep without --ready", []string{"--drain-readiness", "keep", "--drain-delay", "5s"}, true},
+		{"keep with --ready", []string{"--drain-readiness", "keep", "--drain-delay", "5s", "--ready", "tcp://127.0.0.1:8080"}, false},
+		{"fail without --ready", []string{"--drain-delay", "5s"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			require.Equal(t, 0, explainMain(append(tt.args, "--", "app"), &stdout, &stderr), stderr.String())
+			if tt.warn {
+				assert.Contains(t, stdout.String(), "WARNING: without --ready nothing tells lifecycled the app stopped serving before then, so give --ready")
+			} else {
+				assert.NotContains(t, stdout.String(), "WARNING: without --ready")
+			}
+		})
+	}
+}
+
 func TestExplainBudget(t *testing.T) {
 	tests := []struct {
 		name string

@@ -126,6 +126,13 @@ func (e *Writer) shutdown(c *settings.Run) {
 			r.what, r.arrow = "SIGTERM received: /readyz answers 503, tombstone says draining", "SIGTERM 0s -> readiness off"
 			if c.Config.Stop.KeepReady {
 				r.what, r.arrow = "SIGTERM received: /readyz stays 200 (--drain-readiness keep) until the readiness probe fails or the stop signal is sent, tombstone says draining", "SIGTERM 0s -> draining"
+				if c.Config.Ready == nil {
+					// Nothing but the stop signal can turn it off: an app
+					// that stops serving on its own SIGTERM-like cue
+					// (a closed listener) would still be shown ready.
+					r.what = "SIGTERM received: /readyz stays 200 (--drain-readiness keep) until the stop signal is sent, tombstone says draining; " +
+						"WARNING: without --ready nothing tells lifecycled the app stopped serving before then, so give --ready"
+				}
 			}
 		case drain.StepDrainDelay:
 			r.what = fmt.Sprintf("drain delay %s: endpoints and kube-proxy drop the pod, the app still serves", s.Max)
