@@ -17,6 +17,8 @@ import (
 func TestAdaptiveDrainSettings(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.yaml")
 	require.NoError(t, os.WriteFile(file, []byte("drain: {delay: 10s, quiet: 1s, min: 2s}\nreadinessProbe:\n  tcpSocket: {port: 8443}\n"), 0o644))
+	watchFile := filepath.Join(t.TempDir(), "w.yaml")
+	require.NoError(t, os.WriteFile(watchFile, []byte("drain: {delay: 10s, quiet: 1s, watch: [8080, \"9000\"]}\n"), 0o644))
 	tests := []struct {
 		name      string
 		args      []string
@@ -41,6 +43,17 @@ func TestAdaptiveDrainSettings(t *testing.T) {
 		{name: "config file", args: []string{"--config", file, "--", "app"}, wantQuiet: time.Second, wantMin: 2 * time.Second, wantPorts: []int{8443}},
 		{name: "no ceiling", args: []string{"--drain-quiet", "1s", "--ready", "tcp://127.0.0.1:8080", "--", "app"}, wantErr: "needs --drain-delay"},
 		{name: "no port", args: []string{"--drain-quiet", "1s", "--drain-delay", "5s", "--ready", "exec:true", "--", "app"}, wantErr: "needs the app's port"},
+		{name: "--drain-watch adds ports, repeatable and from the environment", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s",
+			"--ready", "tcp://127.0.0.1:8080", "--drain-watch", "8443", "--drain-watch", "8080", "--", "app"},
+			env: map[string]string{}, wantQuiet: time.Second, wantPorts: []int{8443, 8080}},
+		{name: "--drain-watch alone names the port", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s", "--ready", "exec:true", "--", "app"},
+			env: map[string]string{"LIFECYCLED_DRAIN_WATCH": "7000,7001"}, wantQuiet: time.Second, wantPorts: []int{7000, 7001}},
+		{name: "--drain-watch in the config file", args: []string{"--config", watchFile, "--", "app"}, wantQuiet: time.Second, wantPorts: []int{8080, 9000}},
+		{name: "--drain-watch in hex", args: []string{"--drain-quiet", "1s", "--drain-delay", "5s", "--drain-watch", "0x10", "--", "app"},
+			wantErr: `--drain-watch "0x10": not a port number`},
+		{name: "--drain-watch out of range", args: []string{"--drain-quiet", "1s", "--drain-delay", "5s", "--drain-watch", "70000", "--", "app"},
+			wantErr: `--drain-watch "70000": not a port number`},
+		{name: "--drain-watch without quiet", args: []string{"--drain-watch", "8080", "--", "app"}, wantErr: "--drain-watch needs --drain-quiet"},
 		{name: "min without quiet", args: []string{"--drain-min", "1s", "--", "app"}, wantErr: "--drain-min needs --drain-quiet"},
 		{name: "min over ceiling", args: []string{"--drain-quiet", "1s", "--drain-min", "6s", "--drain-delay", "5s", "--drain-connections", "80", "--", "app"},
 			wantErr: "--drain-min 6s is longer than --drain-delay 5s"},

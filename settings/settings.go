@@ -60,6 +60,9 @@ type Settings struct {
 	OnExitPost         []string
 
 	DrainQuiet time.Duration
+	// DrainWatch are more ports the adaptive drain watches (--drain-watch),
+	// besides those of --drain-connections, --ready and --live.
+	DrainWatch []string
 	DrainMin   time.Duration
 	// DrainReadiness is fail (the default: /readyz answers 503 from
 	// SIGTERM on) or keep (it stays up while the sequence drains).
@@ -191,6 +194,8 @@ func (s *Settings) declare() []setting {
 		duration(&s.DrainQuiet, "drain-quiet", 0, "adaptive drain: end the drain delay once neither a new connection nor a request byte "+
 			"reached the app's ports for this long (e.g. 1s; --drain-delay is the ceiling)", "drain.quiet"),
 		duration(&s.DrainMin, "drain-min", 0, "adaptive drain: wait at least this long", "drain.min"),
+		list(&s.DrainWatch, "drain-watch", "PORT", "adaptive drain: also watch traffic to local `PORT` (repeatable; "+
+			"the ports of --drain-connections, --ready and --live are always watched)", "drain.watch"),
 		str(&s.DrainReadiness, "drain-readiness", "MODE", "fail",
 			"/readyz while draining: fail (503 from SIGTERM on) or keep (stays 200 while the app serves: Kubernetes' serving condition, "+
 				"for the last endpoints of a Service or of a node with externalTrafficPolicy: Local; 503 once --ready fails or the stop signal is sent)", "drain.readiness"),

@@ -294,6 +294,9 @@ func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 		if o.DrainMin > 0 {
 			return nil, errors.New("--drain-min needs --drain-quiet (the adaptive drain)")
 		}
+		if len(o.DrainWatch) > 0 {
+			return nil, errors.New("--drain-watch needs --drain-quiet (the adaptive drain)")
+		}
 		return nil, nil
 	}
 	if o.DrainDelay <= 0 {
@@ -314,6 +317,13 @@ func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 		}
 	}
 	add(o.DrainConnections)
+	for _, w := range o.DrainWatch {
+		var p intValue // decimal digits only, as every port setting
+		if err := p.Set(w); err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("--drain-watch %q: not a port number (1-65535, decimal)", w)
+		}
+		add(int(p))
+	}
 	for _, spec := range []*probes.ProbeSpec{ready, live} {
 		if spec == nil {
 			continue
@@ -330,7 +340,7 @@ func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 		}
 	}
 	if len(ports) == 0 {
-		return nil, errors.New("--drain-quiet needs the app's port: set --drain-connections PORT or a tcp, http or grpc --ready or --live target")
+		return nil, errors.New("--drain-quiet needs the app's port: set --drain-watch PORT, --drain-connections PORT or a tcp, http or grpc --ready or --live target")
 	}
 	return ports, nil
 }
