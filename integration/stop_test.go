@@ -186,8 +186,12 @@ func TestStopLeftoversNotReady(t *testing.T) {
 		assert.Equal(t, 5, res.code, "the child's code; stderr:\n%s", res.stderr)
 		assert.GreaterOrEqual(t, time.Since(exited), grace, "the lingerer ignores TERM: SIGKILL at the grace period")
 		require.NoError(t, poll(ctx, func() bool { return w.last().Phase == "exited" }))
-		phases := w.phases() // the watch may or may not catch the first ones
-		assert.Equal(t, []string{"running", "draining", "exited"}, phases[max(0, len(phases)-3):])
+		// The watch polls: it may miss the first phases, and running
+		// too, which can last a moment here (/readyz may answer 200
+		// just before running is written, and the child is then told to
+		// exit at once; seen: starting, draining, exited).
+		phases := w.phases()
+		assert.Equal(t, []string{"draining", "exited"}, phases[max(0, len(phases)-2):])
 		said := logRecords(res.stderr, "child exited; stopping what is left of its process group")
 		if assert.Len(t, said, 1, "stderr:\n%s", res.stderr) {
 			assert.Equal(t, 5.0, said[0]["exit_code"])
