@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifecycled/lifecycled/internal/freeport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -345,13 +346,13 @@ func runQuick(t testing.TB, ctx context.Context, args ...string) result {
 	return p.wait(ctx)
 }
 
-// loopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// loopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// below the ephemeral range (see internal/freeport).
 func loopbackPort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Loopback()
 	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // listenAfter opens a listener on 127.0.0.1:port after d, accepting and

@@ -309,15 +309,6 @@ func findLogs(es []lifecycledLog, msg string, kv ...string) []lifecycledLog {
 	return out
 }
 
-// freeLoopbackPort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // loopbackClient talks to 127.0.0.1 only, never through a proxy.
 var loopbackClient = &http.Client{
 	Timeout:   500 * time.Millisecond,
@@ -552,7 +543,7 @@ func testPodmanZombies(t *testing.T, p *podman) {
 // after: the stop takes the drain delay plus little, not the 10s timeout.
 func testPodmanStop(t *testing.T, p *podman) {
 	ctx := testContext(t, 2*time.Minute)
-	lport, aport := freeLoopbackPort(t), freeLoopbackPort(t)
+	lport, aport := loopbackPort(t), loopbackPort(t)
 	tomb := t.TempDir()
 	require.NoError(t, os.Chmod(tomb, 0o777)) // the container runs as 65532
 	name := p.name()
@@ -664,7 +655,7 @@ func (p *podman) play(t *testing.T, file string) *kubePlay {
 	).Replace(string(src))
 	k := &kubePlay{ports: map[int]int{}}
 	for _, port := range hostPorts[file] {
-		k.ports[port] = freeLoopbackPort(t)
+		k.ports[port] = loopbackPort(t)
 		text = regexp.MustCompile(`\b`+strconv.Itoa(port)+`\b`).ReplaceAllString(text, strconv.Itoa(k.ports[port]))
 	}
 

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifecycled/lifecycled/internal/freeport"
 	"golang.org/x/sys/unix"
 )
 
@@ -185,7 +186,7 @@ func depsLatencies(b *bench, tools []depsTool) (map[string][]time.Duration, erro
 // depsOnce starts tl waiting for a free port, opens the port after delay
 // and returns child start − open.
 func depsOnce(b *bench, tl depsTool, delay time.Duration, i int) (time.Duration, error) {
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return 0, err
 	}
@@ -238,24 +239,15 @@ func depsOnce(b *bench, tl depsTool, delay time.Duration, i int) (time.Duration,
 	return time.Duration(started - opened), nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // depsProbeLoad runs lifecycled with --listen and a 1 s HTTP readiness
 // probe of the http helper; measures its idle CPU, then /readyz, /metrics
 // and the app itself under wrk. It returns one note per measurement.
 func depsProbeLoad(b *bench, subject *wrapper) ([]string, error) {
-	lport, err := freePort()
+	lport, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
-	aport, err := freePort()
+	aport, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}

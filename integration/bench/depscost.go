@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/lifecycled/lifecycled/internal/freeport"
 )
 
 const (
@@ -32,7 +34,7 @@ var depsCostBins = [][2]float64{{0, 1}, {1, 2}, {2, 4}, {4, 8}, {8, 12}}
 // second per target are counted exactly; the HTTP server also counts what
 // it served, which is what the dependency sees.
 func depsCost(b *bench, subject *wrapper) (string, error) {
-	refusedPort, err := freePort()
+	refusedPort, err := freeport.Loopback()
 	if err != nil {
 		return "", err
 	}

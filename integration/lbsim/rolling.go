@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lifecycled/lifecycled/internal/ctxtime"
+	"github.com/lifecycled/lifecycled/internal/freeport"
 )
 
 // BackendPackage is the import path of the backend program the simulation
@@ -269,7 +269,7 @@ type backendProc struct {
 
 // startBackend starts backend name under s.Init on fresh ports.
 func (s RollingStop) startBackend(ctx context.Context, name string) (*backendProc, error) {
-	appPort, err := freePort()
+	appPort, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +282,7 @@ func (s RollingStop) startBackend(ctx context.Context, name string) (*backendPro
 	}
 	switch s.Init {
 	case InitLifecycled:
-		healthPort, err := freePort()
+		healthPort, err := freeport.Loopback()
 		if err != nil {
 			return nil, err
 		}
@@ -443,14 +443,4 @@ func environ() []string {
 		}
 	}
 	return env
-}
-
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
