@@ -290,7 +290,7 @@ func (s *session) pick(entries []descriptor) (descriptor, error) {
 
 func (s *session) config(ctx context.Context, what, manifestDigest string, d descriptor) (Image, error) {
 	if d.Size > maxConfig {
-		return Image{}, fmt.Errorf("config %s of %s: %d bytes, more than the %d allowed", d.Digest, what, d.Size, maxConfig)
+		return Image{}, fmt.Errorf("config %s of %s: %d bytes, more than the %d bytes allowed", d.Digest, what, d.Size, maxConfig)
 	}
 	if !digestPattern.MatchString(d.Digest) {
 		return Image{}, fmt.Errorf("config of %s: unsupported digest %q", what, d.Digest)
@@ -347,7 +347,7 @@ func (s *session) get(ctx context.Context, path, accept string, limit int64, dig
 		return nil, "", s.statusError(resp)
 	}
 	if resp.ContentLength > limit {
-		return nil, "", fmt.Errorf("%d bytes, more than the %d allowed", resp.ContentLength, limit)
+		return nil, "", fmt.Errorf("%d bytes, more than the %d bytes allowed", resp.ContentLength, limit)
 	}
 	body, err := readCapped(resp.Body, limit)
 	if err != nil {
