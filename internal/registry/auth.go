@@ -1,23 +1,31 @@
 package registry
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
-// maxAuthFile caps an auth file read: they hold a few lines per registry.
-const maxAuthFile = 1 << 20
+// Bounds on reading credentials: an auth file (or a helper's answer)
+// holds a few lines per registry, and a helper answers from a local store.
+const (
+	maxAuthFile   = 1 << 20
+	helperTimeout = 30 * time.Second
+)
 
 // credentials are a user name and password for one registry.
 type credentials struct {
 	user, password string
-	from           string // the auth file they came from, for errors
+	from           string // the auth file or helper they came from, for errors
 }
 
 // authFiles lists the files credentials are read from, first match wins:
@@ -45,14 +53,18 @@ func authFiles(given string) []string {
 }
 
 // authFile is the part of docker's config.json and podman's auth.json
-// that holds static credentials. Credential helpers (credsStore,
-// credHelpers) run other programs and are not followed.
+// that says where credentials are: inline (auths), or kept by a docker
+// credential helper (credHelpers per registry, else credsStore for all),
+// which docker asks first.
 type authFile struct {
 	Auths map[string]struct {
-		Auth     string `json:"auth"`
-		Username string `json:"username"`
-		Password string `json:"password"`
+		Auth          string `json:"auth"`
+		Username      string `json:"username"`
+		Password      string `json:"password"`
+		IdentityToken string `json:"identitytoken"`
 	} `json:"auths"`
+	CredHelpers map[string]string `json:"credHelpers"`
+	CredsStore  string            `json:"credsStore"`
 }
 
 // lookupCredentials finds the credentials for ref in files. A missing
@@ -60,23 +72,26 @@ type authFile struct {
 // going on without its credentials would fail later with a less clear
 // 401. No entry anywhere is not an error: the registry may allow
 // anonymous pulls.
-func lookupCredentials(files []string, ref Reference) (*credentials, error) {
+func lookupCredentials(ctx context.Context, files []string, ref Reference) (*credentials, error) {
 	for _, file := range files {
-		c, err := credentialsIn(file, ref)
-		if err != nil || c != nil {
+		c, found, err := credentialsIn(ctx, file, ref)
+		if err != nil || found {
 			return c, err
 		}
 	}
 	return nil, nil
 }
 
-func credentialsIn(file string, ref Reference) (*credentials, error) {
+// credentialsIn reads file's credentials for ref; found tells whether the
+// file has a say about ref's registry (a helper that has nothing for it
+// ends the search, as in docker).
+func credentialsIn(ctx context.Context, file string, ref Reference) (c *credentials, found bool, err error) {
 	f, err := os.Open(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auth file: %w", err)
+		return nil, false, fmt.Errorf("auth file: %w", err)
 	}
 	defer f.Close()
 	var af authFile
@@ -85,36 +100,97 @@ func credentialsIn(file string, ref Reference) (*credentials, error) {
 		err = json.Unmarshal(data, &af)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auth file %s: %w", file, err)
+		return nil, false, fmt.Errorf("auth file %s: %w", file, err)
+	}
+	for key, helper := range af.CredHelpers {
+		if normalizeAuthKey(key) == ref.Registry {
+			c, err := fromHelper(ctx, helper, ref)
+			return c, true, err
+		}
+	}
+	if af.CredsStore != "" {
+		c, err := fromHelper(ctx, af.CredsStore, ref)
+		return c, true, err
 	}
 	// The most specific key wins: podman allows host/namespace/repo keys.
+	full := ref.Registry + "/" + ref.Repository
 	best, bestLen := "", -1
 	for key := range af.Auths {
 		k := normalizeAuthKey(key)
-		full := ref.Registry + "/" + ref.Repository
-		if k == ref.Registry || strings.HasPrefix(full, k+"/") || k == full {
-			if len(k) > bestLen {
-				best, bestLen = key, len(k)
-			}
+		if (k == ref.Registry || k == full || strings.HasPrefix(full, k+"/")) && len(k) > bestLen {
+			best, bestLen = key, len(k)
 		}
 	}
 	if bestLen < 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	e := af.Auths[best]
-	c := &credentials{user: e.Username, password: e.Password, from: file}
+	c = &credentials{user: e.Username, password: e.Password, from: file}
 	if e.Auth != "" {
 		raw, err := base64.StdEncoding.DecodeString(e.Auth)
 		user, pass, ok := strings.Cut(string(raw), ":")
 		if err != nil || !ok {
-			return nil, fmt.Errorf("auth file %s: entry %q: auth is not base64 of user:password", file, best)
+			return nil, false, fmt.Errorf("auth file %s: entry %q: auth is not base64 of user:password", file, best)
 		}
 		c.user, c.password = user, pass
 	}
 	if c.user == "" && c.password == "" {
+		if e.IdentityToken != "" {
+			return nil, false, fmt.Errorf("auth file %s: entry %q: identity tokens (OAuth refresh tokens) are not supported: log in with a user and password or token", file, best)
+		}
+		return nil, false, nil
+	}
+	return c, true, nil
+}
+
+// fromHelper asks docker-credential-<helper> for ref's registry, as docker
+// does: `get` with the server URL on stdin, JSON on stdout.
+func fromHelper(ctx context.Context, helper string, ref Reference) (*credentials, error) {
+	prog := "docker-credential-" + helper
+	server := ref.Registry
+	if server == dockerHub {
+		server = "https://index.docker.io/v1/"
+	}
+	ctx, cancel := context.WithTimeout(ctx, helperTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, "get")
+	cmd.Stdin = strings.NewReader(server)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &capped{&stdout, maxAuthFile}, &capped{&stderr, 4 << 10}
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stdout.String() + " " + stderr.String())
+		if strings.Contains(strings.ToLower(msg), "credentials not found") {
+			return nil, nil
+		}
+		if msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return nil, fmt.Errorf("credential helper %s for %s: %s", prog, ref.Registry, sanitize(err.Error()))
+	}
+	var out struct{ Username, Secret string }
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return nil, fmt.Errorf("credential helper %s for %s: not JSON: %v", prog, ref.Registry, err)
+	}
+	if out.Username == "<token>" {
+		return nil, fmt.Errorf("credential helper %s for %s: identity tokens (OAuth refresh tokens) are not supported", prog, ref.Registry)
+	}
+	if out.Username == "" && out.Secret == "" {
 		return nil, nil
 	}
-	return c, nil
+	return &credentials{user: out.Username, password: out.Secret, from: prog}, nil
+}
+
+// capped is a writer that keeps at most n bytes and drops the rest.
+type capped struct {
+	b *bytes.Buffer
+	n int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.n - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }
 
 // normalizeAuthKey turns a key as docker login writes it

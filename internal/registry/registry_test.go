@@ -111,12 +111,20 @@ func buildFixture() (f fixture) {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	local := "localhost/lc-resolve-" + hex.EncodeToString(b)
-	podman := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "podman", args...)
-		cmd.Env = os.Environ()
-		if os.Getenv("CONTAINERS_CONF") == "" {
-			cmd.Env = append(cmd.Env, "CONTAINERS_CONF="+filepath.Join("..", "..", "integration", "podman", "containers.conf"))
+	// The project's podman settings (shared/MACHINE.md), unless the
+	// caller gave some.
+	env := os.Environ()
+	if os.Getenv("CONTAINERS_CONF") == "" {
+		conf, err := filepath.Abs(filepath.Join("..", "..", "integration", "podman", "containers.conf"))
+		if err != nil {
+			f.err = err
+			return f
 		}
+		env = append(env, "CONTAINERS_CONF="+conf)
+	}
+	podman := func(ctx context.Context, args ...string) error {
+		cmd := exec.CommandContext(ctx, "podman", args...)
+		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("podman %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
@@ -139,11 +147,11 @@ func buildFixture() (f fixture) {
 	cleanups = append(cleanups, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_ = exec.CommandContext(ctx, "podman", "manifest", "rm", local+":list").Run()
-		_ = exec.CommandContext(ctx, "podman", "rmi", "--force", local+":amd64", local+":arm64", local+":cmd").Run()
+		_ = podman(ctx, "manifest", "rm", local+":list")
+		_ = podman(ctx, "rmi", "--force", local+":amd64", local+":arm64", local+":cmd")
 	})
 	for _, s := range steps {
-		if err := podman(s...); err != nil {
+		if err := podman(ctx, s...); err != nil {
 			f.err = err
 			return f
 		}
@@ -419,6 +427,37 @@ func TestResolveBasicAuth(t *testing.T) {
 		img, err := (&Resolver{Arch: "amd64"}).Resolve(resolveCtx(t), ref)
 		require.NoError(t, err)
 		assertImage(t, amd64Image, img)
+	})
+	// A docker credential helper: a script on the PATH that knows addr.
+	bin := t.TempDir()
+	helper := fmt.Sprintf("#!/bin/sh\nread -r server\n[ \"$1\" = get ] && [ \"$server\" = %q ] && { echo '{\"ServerURL\":\"%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}'; exit 0; }\necho 'credentials not found in native keychain'\nexit 1\n", addr, addr, testUser, testPassword)
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker-credential-lctest"), []byte(helper), 0o755))
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for name, conf := range map[string]string{
+		"credHelpers": `{"auths":{},"credHelpers":{"` + addr + `":"lctest"}}`,
+		"credsStore":  `{"auths":{"` + addr + `":{}},"credsStore":"lctest"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.json")
+			require.NoError(t, os.WriteFile(path, []byte(conf), 0o600))
+			img, err := (&Resolver{Arch: "amd64", DockerConfig: path}).Resolve(resolveCtx(t), ref)
+			require.NoError(t, err)
+			assertImage(t, amd64Image, img)
+		})
+	}
+	t.Run("helper has none", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "config.json")
+		require.NoError(t, os.WriteFile(path, []byte(`{"credsStore":"lctest"}`), 0o600))
+		_, err := (&Resolver{Arch: "amd64", DockerConfig: path}).Resolve(resolveCtx(t), "localhost:"+strings.Split(addr, ":")[1]+"/multi:oci")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "no auth file has them")
+	})
+	t.Run("helper missing", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "config.json")
+		require.NoError(t, os.WriteFile(path, []byte(`{"credsStore":"lc-not-installed"}`), 0o600))
+		_, err := (&Resolver{Arch: "amd64", DockerConfig: path}).Resolve(resolveCtx(t), ref)
+		require.Error(t, err)
+		assert.Equal(t, "image "+ref+": credential helper docker-credential-lc-not-installed for "+addr+`: exec: "docker-credential-lc-not-installed": executable file not found in $PATH`, err.Error())
 	})
 	t.Run("no credentials", func(t *testing.T) {
 		_, err := noAuth(t, "amd64").Resolve(resolveCtx(t), ref)

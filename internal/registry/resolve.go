@@ -94,7 +94,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (Image, error) {
 		return Image{}, err
 	}
 	files := authFiles(r.DockerConfig)
-	creds, err := lookupCredentials(files, parsed)
+	creds, err := lookupCredentials(ctx, files, parsed)
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", parsed, err)
 	}

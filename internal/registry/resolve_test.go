@@ -207,3 +207,19 @@ func TestResolveBlobRedirect(t *testing.T) {
 	assert.Equal(t, []string{"/redirected"}, img.Entrypoint)
 	assert.Empty(t, authToStorage.Load(), "credentials sent to the blob storage")
 }
+
+// A registry that never answers: the context's deadline ends Resolve.
+func TestResolveDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := (&Resolver{DockerConfig: filepath.Join(t.TempDir(), "none.json")}).Resolve(ctx, host+"/app:1")
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 20*time.Second)
+	assert.Equal(t, fmt.Sprintf(`registry %s: manifest %s/app:1: Get "http://%s/v2/app/manifests/1": context deadline exceeded`, host, host, host), err.Error())
+}
