@@ -84,3 +84,30 @@ func TestNormalizeAuthKey(t *testing.T) {
 		assert.Equal(t, want, normalizeAuthKey(key), key)
 	}
 }
+
+// FuzzParseReference: parsing never panics, an accepted reference prints
+// as one that parses back to itself, and the challenge parser never
+// panics on what a registry may send.
+func FuzzParseReference(f *testing.F) {
+	for _, s := range []string{"nginx", "ghcr.io/a/b:1@sha256:" + strings.Repeat("a", 64), "[::1]:5000/x", "localhost", "A/b", "a:b:c", "x@y",
+		`Bearer realm="https://a/t",service="s",scope="repository:a:pull"`, `Basic realm=x, Bearer realm="\"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = parseChallenges([]string{s})
+		r, err := ParseReference(s)
+		if err != nil {
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Fatalf("error of more than one line: %q", err)
+			}
+			return
+		}
+		again, err := ParseReference(r.String())
+		if err != nil {
+			t.Fatalf("%q parsed as %q, which does not parse: %v", s, r.String(), err)
+		}
+		if again != r {
+			t.Fatalf("%q parsed as %+v, its String %q as %+v", s, r, r.String(), again)
+		}
+	})
+}

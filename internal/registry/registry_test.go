@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,6 +218,9 @@ http:
 
 func runRegistry(ctx context.Context, config, addr string) (*testRegistry, error) {
 	cmd := exec.Command("docker-registry", "serve", config)
+	// Killed with the test binary too, should a timeout end it before the
+	// cleanups run.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
