@@ -98,7 +98,14 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (Image, error) {
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", parsed, err)
 	}
-	s := &session{r: r, ref: parsed, creds: creds, authFiles: files, client: r.client()}
+	client := r.Client
+	if client == nil {
+		// A client of its own for this call, whose idle connections go
+		// when it ends: nothing outlives Resolve.
+		client = newClient()
+		defer client.CloseIdleConnections()
+	}
+	s := &session{r: r, ref: parsed, creds: creds, authFiles: files, client: client}
 	s.base = s.scheme() + "://" + parsed.apiHost() + "/v2/" + parsed.Repository
 	img, err := s.resolve(ctx)
 	if err != nil {
@@ -107,10 +114,9 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (Image, error) {
 	return img, nil
 }
 
-func (r *Resolver) client() *http.Client {
-	if r.Client != nil {
-		return r.Client
-	}
+// newClient returns a client with the package's policy (see the package
+// comment).
+func newClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = time.Minute
 	return &http.Client{Transport: tr, CheckRedirect: func(_ *http.Request, via []*http.Request) error {
