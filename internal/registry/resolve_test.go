@@ -223,3 +223,40 @@ func TestResolveDeadline(t *testing.T) {
 	assert.Less(t, time.Since(start), 20*time.Second)
 	assert.Equal(t, fmt.Sprintf(`registry %s: manifest %s/app:1: Get "http://%s/v2/app/manifests/1": context deadline exceeded`, host, host, host), err.Error())
 }
+
+// Plain http only for the loopback by default, https elsewhere, and
+// Insecure decides when given.
+func TestResolveScheme(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1:5000": true, "localhost": true, "localhost:5001": true, "[::1]:5000": true,
+		"ghcr.io": false, "10.0.0.1:5000": false, "127.0.0.2:5000": false, "localhost.example": false,
+	} {
+		assert.Equal(t, want, defaultInsecure(host), host)
+	}
+
+	// A TLS registry on 127.0.0.1, trusted through the client given.
+	f := &fakeRegistry{manifests: map[string]fakeManifest{}, blobs: map[string][]byte{}}
+	m, _ := f.image(t, mediaOCIManifest, "amd64", "", "/tls")
+	f.manifests["1"] = fakeManifest{mediaOCIManifest, m}
+	srv := httptest.NewTLSServer(f)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	never := func(string) bool { return false }
+	img, err := resolveFake(t, &Resolver{Client: srv.Client(), Insecure: never}, host+"/app:1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/tls"}, img.Entrypoint)
+
+	// The same with the default policy: plain http to the loopback,
+	// which a TLS server refuses.
+	_, err = resolveFake(t, &Resolver{Client: srv.Client()}, host+"/app:1")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "400 bad request")
+
+	// And https to a plain http server when Insecure says no.
+	plain := httptest.NewServer(f)
+	t.Cleanup(plain.Close)
+	phost := strings.TrimPrefix(plain.URL, "http://")
+	_, err = resolveFake(t, &Resolver{Insecure: never}, phost+"/app:1")
+	require.Error(t, err)
+	assert.Equal(t, fmt.Sprintf(`registry %s: manifest %s/app:1: Get "https://%s/v2/app/manifests/1": http: server gave HTTP response to HTTPS client`, phost, phost, phost), err.Error())
+}
