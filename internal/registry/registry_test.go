@@ -133,9 +133,9 @@ func buildFixture() (f fixture) {
 	}
 	dst := "docker://" + f.plain + "/"
 	steps := [][]string{
-		{"build", "--isolation", "chroot", "--platform", "linux/amd64", "-f", "testdata/Containerfile.amd64", "-t", local + ":amd64", "testdata"},
-		{"build", "--isolation", "chroot", "--platform", "linux/arm64", "-f", "testdata/Containerfile.arm64", "-t", local + ":arm64", "testdata"},
-		{"build", "--isolation", "chroot", "--platform", "linux/amd64", "-f", "testdata/Containerfile.cmd", "-t", local + ":cmd", "testdata"},
+		{"build", "--isolation", "chroot", "--layers=false", "--platform", "linux/amd64", "-f", "testdata/Containerfile.amd64", "-t", local + ":amd64", "testdata"},
+		{"build", "--isolation", "chroot", "--layers=false", "--platform", "linux/arm64", "-f", "testdata/Containerfile.arm64", "-t", local + ":arm64", "testdata"},
+		{"build", "--isolation", "chroot", "--layers=false", "--platform", "linux/amd64", "-f", "testdata/Containerfile.cmd", "-t", local + ":cmd", "testdata"},
 		{"manifest", "create", local + ":list"},
 		{"manifest", "add", local + ":list", "containers-storage:" + local + ":amd64"},
 		{"manifest", "add", local + ":list", "containers-storage:" + local + ":arm64"},
