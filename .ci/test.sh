@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (the peers tini/dumb-init/catatonit, promtool, podman and its config), then
+# (the peers tini/dumb-init/catatonit, promtool, podman and its config, the
+# reference registry server docker-registry for internal/registry), then
 # runs every Go test with the race detector. `make test` runs this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 . .ci/need.sh
 need_packages tini:tini dumb-init:dumb-init catatonit:catatonit promtool:prometheus /usr/bin/time:time \
 	socat:socat busybox:busybox-static podman:podman runc:runc wait-for-it:wait-for-it \
-	unshare:util-linux make:make
+	unshare:util-linux make:make docker-registry:docker-registry
 
 # Podman on these machines: runc (crun fails with hybrid cgroups), cgroupfs,
 # ulimits that can actually be set. The integration tests read this file.

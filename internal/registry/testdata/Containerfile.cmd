@@ -1,0 +1,3 @@
+# A test image with a CMD and no ENTRYPOINT.
+FROM scratch
+CMD ["/bin/sh", "-c", "echo hi"]
