@@ -46,6 +46,19 @@ func (r loadResult) String() string {
 
 // startLoad starts keepAlive + newConn clients; Stop ends them.
 func startLoad(nsPath, url string, keepAlive, newConn int) *load {
+	var cs []*http.Client
+	for range keepAlive {
+		cs = append(cs, nsClient(nsPath, true, 3*time.Second))
+	}
+	for range newConn {
+		cs = append(cs, nsClient(nsPath, false, 3*time.Second))
+	}
+	return startLoadClients(url, cs...)
+}
+
+// startLoadClients starts one caller per client (clients may be shared:
+// callers of one pool); Stop ends them.
+func startLoadClients(url string, clients ...*http.Client) *load {
 	l := &load{errs: map[string]int{}}
 	worker := func(c *http.Client) {
 		defer l.wg.Done()
@@ -67,13 +80,9 @@ func startLoad(nsPath, url string, keepAlive, newConn int) *load {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	for i := 0; i < keepAlive; i++ {
+	for _, c := range clients {
 		l.wg.Add(1)
-		go worker(nsClient(nsPath, true, 3*time.Second))
-	}
-	for i := 0; i < newConn; i++ {
-		l.wg.Add(1)
-		go worker(nsClient(nsPath, false, 3*time.Second))
+		go worker(c)
 	}
 	return l
 }

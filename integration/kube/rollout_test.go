@@ -156,7 +156,11 @@ type podDrain struct {
 	// counted after SIGTERM, and when the last one came (-1: not adaptive).
 	arrivals    int
 	lastArrival time.Duration
-	ceiling     bool // the adaptive drain ran into --drain-delay
+	// requestBytes and lastByte: the request bytes it counted on open
+	// connections, and when the last came (-1: none).
+	requestBytes int64
+	lastByte     time.Duration
+	ceiling      bool // the adaptive drain ran into --drain-delay
 }
 
 func (d podDrain) String() string {
@@ -167,7 +171,11 @@ func (d podDrain) String() string {
 	if d.ceiling {
 		ceiling = ", ceiling"
 	}
-	return fmt.Sprintf("%.1fs (%d new conns, last at %.1fs%s)", d.took.Seconds(), d.arrivals, d.lastArrival.Seconds(), ceiling)
+	bytes := ""
+	if d.lastByte >= 0 {
+		bytes = fmt.Sprintf(", %d request bytes, last at %.1fs", d.requestBytes, d.lastByte.Seconds())
+	}
+	return fmt.Sprintf("%.1fs (%d new conns, last at %.1fs%s%s)", d.took.Seconds(), d.arrivals, d.lastArrival.Seconds(), bytes, ceiling)
 }
 
 // followDrain streams a pod's logs from now until its containers end
@@ -198,14 +206,16 @@ func followDrain(ctx context.Context, ns, pod string) (wait func() (podDrain, bo
 
 // parseDrain finds lifecycled's drain in its JSON log lines.
 func parseDrain(pod, logs string) (podDrain, bool) {
-	d := podDrain{pod: pod, arrivals: -1}
+	d := podDrain{pod: pod, arrivals: -1, lastByte: -1}
 	var stop, signal time.Time
 	for _, l := range strings.Split(logs, "\n") {
 		var e struct {
-			Time        time.Time `json:"time"`
-			Msg         string    `json:"msg"`
-			Arrivals    int       `json:"arrivals"`
-			LastArrival float64   `json:"last_arrival_after_seconds"`
+			Time         time.Time `json:"time"`
+			Msg          string    `json:"msg"`
+			Arrivals     int       `json:"arrivals"`
+			LastArrival  float64   `json:"last_arrival_after_seconds"`
+			RequestBytes int64     `json:"request_bytes"`
+			LastByte     *float64  `json:"last_request_byte_after_seconds"`
 		}
 		if json.Unmarshal([]byte(l), &e) != nil {
 			continue
@@ -218,6 +228,10 @@ func parseDrain(pod, logs string) (podDrain, bool) {
 		case "adaptive drain: no new connection or request byte for the quiet period",
 			"adaptive drain: no new connection for the quiet period", "adaptive drain: drain delay reached, traffic still arriving":
 			d.arrivals, d.lastArrival = e.Arrivals, time.Duration(e.LastArrival*float64(time.Second))
+			d.requestBytes = e.RequestBytes
+			if e.LastByte != nil {
+				d.lastByte = time.Duration(*e.LastByte * float64(time.Second))
+			}
 			d.ceiling = strings.Contains(e.Msg, "drain delay reached")
 		}
 	}
@@ -235,6 +249,13 @@ func parseDrain(pod, logs string) (podDrain, bool) {
 // keepAlive and newConn are the load's clients of each kind (startLoad).
 func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, replicas, keepAlive, newConn int) rolloutResult {
 	t.Helper()
+	nsPath := cluster.NetNSPath(cluster.NetNS)
+	return rolloutUnderLoadWith(t, ctx, ns, name, url, replicas, func() *load { return startLoad(nsPath, url, keepAlive, newConn) })
+}
+
+// rolloutUnderLoadWith is rolloutUnderLoad with the load that start starts.
+func rolloutUnderLoadWith(t *testing.T, ctx context.Context, ns, name, url string, replicas int, start func() *load) rolloutResult {
+	t.Helper()
 	kubectl(t, ctx, "rollout", "status", "-n", ns, "deployment/"+name, "--timeout=3m")
 	nsPath := cluster.NetNSPath(cluster.NetNS)
 	waitAnswers(t, ctx, nsPath, url, 20)
@@ -249,12 +270,12 @@ func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, r
 		follows = append(follows, followDrain(ctx, ns, p))
 	}
 
-	l := startLoad(nsPath, url, keepAlive, newConn)
+	l := start()
 	time.Sleep(2 * time.Second) // a baseline before the restart
-	start := time.Now()
+	began := time.Now()
 	kubectl(t, ctx, "rollout", "restart", "-n", ns, "deployment/"+name)
 	_, errs, err := kubectlRun(ctx, nil, "rollout", "status", "-n", ns, "deployment/"+name, "--timeout=3m")
-	rollout := time.Since(start)
+	rollout := time.Since(began)
 	if err != nil {
 		l.Stop()
 		t.Fatalf("rollout status: %v: %s", err, errs)
@@ -267,7 +288,7 @@ func rolloutUnderLoad(t *testing.T, ctx context.Context, ns, name, url string, r
 		}
 		return true
 	})
-	drained := time.Since(start)
+	drained := time.Since(began)
 	time.Sleep(time.Second)
 	res := l.Stop()
 	r := rolloutResult{load: res, rollout: rollout, drained: drained}

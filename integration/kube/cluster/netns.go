@@ -200,28 +200,45 @@ func inode(path string) (uint64, error) {
 // stays in the namespace it was made in.
 func Dialer(nsPath string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			conn net.Conn
-			err  error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			f, err := os.Open(nsPath)
-			if err != nil {
-				ch <- result{err: err}
-				return
-			}
-			defer f.Close()
-			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-				ch <- result{err: fmt.Errorf("enter %s: %w", nsPath, err)}
-				return
-			}
+		return inNetNS(nsPath, func() (net.Conn, error) {
 			var d net.Dialer
-			conn, err := d.DialContext(ctx, network, addr)
-			ch <- result{conn, err}
-		}()
-		r := <-ch
-		return r.conn, r.err
+			return d.DialContext(ctx, network, addr)
+		})
 	}
+}
+
+// Listen opens a listener in the network namespace at nsPath, the way
+// Dialer dials there: for a server of the test's own (an L7 proxy) that
+// clients in the node reach on the node's 127.0.0.1.
+func Listen(nsPath, network, addr string) (net.Listener, error) {
+	return inNetNS(nsPath, func() (net.Listener, error) { return net.Listen(network, addr) })
+}
+
+// inNetNS runs f on a goroutine locked to its own OS thread, which enters
+// the namespace at nsPath and is never unlocked: Go discards the thread
+// when the goroutine ends, so the switch cannot leak to other goroutines.
+func inNetNS[T any](nsPath string, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		var r result
+		defer func() { ch <- r }()
+		ns, err := os.Open(nsPath)
+		if err != nil {
+			r.err = err
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			r.err = fmt.Errorf("enter %s: %w", nsPath, err)
+			return
+		}
+		r.v, r.err = f()
+	}()
+	r := <-ch
+	return r.v, r.err
 }
