@@ -383,7 +383,9 @@ func TestRollingRestartAdaptiveDrain(t *testing.T) {
 	const replicas = 4
 	type key struct{ node, mode string }
 	rows := map[key]rolloutResult{}
-	nodes := []string{"spare", "full"}
+	// full-l7: the full node, its clients behind TestTrafficShapesInCluster's
+	// L7 proxy (pooled upstream connections, endpoints from EndpointSlices).
+	nodes := []string{"spare", "full", "full-l7"}
 	modes := []variant{withLifecycled, withLifecycledAdaptive}
 	for _, node := range nodes {
 		for _, v := range modes {
@@ -394,7 +396,7 @@ func TestRollingRestartAdaptiveDrain(t *testing.T) {
 					MaxSurge:       ptr(intstr.FromString("25%")),
 					MaxUnavailable: ptr(intstr.FromString("25%")),
 				}
-				if node == "full" {
+				if strings.HasPrefix(node, "full") {
 					d.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{
 						corev1.ResourceCPU: fillNode(t, ctx, replicas),
 					}
@@ -407,6 +409,11 @@ func TestRollingRestartAdaptiveDrain(t *testing.T) {
 				}
 				applyObjects(t, ctx, ns, appService("app", 80, "http"), d)
 				url := fmt.Sprintf("http://%s/", serviceIP(t, ctx, ns, "app"))
+				var proxy *l7Proxy
+				if node == "full-l7" {
+					proxy = startL7Proxy(t, ctx, ns, "app", cluster.NetNSPath(cluster.NetNS))
+					url = proxy.url
+				}
 				// Clients that open a connection per request: a
 				// keep-alive client through a plain ClusterIP keeps its
 				// connection to the old pod until the app closes it, so
@@ -432,15 +439,15 @@ func TestRollingRestartAdaptiveDrain(t *testing.T) {
 					assert.False(t, d.ceiling, "adaptive drain of %s ran into --drain-delay: %s", d.pod, d)
 					assert.GreaterOrEqual(t, d.took, time.Second, "adaptive drain of %s", d.pod)
 					assert.Less(t, d.took, 4*time.Second, "adaptive drain of %s", d.pod)
-					if d.arrivals > 0 {
+					if d.arrivals > 0 || d.requestBytes > 0 {
 						saw++
 					}
 				}
 				if v.key == withLifecycledAdaptive.key {
-					// A pod whose SIGTERM came after kube-proxy had
-					// dropped it sees no new connection, rightly; a
-					// drain that sees none in any pod is blind.
-					assert.Positive(t, saw, "no adaptive drain saw a new connection after SIGTERM: %v", r.drains)
+					// A pod whose SIGTERM came after kube-proxy (or the
+					// L7 proxy) had dropped it sees no traffic, rightly;
+					// a drain that sees none in any pod is blind.
+					assert.Positive(t, saw, "no adaptive drain saw traffic after SIGTERM: %v", r.drains)
 				}
 			})
 		}
@@ -463,11 +470,13 @@ func TestRollingRestartAdaptiveDrain(t *testing.T) {
 		}
 	}
 	t.Log(b.String())
-	fixed, okF := rows[key{"full", withLifecycled.key}]
-	adaptive, okA := rows[key{"full", withLifecycledAdaptive.key}]
-	if okF && okA {
-		assert.Less(t, adaptive.rollout, fixed.rollout-4*time.Second,
-			"full node: adaptive rollout %s, fixed %s", adaptive.rollout, fixed.rollout)
+	for _, node := range []string{"full", "full-l7"} {
+		fixed, okF := rows[key{node, withLifecycled.key}]
+		adaptive, okA := rows[key{node, withLifecycledAdaptive.key}]
+		if okF && okA {
+			assert.Less(t, adaptive.rollout, fixed.rollout-4*time.Second,
+				"%s node: adaptive rollout %s, fixed %s", node, adaptive.rollout, fixed.rollout)
+		}
 	}
 }
 
