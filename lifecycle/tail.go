@@ -79,7 +79,12 @@ func (l *Lifecycle) composeTermination(reason, report string, code int) string {
 			l.logger.Debug("termination message: stderr tail incomplete", zap.Error(err))
 		}
 	}
-	max := l.cfg.terminationLogMax()
+	return withReport(reason, report, tail, l.cfg.terminationLogMax())
+}
+
+// withReport is terminationMessage with the report's line after the
+// reason, if it fits without cutting the reason or the tail.
+func withReport(reason, report string, tail []byte, max int) string {
 	without := terminationMessage(reason, tail, max)
 	if report == "" {
 		return without
