@@ -15,6 +15,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // holdingListener is the app's port: it accepts connections on 127.0.0.1,
@@ -134,4 +137,26 @@ func TestDrainReport(t *testing.T) {
 		assert.True(t, strings.HasPrefix(lines[0], "child killed by SIGKILL (phase draining)"), lines[0])
 		assert.Regexp(t, `^drain report: last connection none, last request byte \+0\.\d+s; stop signal at \+1(\.\d+)?s with 2 connection\(s\) open; SIGKILL needed, 2 connection\(s\) cut; took 3(\.\d+)?s of 30s grace \(1\d%\)$`, lines[1])
 	})
+}
+
+// TestExampleEventsRBAC: the RBAC example of --events decodes strictly as
+// the official types and grants the service account create on events and
+// nothing else.
+func TestExampleEventsRBAC(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "rbac", "drain-events.yaml"))
+	require.NoError(t, err)
+	docs := splitYAML(b)
+	require.Len(t, docs, 3)
+	var sa corev1.ServiceAccount
+	var role rbacv1.Role
+	var binding rbacv1.RoleBinding
+	for i, into := range []any{&sa, &role, &binding} {
+		require.NoError(t, yaml.UnmarshalStrict(docs[i], into), "document %d", i+1)
+	}
+	assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}}}, role.Rules)
+	assert.Equal(t, rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}, binding.RoleRef)
+	assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name}}, binding.Subjects)
+	for _, env := range []string{"POD_NAME", "POD_NAMESPACE", "POD_UID", "--events"} {
+		assert.Contains(t, string(b), env, "the example shows what the container needs")
+	}
 }
