@@ -4,7 +4,6 @@ import (
 	"math"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,45 +15,6 @@ import (
 	"github.com/lifecycled/lifecycled/internal/proctest"
 	"github.com/lifecycled/lifecycled/internal/promtest"
 )
-
-// sinkServer accepts connections on 127.0.0.1 and reads whatever they send,
-// holding them open until the test ends: the app's side of the traffic the
-// report counts.
-func sinkServer(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				buf := make([]byte, 512)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 func dialKept(t *testing.T, port int) net.Conn {
 	t.Helper()
@@ -87,7 +47,7 @@ func TestSequenceReport(t *testing.T) {
 		{name: "the app ignores it: SIGKILL", mode: "ignore-term", grace: 300 * time.Millisecond, killed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := sinkServer(t)
+			port := proctest.HoldingServer(t)
 			held := dialKept(t, port)
 			dialKept(t, port)
 			_, err := held.Write([]byte("GET / HTTP/1.1\r\n")) // before the stop: not the stop's

@@ -1,14 +1,11 @@
 package integration
 
 import (
-	"bufio"
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,54 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
-
-// holdingListener is the app's port: it accepts connections on 127.0.0.1,
-// reads what they send and holds them open until the test ends, as a
-// server with keep-alive clients does.
-func holdingListener(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = c.Read(make([]byte, 4096)); _, _ = c.Read(make([]byte, 4096)) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// logLines returns lifecycled's JSON log lines whose msg is msg.
-func logLines(t *testing.T, stderr, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(stderr))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // TestDrainReport: a real stop, as PID 1 and not, of an app whose port two
 // clients hold connections to, one of them sending a request byte during
@@ -79,7 +31,7 @@ func TestDrainReport(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		ctx := testContext(t, 60*time.Second)
 		dir := t.TempDir()
-		port := holdingListener(t)
+		port := proctest.HoldingServer(t)
 		var clients []net.Conn
 		for range 2 {
 			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
@@ -114,7 +66,7 @@ func TestDrainReport(t *testing.T) {
 
 		res := p.wait(ctx)
 		require.Equal(t, 137, res.code, "stderr:\n%s", res.stderr)
-		reports := logLines(t, res.stderr, "drain report")
+		reports := findLogs(lifecycledLogs(res.stderr), "drain report")
 		require.Len(t, reports, 1, "stderr:\n%s", res.stderr)
 		r := reports[0]
 		assert.EqualValues(t, 2, r["connections_at_stop_signal"], "%v", r)
