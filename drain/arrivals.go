@@ -229,6 +229,30 @@ func (a *Arrivals) Poll() (Traffic, error) {
 	return t, lost
 }
 
+// Open counts the connections to the ports that are open now: established,
+// or closed by the client but not yet by the app (CLOSE_WAIT), lifecycled's
+// own not counted. They are what a stop signal or a SIGKILL would cut. It
+// must not be called at the same time as Poll (they share one socket).
+func (a *Arrivals) Open() (int, error) {
+	const open = 1<<tcpStateEstablished | 1<<tcpStateCloseWait
+	now := time.Now()
+	n := 0
+	for port := range a.ports {
+		for family := range a.families {
+			got, err := a.dump(family, port, open)
+			if err != nil {
+				return 0, err
+			}
+			for _, s := range got {
+				if !a.own.owns(s.peerPort, now) {
+					n++
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
 // seenAlive counts the connections of a dump that are not known yet and
 // the bytes received since the last look, marks all of them seen at now
 // (the dump's start), and forgets the destroyed ones reported knownLinger

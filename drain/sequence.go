@@ -89,6 +89,9 @@ type Config struct {
 	GracePeriod time.Duration
 	// ProcRoot is where /proc is mounted, for counting connections.
 	ProcRoot string
+	// TerminationGracePeriod (--termination-grace-period) is the pod's,
+	// for the Report's share of it; 0 if unknown.
+	TerminationGracePeriod time.Duration
 }
 
 // Sequence is the stop sequence of contract section 5, run once per
@@ -100,6 +103,15 @@ type Sequence struct {
 	logger  *zap.Logger
 	metrics *Metrics
 	onPhase func(step string)
+
+	// start is when Run began: the stop's start, from which the report
+	// counts. track watches the app's ports for the report and the
+	// adaptive drain, nil if there are none or they cannot be watched
+	// (watchErr says why).
+	start    time.Time
+	track    *tracker
+	watchErr error
+	report   Report
 }
 
 // NewSequence returns a Sequence over proc. runner may be nil when there is
@@ -132,7 +144,8 @@ func NewSequence(cfg Config, proc Process, runner *hooks.Runner, logger *zap.Log
 // Run stops the child: readiness off, drain delay, connection drain,
 // preStop, stop signal, and SIGKILL to the group once the grace period is
 // over. It returns as soon as proc is done, so the grace period is a
-// ceiling, and reports whether SIGKILL was needed.
+// ceiling, and reports whether SIGKILL was needed; Report then says what
+// the stop saw.
 //
 // Closing (or sending on) skip, on a second SIGTERM or SIGINT, cuts short
 // whatever is left of the drain and preStop and goes straight to the stop
@@ -140,6 +153,9 @@ func NewSequence(cfg Config, proc Process, runner *hooks.Runner, logger *zap.Log
 // there. Nothing else cuts it short (see supervisor.Terminate): an internal
 // error asks for a stop, and this is that stop.
 func (s *Sequence) Run(skip <-chan struct{}) (killed bool) {
+	s.start = time.Now()
+	s.report = newReport(s.cfg.QuietPorts, s.cfg.TerminationGracePeriod)
+	defer func() { s.finish(killed) }()
 	done := s.proc.Done()
 	select {
 	case <-done:
@@ -147,8 +163,10 @@ func (s *Sequence) Run(skip <-chan struct{}) (killed bool) {
 	default:
 	}
 
+	s.watch()
 	s.enter(StepDraining)
 	s.prepare(skip)
+	s.track.background()
 
 	select {
 	case <-done:
@@ -187,9 +205,14 @@ func (s *Sequence) prepare(skip <-chan struct{}) {
 		}
 	}()
 
+	if s.cfg.DrainQuiet <= 0 {
+		// A fixed drain: the report watches from the start.
+		s.track.background()
+	}
 	if s.cfg.DrainDelay > 0 && prepCtx.Err() == nil {
 		s.timed(StepDrainDelay, func() { s.drainDelay(prepCtx) })
 	}
+	s.track.background()
 	if s.cfg.DrainPort > 0 && prepCtx.Err() == nil {
 		s.timed(StepDrainConnections, func() { s.drainConnections(prepCtx) })
 	}
@@ -211,14 +234,12 @@ func (s *Sequence) drainDelay(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	w, err := WatchArrivals(s.cfg.QuietPorts, s.cfg.Own)
-	if err != nil {
-		s.logger.Warn("cannot watch new connections, waiting the whole drain delay", zap.Error(err))
+	if s.track == nil {
+		s.logger.Warn("cannot watch new connections, waiting the whole drain delay", zap.Error(s.watchErr))
 		_ = ctxtime.Sleep(ctx, s.cfg.DrainDelay)
 		return
 	}
-	defer w.Close()
-	if !w.Exact() {
+	if !s.track.w.Exact() {
 		s.logger.Warn("the kernel does not report closed sockets: a connection that opens and closes between two looks may be missed")
 	}
 	what := "new connections and request bytes"
@@ -227,8 +248,44 @@ func (s *Sequence) drainDelay(ctx context.Context) {
 	}
 	s.logger.Info("adaptive drain: waiting for "+what+" to stop", zap.Ints("ports", s.cfg.QuietPorts),
 		logschema.Seconds("quiet", s.cfg.DrainQuiet), logschema.Seconds("min", s.cfg.DrainMin), logschema.Seconds("max", s.cfg.DrainDelay))
-	s.waitQuiet(ctx, start, w.Poll)
+	s.waitQuiet(ctx, start, s.track.poll)
 }
+
+// watch starts watching the app's ports for the report (and the adaptive
+// drain) if there are any.
+func (s *Sequence) watch() {
+	if len(s.cfg.QuietPorts) == 0 {
+		return
+	}
+	w, err := WatchArrivals(s.cfg.QuietPorts, s.cfg.Own)
+	if err != nil {
+		s.watchErr = err
+		if s.cfg.DrainQuiet <= 0 { // the adaptive drain says it itself
+			s.logger.Warn("drain report: cannot watch the app's ports", zap.Error(err))
+		}
+		return
+	}
+	s.track = &tracker{start: s.start, every: s.cfg.PollConns, w: w, report: newReport(nil, 0)}
+}
+
+// finish completes the report once the stop is over.
+func (s *Sequence) finish(killed bool) {
+	r := &s.report
+	r.Took = time.Since(s.start)
+	r.Killed = killed
+	if s.track != nil {
+		seen := s.track.end()
+		r.Watched = true
+		r.Arrivals, r.RequestBytes, r.LastArrival, r.LastRequestByte = seen.Arrivals, seen.RequestBytes, seen.LastArrival, seen.LastRequestByte
+		if !killed {
+			r.OpenAtKill = 0
+		}
+	}
+	s.metrics.setReport(*r)
+}
+
+// Report is what the stop saw; complete once Run has returned.
+func (s *Sequence) Report() Report { return s.report }
 
 func (s *Sequence) connectionsOnly() bool { return s.cfg.ConnectionsOnly || connectionsOnlyBuild }
 
@@ -354,7 +411,11 @@ func (s *Sequence) stop() (killed bool) {
 	s.enter(StepGrace)
 	s.logger.Info("sending stop signal",
 		zap.String("signal", supervisor.SignalName(s.cfg.StopSignal)), logschema.Seconds("grace_period", s.cfg.GracePeriod))
-	t := supervisor.Terminate(s.proc, s.cfg.StopSignal, s.cfg.GracePeriod)
+	// Counted just before the signal: a dump of the app's sockets takes
+	// well under a millisecond for a few hundred connections.
+	s.report.StopSignalAt, s.report.OpenAtStopSignal = time.Since(s.start), s.track.open()
+	s.metrics.setOpenAtStopSignal(s.report.OpenAtStopSignal)
+	t := supervisor.TerminateWith(s.proc, s.cfg.StopSignal, s.cfg.GracePeriod, func() { s.report.OpenAtKill = s.track.open() })
 	s.metrics.setStep(StepGrace, t.Grace)
 	if t.SignalErr != nil {
 		// Usually the child exited a moment ago.

@@ -65,7 +65,10 @@ func TestTerminationLogTail(t *testing.T) {
 			}
 			require.Contains(t, msg, tailHeader)
 			reason, tail, _ := strings.Cut(msg, tailHeader)
+			// After a stop the drain report's summary is the second line.
+			reason, report, _ := strings.Cut(reason, "\ndrain report: ")
 			assert.NotContains(t, reason, "\n", "the reason is one line")
+			assert.NotContains(t, report, "\n", "the report is one line")
 			for _, w := range tc.tailWants {
 				assert.Contains(t, tail, w)
 			}

@@ -14,7 +14,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/lifecycled/lifecycled/drain"
 	"github.com/lifecycled/lifecycled/internal/httpclient"
+	"github.com/lifecycled/lifecycled/internal/kubeevent"
 	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/supervisor"
 	"github.com/lifecycled/lifecycled/tombstone"
@@ -60,20 +62,52 @@ func (l *Lifecycle) finish(c child, code int, how, failure string) {
 	} else {
 		l.logger.Info("exiting", fields...)
 	}
+	report := ""
+	if l.drainReport != nil {
+		report = l.drainReport.Summary()
+	}
 	if l.cfg.TerminationLog != "" {
 		// On the files queue, after the exited tombstone: bounded at the
 		// end of Run by filesFlushMax like it. The stderr tail waits there
 		// too (at most tailWait), never on the stop path itself.
 		l.files.Go(func() {
 			if c != nil {
-				msg = l.withStderrTail(msg, code)
+				msg = l.composeTermination(msg, report, code)
 			}
 			if err := writeTerminationLog(l.cfg.TerminationLog, msg, l.cfg.terminationLogMax()); err != nil {
 				l.logger.Warn("cannot write termination log", zap.String("path", l.cfg.TerminationLog), zap.Error(err))
 			}
 		})
 	}
+	var event sync.WaitGroup
+	if l.cfg.Events && l.drainReport != nil {
+		// Beside the on-exit POSTs: each is bounded, neither waits for
+		// the other.
+		event.Go(func() { l.postDrainEvent(*l.drainReport) })
+	}
 	l.postOnExit()
+	event.Wait()
+}
+
+// eventTimeout bounds the --events POST: the stop is over, and only the
+// exit waits for it.
+const eventTimeout = 2 * time.Second
+
+// postDrainEvent posts the drain report as a Kubernetes Event on the pod
+// (--events): Warning when the stop cut something, Normal otherwise. A
+// failure is one line and changes nothing else.
+func (l *Lifecycle) postDrainEvent(r drain.Report) {
+	ev := kubeevent.Event{Type: kubeevent.Normal, Reason: "Drained", Message: r.Summary()}
+	if r.Warning() {
+		ev.Type, ev.Reason = kubeevent.Warning, "DrainCutShort"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	if err := l.events.Post(ctx, ev); err != nil {
+		l.logger.Warn("cannot post the drain report as a Kubernetes Event (--events)", zap.Error(err))
+		return
+	}
+	l.logger.Info("drain report posted as a Kubernetes Event", zap.String("type", ev.Type), zap.String("reason", ev.Reason))
 }
 
 // childEnd says how the child ended: "child exited with code N" or "child

@@ -29,6 +29,7 @@ import (
 	"github.com/lifecycled/lifecycled/health"
 	"github.com/lifecycled/lifecycled/hooks"
 	"github.com/lifecycled/lifecycled/internal/background"
+	"github.com/lifecycled/lifecycled/internal/kubeevent"
 	"github.com/lifecycled/lifecycled/internal/logschema"
 	"github.com/lifecycled/lifecycled/internal/redact"
 	"github.com/lifecycled/lifecycled/internal/sharedfile"
@@ -107,6 +108,9 @@ type Config struct {
 	ExitWith []string
 	// OnExitPost (--on-exit-post) are POSTed to after the child exits.
 	OnExitPost []string
+	// Events (--events) posts the drain report as a Kubernetes Event on
+	// the pod.
+	Events bool
 
 	// UserAgent is sent with every HTTP request lifecycled makes.
 	UserAgent string
@@ -186,6 +190,11 @@ type Lifecycle struct {
 	// early is the child StartEarly started, nil if it did not.
 	early *earlyStart
 
+	// drainReport is what the stop saw, nil if there was no stop.
+	drainReport *drain.Report
+	// events is where --events finds the API server and the pod.
+	events kubeevent.InCluster
+
 	// noTombstone is set when the tombstone's lock could not be taken:
 	// a tombstone is never written without it.
 	noTombstone bool
@@ -202,6 +211,7 @@ func New(cfg Config, deps Deps) *Lifecycle {
 		cfg: cfg, logger: deps.Logger, childStderrOut: deps.ChildStderr, reg: deps.Registry,
 		reaper: deps.Reaper, stop: newStopRequest(), started: make(chan struct{}), startedUp: make(chan struct{}),
 		now: time.Now, dials: drain.NewDials(),
+		events: kubeevent.InCluster{Getenv: os.Getenv, Dir: kubeevent.ServiceAccountDir},
 	}
 	var reg prometheus.Registerer // nil: promauto registers nowhere
 	if deps.Registry != nil {
@@ -547,7 +557,11 @@ func (l *Lifecycle) stopChild(c child) bool {
 		}
 		l.logger.Info("stop sequence", zap.String("step", step))
 	})
-	return seq.Run(l.stop.second)
+	killed := seq.Run(l.stop.second)
+	r := seq.Report()
+	l.drainReport = &r
+	l.logger.Info("drain report", r.Fields()...)
+	return killed
 }
 
 // enterPhase records a phase in the metrics, the tombstone and the hook log.

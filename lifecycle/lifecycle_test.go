@@ -196,11 +196,30 @@ func (h *harness) started(t *testing.T) {
 	}
 }
 
+// terminationMessage is the termination message's reason: what comes
+// before the drain report's line, which terminationReport returns ("" if
+// none).
 func (h *harness) terminationMessage(t *testing.T) string {
+	t.Helper()
+	reason, _ := h.terminationParts(t)
+	return reason
+}
+
+func (h *harness) terminationReport(t *testing.T) string {
+	t.Helper()
+	_, report := h.terminationParts(t)
+	return report
+}
+
+func (h *harness) terminationParts(t *testing.T) (reason, report string) {
 	t.Helper()
 	b, err := os.ReadFile(h.termLog)
 	require.NoError(t, err)
-	return string(b)
+	reason, report, _ = strings.Cut(string(b), "\ndrain report: ")
+	if report != "" {
+		report = "drain report: " + report
+	}
+	return reason, report
 }
 
 // tombstone reads the wire format, as a neighbour container would.

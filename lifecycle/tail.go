@@ -63,20 +63,38 @@ func (l *Lifecycle) startStderrTail(started bool) {
 	go l.stderrTail.Run()
 }
 
-// withStderrTail adds the end of the child's stderr to a failed run's
-// termination message (the exit code, after --exit-code-map, is not 0: what
-// Kubernetes' FallbackToLogsOnError calls an error).
-func (l *Lifecycle) withStderrTail(msg string, code int) string {
-	if l.stderrTail == nil || code == 0 {
-		return msg
+// composeTermination is the termination message: the reason line, the
+// drain report's line when there was a stop (report, "" if none) and, when
+// the child failed (the exit code, after --exit-code-map, is not 0: what
+// Kubernetes' FallbackToLogsOnError calls an error), the end of its stderr.
+// The report goes in only where it costs neither the reason nor a byte of
+// the tail: those say why the app ended, the report how the stop went.
+func (l *Lifecycle) composeTermination(reason, report string, code int) string {
+	var tail []byte
+	if l.stderrTail != nil && code != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), tailWait)
+		defer cancel()
+		var err error
+		if tail, err = l.stderrTail.Tail(ctx); err != nil {
+			l.logger.Debug("termination message: stderr tail incomplete", zap.Error(err))
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), tailWait)
-	defer cancel()
-	tail, err := l.stderrTail.Tail(ctx)
-	if err != nil {
-		l.logger.Debug("termination message: stderr tail incomplete", zap.Error(err))
+	return withReport(reason, report, tail, l.cfg.terminationLogMax())
+}
+
+// withReport is terminationMessage with the report's line after the
+// reason, if it fits without cutting the reason or the tail.
+func withReport(reason, report string, tail []byte, max int) string {
+	without := terminationMessage(reason, tail, max)
+	if report == "" {
+		return without
 	}
-	return terminationMessage(msg, tail, l.cfg.terminationLogMax())
+	head := reason + "\n" + report
+	with := terminationMessage(head, tail, max)
+	if len(with) <= max && strings.TrimPrefix(with, redact.URLs(head)) == strings.TrimPrefix(without, redact.URLs(reason)) {
+		return with
+	}
+	return without
 }
 
 // stderrTailHeader separates the reason from the child's last words.

@@ -28,7 +28,9 @@ func TestAdaptiveDrainSettings(t *testing.T) {
 		wantPorts []int
 		wantErr   string
 	}{
-		{name: "off by default", args: []string{"--ready", "http://127.0.0.1:8080/", "--", "app"}},
+		// Off, the app's ports are still known: the drain report watches them.
+		{name: "off by default", args: []string{"--ready", "http://127.0.0.1:8080/", "--", "app"}, wantPorts: []int{8080}},
+		{name: "off, no port known", args: []string{"--ready", "exec:true", "--", "app"}},
 		{name: "port of --ready", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s", "--ready", "http://127.0.0.1:8080/healthz", "--", "app"},
 			wantQuiet: time.Second, wantPorts: []int{8080}},
 		{name: "http without port", args: []string{"--drain-quiet", "1s", "--drain-delay", "10s", "--ready", "http://localhost/healthz", "--", "app"},

@@ -67,6 +67,8 @@ type Settings struct {
 	// DrainReadiness is fail (the default: /readyz answers 503 from
 	// SIGTERM on) or keep (it stays up while the sequence drains).
 	DrainReadiness string
+	// Events posts the drain report as a Kubernetes Event (--events).
+	Events bool
 
 	Command []string
 }
@@ -199,6 +201,8 @@ func (s *Settings) declare() []setting {
 		str(&s.DrainReadiness, "drain-readiness", "MODE", "fail",
 			"/readyz while draining: fail (503 from SIGTERM on) or keep (stays 200 while the app serves: Kubernetes' serving condition, "+
 				"for the last endpoints of a Service or of a node with externalTrafficPolicy: Local; 503 once --ready fails or the stop signal is sent)", "drain.readiness"),
+		boolean(&s.Events, "events", "post the drain report as a Kubernetes Event on the pod (needs POD_NAME and POD_NAMESPACE "+
+			"from the downward API and RBAC create on events; at most 2s, a failure is logged)", "events"),
 	)
 	return ds
 }

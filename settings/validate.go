@@ -72,6 +72,7 @@ func (s *Settings) Validate() (*Run, error) {
 		TombstoneDir:       s.TombstoneDir,
 		ExitWith:           s.ExitWith,
 		OnExitPost:         s.OnExitPost,
+		Events:             s.Events,
 	}
 	var err error
 	if c.SignalMap, err = supervisor.ParseSignalMap(s.SignalMap); err != nil {
@@ -169,6 +170,8 @@ func (s *Settings) Validate() (*Run, error) {
 		StopSignal:   stop,
 		GracePeriod:  s.GracePeriod,
 		ProcRoot:     "/proc",
+
+		TerminationGracePeriod: s.TerminationGracePeriod,
 	}
 	if r.Listen != "" {
 		if err := httpserve.CheckAddr(r.Listen); err != nil {
@@ -288,7 +291,8 @@ func isHTTPURL(u string) bool {
 // the adaptive drain watches: --drain-connections PORT, which names the
 // app's serving port, and the ports of the --ready and --live targets,
 // which check the app itself (lifecycled's own probes are not counted as
-// traffic, see drain.Dials).
+// traffic, see drain.Dials). Without --drain-quiet the same ports, if any,
+// are those the drain report watches.
 func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 	if o.DrainQuiet <= 0 {
 		if o.DrainMin > 0 {
@@ -297,9 +301,7 @@ func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 		if len(o.DrainWatch) > 0 {
 			return nil, errors.New("--drain-watch needs --drain-quiet (the adaptive drain)")
 		}
-		return nil, nil
-	}
-	if o.DrainDelay <= 0 {
+	} else if o.DrainDelay <= 0 {
 		return nil, fmt.Errorf("--drain-quiet %s needs --drain-delay, the longest the adaptive drain waits", o.DrainQuiet)
 	}
 	if o.DrainQuiet > o.DrainDelay {
@@ -339,7 +341,7 @@ func adaptiveDrain(o *Settings, ready, live *probes.ProbeSpec) ([]int, error) {
 			add(p)
 		}
 	}
-	if len(ports) == 0 {
+	if len(ports) == 0 && o.DrainQuiet > 0 {
 		return nil, errors.New("--drain-quiet needs the app's port: set --drain-watch PORT, --drain-connections PORT or a tcp, http or grpc --ready or --live target")
 	}
 	return ports, nil

@@ -61,6 +61,13 @@ type Termination struct {
 // exited, as it does when the child exits by itself: the group mates are
 // then told to stop, not left to SIGKILL at the end of the grace period.
 func Terminate(p Process, sig syscall.Signal, grace time.Duration) Termination {
+	return TerminateWith(p, sig, grace, nil)
+}
+
+// TerminateWith is Terminate that calls beforeKill, if not nil, once the
+// grace period is over and just before SIGKILL: the stop sequence counts
+// the connections SIGKILL is about to cut. It must return quickly.
+func TerminateWith(p Process, sig syscall.Signal, grace time.Duration, beforeKill func()) Termination {
 	var t Termination
 	done := p.Done()
 	select {
@@ -85,6 +92,9 @@ wait:
 		case <-timer.C:
 			break wait
 		}
+	}
+	if beforeKill != nil {
+		beforeKill()
 	}
 	t.Grace, t.Killed = time.Since(start), true
 	t.KillErr = p.Kill()

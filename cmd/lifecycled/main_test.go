@@ -21,6 +21,36 @@ func TestExplainShowsAdaptiveDrain(t *testing.T) {
 	assert.Contains(t, out, "Budget: fits")
 }
 
+// TestExplainDrainReport: explain says what the stop's report will tell,
+// for which ports, and where it goes (--termination-log, --events).
+func TestExplainDrainReport(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		args      []string
+		want, not []string
+	}{
+		{name: "a fixed drain with the app's port", args: []string{"--drain-delay", "5s", "--ready", "tcp://127.0.0.1:8080", "--termination-grace-period", "30s"},
+			want: []string{`At the end, one "drain report" line: the last new connection and request byte to port 8080 after SIGTERM,`,
+				"the connections open at the stop signal and at SIGKILL, whether SIGKILL was needed and how long the stop took (and its share of 30s)."},
+			not: []string{"--events:", "termination message"}},
+		{name: "no port known", args: []string{"--drain-delay", "5s"},
+			want: []string{`one "drain report" line: whether SIGKILL was needed and how long the stop took; no port of the app is known`}},
+		{name: "events and termination log", args: []string{"--events", "--termination-log", "/dev/termination-log"},
+			want: []string{"--events: also posted as a Kubernetes Event on the pod", "Its summary ends the termination message"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			require.Equal(t, 0, explainMain(append(tt.args, "--", "app"), &stdout, &stderr), stderr.String())
+			for _, w := range tt.want {
+				assert.Contains(t, stdout.String(), w)
+			}
+			for _, n := range tt.not {
+				assert.NotContains(t, stdout.String(), n)
+			}
+		})
+	}
+}
+
 // TestExplainKeepWithoutReady: --drain-readiness keep without --ready
 // keeps /readyz at 200 whatever the app does until the stop signal: explain
 // warns; with --ready it does not.

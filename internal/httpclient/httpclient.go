@@ -21,10 +21,16 @@
 // redirects followed on the same host only, at most 10, a redirect to
 // another host answering for itself. Deadlines come from the request's
 // context, never from the client.
+//
+// One request goes out of the pod, to the Kubernetes API server
+// (--events): it carries the pod's service-account token, so NewInCluster
+// verifies the server against the service account's CA and follows no
+// redirect; no proxy and no keep-alive, as above.
 package httpclient
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -54,6 +60,14 @@ func NewGRPC(control func(network, address string, c syscall.RawConn) error) *ht
 	protocols.SetUnencryptedHTTP2(true)
 	tr.Protocols = &protocols
 	return tr
+}
+
+// NewInCluster returns the client of the API server (see the package
+// comment): roots are the certificates it is verified against.
+func NewInCluster(roots *x509.CertPool) *http.Client {
+	tr := transport(nil)
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 func transport(control func(network, address string, c syscall.RawConn) error) *http.Transport {

@@ -177,7 +177,32 @@ func (e *Writer) shutdown(c *settings.Run) {
 	}
 	e.line("  Times are the latest each step can come. A second SIGTERM or SIGINT skips")
 	e.line("  what is left of the waits before the stop signal.")
+	e.report(c)
 	e.line("")
+}
+
+// report says what the stop's last line, the drain report, will tell, and
+// where else it goes.
+func (e *Writer) report(c *settings.Run) {
+	st := c.Config.Stop
+	what := "whether SIGKILL was needed and how long the stop took"
+	if c.TerminationGrace > 0 {
+		what += " (and its share of " + drain.Seconds(c.TerminationGrace) + ")"
+	}
+	if len(st.QuietPorts) > 0 {
+		e.line("  At the end, one \"drain report\" line: the last new connection and request byte to port %s after SIGTERM,", joinInts(st.QuietPorts))
+		e.line("  the connections open at the stop signal and at SIGKILL, %s.", what)
+	} else {
+		e.line("  At the end, one \"drain report\" line: %s; no port of the app is known", what)
+		e.line("  (a tcp, http or grpc --ready or --live, or --drain-connections), so no traffic is watched.")
+	}
+	if c.Config.TerminationLog != "" {
+		e.line("  Its summary ends the termination message when the reason and the stderr tail leave room.")
+	}
+	if c.Config.Events {
+		e.line("  --events: also posted as a Kubernetes Event on the pod (Warning if SIGKILL was needed or cut connections),")
+		e.line("  at most 2s after the stop; needs POD_NAME and POD_NAMESPACE (downward API) and RBAC create on events.")
+	}
 }
 
 // budget prints the verdict and returns the exit code.
