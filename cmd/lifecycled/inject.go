@@ -86,14 +86,17 @@ func injectMain(args []string, stdin io.Reader, stdout, stderr io.Writer, uninje
 		out, err = inject.Inject(context.Background(), data, o)
 	}
 	var problems inject.Problems
+	var bad *inject.DecodeError
 	switch {
+	case errors.As(err, &bad):
+		return usageError(stderr, "%s %s: %v", cmd, name, settings.YAMLError(firstYAMLError(bad.Err), data))
 	case errors.As(err, &problems):
 		for _, p := range problems {
 			_, _ = io.WriteString(stderr, redact.Line("lifecycled: %s %s: %s", cmd, name, p))
 		}
 		return 1
 	case err != nil:
-		return usageError(stderr, "%s %s: %v", cmd, name, settings.YAMLError(firstYAMLError(err), data))
+		return usageError(stderr, "%s %s: %v", cmd, name, err)
 	}
 	if _, err := stdout.Write(out); err != nil {
 		fmt.Fprintf(stderr, "lifecycled: %s: write: %v\n", cmd, err)

@@ -130,9 +130,15 @@ func Uninject(data []byte) ([]byte, error) { return uninject(data, nil) }
 // uninject undoes the workloads of data not in keep, by their index in
 // podspec.Decode's order.
 func uninject(data []byte, keep map[int]bool) ([]byte, error) {
+	data, unterminated := terminate(data)
+	out, err := undoAll(data, keep)
+	return unterminate(out, unterminated), err
+}
+
+func undoAll(data []byte, keep map[int]bool) ([]byte, error) {
 	ws, err := podspec.Decode(data)
 	if err != nil {
-		return nil, err
+		return nil, &DecodeError{err}
 	}
 	src := newSource(data)
 	for i := range ws {

@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lifecycled/lifecycled/internal/yamlnode"
 	"github.com/lifecycled/lifecycled/podspec"
 )
 
@@ -85,6 +86,13 @@ type Problems []string
 
 func (p Problems) Error() string { return strings.Join(p, "\n") }
 
+// DecodeError is the error of a file podspec.Decode refuses: not YAML, or
+// not the shape of a manifest.
+type DecodeError struct{ Err error }
+
+func (e *DecodeError) Error() string { return e.Err.Error() }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
 // record is the annotation's value: how to undo each change, in paths
 // from the pod template.
 type record struct {
@@ -122,9 +130,10 @@ func (o *Options) defaults() {
 // a manifest inject cannot read or edit (exit 2).
 func Inject(ctx context.Context, data []byte, o Options) ([]byte, error) {
 	o.defaults()
+	data, unterminated := terminate(data)
 	ws, err := podspec.Decode(data)
 	if err != nil {
-		return nil, err
+		return nil, &DecodeError{err}
 	}
 	if len(ws) == 0 {
 		return nil, errors.New("no Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or PodTemplate in it")
@@ -154,10 +163,33 @@ func Inject(ctx context.Context, data []byte, o Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(out) > yamlnode.MaxBytes {
+		return nil, fmt.Errorf("the injected manifest would be larger than %d MiB, more than explain -f and uninject read: inject its workloads in smaller files", yamlnode.MaxBytes>>20)
+	}
 	if back, err := uninject(out, done); err != nil || !bytes.Equal(back, data) {
 		return nil, fmt.Errorf("inject could not edit this manifest so that uninject gives it back byte for byte (a layout it does not handle%s): nothing written", errText(err))
 	}
-	return out, check(out, o.Images)
+	if err := check(out, o.Images); err != nil {
+		return nil, err
+	}
+	return unterminate(out, unterminated), nil
+}
+
+// terminate ends data with a newline, so that what inject adds after
+// its last line is whole lines; unterminated says it did.
+func terminate(data []byte) ([]byte, bool) {
+	if len(data) == 0 || data[len(data)-1] == '\n' {
+		return data, false
+	}
+	return append(slices.Clone(data), '\n'), true
+}
+
+// unterminate takes away the newline terminate added.
+func unterminate(data []byte, unterminated bool) []byte {
+	if unterminated {
+		return bytes.TrimSuffix(data, []byte("\n"))
+	}
+	return data
 }
 
 func errText(err error) string {
@@ -313,7 +345,14 @@ func (wl *workload) container(ctx context.Context, i int, c *podspec.Container, 
 	if err != nil {
 		return 0, []string{err.Error()}, nil
 	}
-	flags := []string{"--listen", ":" + strconv.Itoa(port)}
+	// lifecycled serves /readyz and /livez when the app has a readiness
+	// probe to move behind them. Without one, nothing would ask /readyz
+	// (explain -f calls that a problem: traffic before the app is ready),
+	// and a liveness probe stays on the app, where it works as it did.
+	var flags []string
+	if c.ReadinessProbe != nil {
+		flags = append(flags, "--listen", ":"+strconv.Itoa(port))
+	}
 	msg := c.TerminationMessagePath
 	if msg == "" {
 		msg = "/dev/termination-log"
@@ -343,7 +382,10 @@ func (wl *workload) container(ctx context.Context, i int, c *podspec.Container, 
 	}
 	grace := wl.o.GracePeriod
 	if grace == 0 {
-		grace = max(tgp-drain, 2*time.Second) - time.Second
+		// The app keeps the time it had, less 1s in which lifecycled
+		// kills what is left and writes the termination message; at
+		// least the kubelet's own 2s.
+		grace = max(tgp-drain-time.Second, 2*time.Second)
 	}
 	flags = append(flags, "--grace-period", seconds(grace))
 
@@ -355,7 +397,7 @@ func (wl *workload) container(ctx context.Context, i int, c *podspec.Container, 
 	var rewire []rewired
 	for _, p := range probes {
 		n := podspec.MappingValue(cn, p.key)
-		if n == nil {
+		if n == nil || c.ReadinessProbe == nil {
 			continue
 		}
 		pf, err := probeFlags(c, n, p.prefix)
