@@ -36,8 +36,8 @@ var exampleImages = []string{"localhost/lifecycled-demo", "localhost/lifecycled"
 // inject changes nothing. A manifest inject refuses has its error there.
 func TestGolden(t *testing.T) {
 	type tc struct {
-		name, in string
-		o        Options
+		name, in, golden string
+		o                Options
 	}
 	var cases []tc
 	corpus, err := filepath.Glob("testdata/corpus/*.yaml")
@@ -45,14 +45,16 @@ func TestGolden(t *testing.T) {
 	require.GreaterOrEqual(t, len(corpus), 20)
 	for _, f := range corpus {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
-		cases = append(cases, tc{name, f, corpusOptions[name]})
+		cases = append(cases, tc{name, f, "", corpusOptions[name]})
 	}
 	examples, err := filepath.Glob("../../examples/*.yaml")
 	require.NoError(t, err)
 	require.NotEmpty(t, examples)
 	for _, f := range examples {
-		cases = append(cases, tc{"example-" + strings.TrimSuffix(filepath.Base(f), ".yaml"), f, Options{Images: exampleImages}})
+		cases = append(cases, tc{"example-" + strings.TrimSuffix(filepath.Base(f), ".yaml"), f, "", Options{Images: exampleImages}})
 	}
+	// The README's before and after.
+	cases = append(cases, tc{"example-inject", "../../examples/inject/web.yaml", "../../examples/inject/web.injected.yaml", Options{Image: "localhost/lifecycled:dev"}})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			in, err := os.ReadFile(c.in)
@@ -62,7 +64,10 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				got = []byte("error: " + err.Error() + "\n")
 			}
-			golden := filepath.Join("testdata/golden", c.name+".yaml")
+			golden := c.golden
+			if golden == "" {
+				golden = filepath.Join("testdata/golden", c.name+".yaml")
+			}
 			if *update {
 				require.NoError(t, os.WriteFile(golden, got, 0o644))
 			}
