@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,17 +15,7 @@ import (
 // runCmd runs argv to its end and returns its exit code, stdout and stderr.
 func runCmd(t *testing.T, argv ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.CommandContext(testContext(t, 60e9), argv[0], argv[1:]...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err, "run %v", argv)
-	}
-	return code, out.String(), errb.String()
+	return runStdin(t, "", argv...)
 }
 
 // TestInstall: `lifecycled install DIR` puts a working copy of the running
