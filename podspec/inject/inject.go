@@ -289,6 +289,13 @@ func injectWorkload(ctx context.Context, src *source, w *podspec.Workload, o Opt
 	if len(chosen) == 0 {
 		return nil, nil
 	}
+	// New sequences are written as the containers' is: at its key's
+	// indentation (kubectl's way) or under it.
+	if dash := seq.Content[0]; seq.Style&yaml.FlowStyle == 0 {
+		k := wl.spec.Content[keyIndex(wl.spec, "containers")]
+		_, _, col, err := src.item(seq, 0)
+		src.compact = err == nil && col == k.Column && dash.Line > k.Line
+	}
 	vol := freeName("lifecycled-bin", volumeNames(w))
 	initName := freeName("lifecycled-install", containerNames(w))
 	dir := freeDir(w)

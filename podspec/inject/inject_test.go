@@ -167,3 +167,12 @@ func FuzzInject(f *testing.F) {
 		}
 	})
 }
+
+// TestCompactSequences: sequences move to their key's indentation with
+// what is under them; a block scalar's lines that look like a key and a
+// sequence stay as they are.
+func TestCompactSequences(t *testing.T) {
+	in := "command:\n  - sh\n  - -c\n  - |\n    x:\n      - not a sequence\nm:\n  k:\n    - a\n    - b: 1\n      c:\n        - d\n"
+	want := "command:\n- sh\n- -c\n- |\n  x:\n    - not a sequence\nm:\n  k:\n  - a\n  - b: 1\n    c:\n    - d\n"
+	assert.Equal(t, want, compactSequences(in))
+}

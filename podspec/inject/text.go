@@ -20,6 +20,9 @@ type source struct {
 	text  []byte
 	lines []int // offset of the start of each line; lines[0] is line 1
 	edits []edit
+	// compact writes a sequence at its key's indentation, as kubectl
+	// does, for a document written so.
+	compact bool
 }
 
 // edit replaces text[start:end] with repl.
@@ -148,7 +151,7 @@ func (s *source) replacePair(m *yaml.Node, i int, v *yaml.Node) (string, error) 
 		return "", err
 	}
 	k := m.Content[i]
-	text, err := encodePair(k.Value, v, k.Column-1)
+	text, err := encodePair(k.Value, v, k.Column-1, s.compact)
 	if err != nil {
 		return "", err
 	}
@@ -177,7 +180,7 @@ func (s *source) insertPair(m *yaml.Node, key string, v *yaml.Node) error {
 		return err
 	}
 	col := m.Content[last].Column
-	text, err := encodePair(key, v, col-1)
+	text, err := encodePair(key, v, col-1, s.compact)
 	if err != nil {
 		return err
 	}
@@ -208,7 +211,7 @@ func (s *source) appendItem(seq *yaml.Node, v *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	text, err := encode(v, dash+1)
+	text, err := encode(v, dash+1, s.compact)
 	if err != nil {
 		return err
 	}
@@ -261,14 +264,14 @@ func (s *source) apply() ([]byte, error) {
 
 // encodePair is key: v as block YAML whose lines after the first are
 // indented by indent, ending with a newline.
-func encodePair(key string, v *yaml.Node, indent int) (string, error) {
+func encodePair(key string, v *yaml.Node, indent int, compact bool) (string, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str(key), v}}
-	return encode(m, indent)
+	return encode(m, indent, compact)
 }
 
 // encode is v as block YAML whose lines after the first are indented by
 // indent, ending with a newline.
-func encode(v *yaml.Node, indent int) (string, error) {
+func encode(v *yaml.Node, indent int, compact bool) (string, error) {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -279,8 +282,53 @@ func encode(v *yaml.Node, indent int) (string, error) {
 		return "", err
 	}
 	out := strings.TrimSuffix(b.String(), "\n")
+	if compact {
+		out = compactSequences(out)
+	}
 	pad := "\n" + strings.Repeat(" ", indent)
 	return strings.ReplaceAll(out, "\n", pad) + "\n", nil
+}
+
+// compactSequences moves each sequence the YAML encoder wrote two spaces
+// under its key ("key:\n  - a") to the key's indentation ("key:\n- a"),
+// with everything under it; block scalars' lines are content, not keys.
+func compactSequences(text string) string {
+	lines := strings.Split(text, "\n")
+	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+	for i := 1; i < len(lines); i++ {
+		prev, l := lines[i-1], lines[i]
+		t := strings.TrimLeft(l, " ")
+		if isBlockScalarStart(prev) {
+			// Skip the scalar's lines: deeper than the line that opens it.
+			for n := indent(prev); i < len(lines) && (strings.TrimSpace(lines[i]) == "" || indent(lines[i]) > n); i++ {
+			}
+			i--
+			continue
+		}
+		if !(t == "-" || strings.HasPrefix(t, "- ")) || !strings.HasSuffix(prev, ":") || indent(l) != indent(prev)+2 {
+			continue
+		}
+		n := indent(l)
+		for j := i; j < len(lines) && (strings.TrimSpace(lines[j]) == "" || indent(lines[j]) >= n); j++ {
+			if len(lines[j]) >= 2 {
+				lines[j] = lines[j][2:]
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// isBlockScalarStart reports whether line ends with a block scalar's
+// indicator (| or >, with chomping and indentation), after a key or a dash.
+func isBlockScalarStart(line string) bool {
+	t := strings.TrimRight(line, " ")
+	i := strings.LastIndexAny(t, " ")
+	ind := t[i+1:]
+	if ind == "" || (ind[0] != '|' && ind[0] != '>') || strings.Trim(ind[1:], "+-0123456789") != "" {
+		return false
+	}
+	before := strings.TrimSpace(t[:i+1])
+	return strings.HasSuffix(before, ":") || before == "-" || strings.HasSuffix(before, " -")
 }
 
 // str is a plain string node.
