@@ -178,6 +178,12 @@ func undoEdit(src *source, tmpl *yaml.Node, u undo) error {
 	last := u.Path[len(u.Path)-1]
 	switch parent.Kind {
 	case yaml.MappingNode:
+		if u.After != "" && u.Text != nil {
+			if keyIndex(parent, last) >= 0 {
+				return errors.New("back in the manifest: inject removed it")
+			}
+			return src.restoreAfter(parent, u.After, u.Skip, *u.Text)
+		}
 		i := keyIndex(parent, last)
 		if i < 0 {
 			return errors.New("not in the manifest any more")

@@ -104,9 +104,13 @@ type undo struct {
 	// Path is the mapping keys and sequence indexes from the pod template
 	// to the pair or item.
 	Path []string `json:"path"`
-	// Text is the pair's original text when it was replaced; inject added
-	// the pair or item when it is absent.
+	// Text is the pair's original text when it was replaced or removed;
+	// inject added the pair or item when it is absent.
 	Text *string `json:"text,omitempty"`
+	// After is, for a removed pair, the key of the pair before it, and
+	// Skip the lines between that pair's end and it.
+	After string `json:"after,omitempty"`
+	Skip  int    `json:"skip,omitempty"`
 }
 
 func (o *Options) defaults() {
@@ -445,7 +449,7 @@ func (wl *workload) container(ctx context.Context, i int, c *podspec.Container, 
 		if len(rest.Content) > 0 {
 			rest.Style = 0
 		}
-		if err := wl.setPair(cn, path, "lifecycle", rest); err != nil {
+		if err := wl.dropPreStop(cn, path, lifecycleIdx, rest); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -454,6 +458,21 @@ func (wl *workload) container(ctx context.Context, i int, c *podspec.Container, 
 		return 0, nil, err
 	}
 	return drain + grace, nil, nil
+}
+
+// dropPreStop takes the kubelet's preStop out of the container's
+// lifecycle: the lifecycle goes when that was all of it, else it is
+// written again without it ({} where the lifecycle cannot go: the first
+// key of its container).
+func (wl *workload) dropPreStop(cn *yaml.Node, path []string, i int, rest *yaml.Node) error {
+	if len(rest.Content) == 0 && i >= 2 {
+		after := cn.Content[i-2].Value
+		if text, skip, err := wl.src.cutPair(cn, i); err == nil {
+			wl.rec.Edits = append(wl.rec.Edits, undo{Path: append(slices.Clone(path), "lifecycle"), Text: &text, After: after, Skip: skip})
+			return nil
+		}
+	}
+	return wl.setPair(cn, path, "lifecycle", rest)
 }
 
 // command is the container's original command: the manifest's, else

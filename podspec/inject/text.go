@@ -202,6 +202,56 @@ func (s *source) deletePair(m *yaml.Node, i int) error {
 	return nil
 }
 
+// cutPair removes pair i of block mapping m, with its lines, and returns
+// them and how many lines (comments, blank) stand between the pair before
+// it and it: restoreAfter puts them back there.
+func (s *source) cutPair(m *yaml.Node, i int) (text string, skip int, err error) {
+	if i < 2 {
+		return "", 0, layoutError(m.Content[i], "the first key of its mapping")
+	}
+	start, end, err := s.pair(m, i)
+	if err != nil {
+		return "", 0, err
+	}
+	k := m.Content[i]
+	ls := s.lineStart(k.Line)
+	if strings.TrimSpace(string(s.text[ls:start])) != "" {
+		return "", 0, layoutError(k, "not the first thing on its line")
+	}
+	_, prevEnd, err := s.pair(m, i-2)
+	if err != nil {
+		return "", 0, err
+	}
+	s.add(ls, end, "")
+	return string(s.text[ls:end]), k.Line - s.lineAt(prevEnd), nil
+}
+
+// restoreAfter puts back the lines cutPair removed, skip lines after the
+// end of the pair of key after in m.
+func (s *source) restoreAfter(m *yaml.Node, after string, skip int, text string) error {
+	i := keyIndex(m, after)
+	if i < 0 {
+		return fmt.Errorf("key %s not in the manifest any more", after)
+	}
+	_, end, err := s.pair(m, i)
+	if err != nil {
+		return err
+	}
+	at := s.lineStart(s.lineAt(end) + skip)
+	s.add(at, at, text)
+	return nil
+}
+
+// lineAt is the line that starts at offset off, one past the last line
+// at the end of the text.
+func (s *source) lineAt(off int) int {
+	n := sort.SearchInts(s.lines, off)
+	if n < len(s.lines) && s.lines[n] == off {
+		return n + 1
+	}
+	return len(s.lines) + 1
+}
+
 // appendItem adds v at the end of block sequence seq.
 func (s *source) appendItem(seq *yaml.Node, v *yaml.Node) error {
 	if seq.Kind != yaml.SequenceNode || seq.Style&yaml.FlowStyle != 0 || len(seq.Content) == 0 {
@@ -245,6 +295,10 @@ func (s *source) apply() ([]byte, error) {
 	sort.SliceStable(es, func(i, j int) bool {
 		if es[i].start != es[j].start {
 			return es[i].start < es[j].start
+		}
+		// At one offset, what is inserted comes before what is replaced.
+		if zi, zj := es[i].end == es[i].start, es[j].end == es[j].start; zi != zj {
+			return zi
 		}
 		return es[i].seq < es[j].seq
 	})
