@@ -338,6 +338,7 @@ func TestPodman(t *testing.T) {
 	for _, f := range slices.Sorted(maps.Keys(kubePlayScenarios)) {
 		t.Run("kube/"+f, func(t *testing.T) { kubePlayScenarios[f](t, p, p.play(t, f)) })
 	}
+	t.Run("inject", func(t *testing.T) { testPodmanInject(t, p) })
 	t.Run("liveness-while-waiting", func(t *testing.T) {
 		testPodmanLivenessWhileWaiting(t, p, p.play(t, filepath.Join(repoRoot(t), "integration", "testdata", "podman", "liveness-wait.yaml")))
 	})

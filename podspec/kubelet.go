@@ -93,6 +93,18 @@ func kubeletPreStop(c *Container) preStop {
 	return preStop{known: true}
 }
 
+// PreStopSleep reports whether c has a preStop hook, and if it does,
+// whether it does nothing but sleep (the sleep handler, or an exec of
+// sleep N, sh -c "sleep N" or lifecycled sleep N), and for how long.
+func (c *Container) PreStopSleep() (d time.Duration, has, sleeps bool) {
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		return 0, false, false
+	}
+	ps := kubeletPreStop(c)
+	h := c.Lifecycle.PreStop
+	return ps.max, true, ps.known && (h.Sleep != nil || h.Exec != nil)
+}
+
 // shellSleepRE is compiled on first use: package initialisation is paid
 // by every start of lifecycled, and only explain -f reads pod specs.
 var shellSleepRE = sync.OnceValue(func() *regexp.Regexp {

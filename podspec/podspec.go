@@ -35,6 +35,10 @@ type Workload struct {
 	Kind, Name string
 	// Spec is the pod template's spec (the Pod's own for a Pod).
 	Spec PodSpec
+	// Template is the YAML mapping that holds the pod template's metadata
+	// and spec (the Pod itself for a Pod), with its lines and columns:
+	// what `lifecycled inject` edits.
+	Template *yaml.Node
 
 	// configMaps are the data of the manifest's ConfigMaps, by name: the
 	// files of the configMap volumes.
@@ -247,6 +251,20 @@ func Decode(data []byte) ([]Workload, error) {
 	return m.workloads, nil
 }
 
+// MappingValue is the value of key in the mapping m, nil when m is nil,
+// not a mapping or has no such key.
+func MappingValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Kind == yaml.ScalarNode && m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
 // manifest is what Decode has read so far.
 type manifest struct {
 	workloads  []Workload
@@ -296,6 +314,7 @@ func (m *manifest) decodeObject(n *yaml.Node) error {
 		if err := spec(&w.Spec); err != nil {
 			return err
 		}
+		w.Template = n
 	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job":
 		var s struct {
 			Template podTemplate `yaml:"template"`
@@ -304,6 +323,7 @@ func (m *manifest) decodeObject(n *yaml.Node) error {
 			return err
 		}
 		w.Spec = s.Template.Spec
+		w.Template = MappingValue(&o.Spec, "template")
 	case "CronJob":
 		var s struct {
 			JobTemplate struct {
@@ -316,12 +336,14 @@ func (m *manifest) decodeObject(n *yaml.Node) error {
 			return err
 		}
 		w.Spec = s.JobTemplate.Spec.Template.Spec
+		w.Template = MappingValue(MappingValue(MappingValue(&o.Spec, "jobTemplate"), "spec"), "template")
 	case "PodTemplate":
 		var t podTemplate
 		if err := field(&o.Template, &t); err != nil {
 			return err
 		}
 		w.Spec = t.Spec
+		w.Template = &o.Template
 	case "ConfigMap":
 		var data map[string]string
 		if err := field(&o.Data, &data); err != nil {

@@ -90,6 +90,10 @@ func probeTarget(c *Container, p *Probe) (target, error) {
 	return target{}, nil
 }
 
+// ResolvePort is p's number, a name resolved against the container's
+// ports as the kubelet does.
+func (c *Container) ResolvePort(p settings.Port) (int, error) { return p.Resolve(c.namedPort) }
+
 // namedPort resolves a probe's named port; it must be one of the
 // container's ports, or the kubelet fails the probe.
 func (c *Container) namedPort(name string) (int, error) {

@@ -18,6 +18,9 @@ Usage:
   lifecycled sleep DURATION                sleep, then exit 0 (a preStop hook without /bin/sleep)
   lifecycled explain [FLAGS] [-- COMMAND]  print the startup and shutdown timeline and budget check
   lifecycled explain -f FILE [--image IMG] check the lifecycled containers of a Kubernetes manifest
+  lifecycled inject -f FILE [FLAGS]        print FILE with lifecycled put into its workloads (inject --help)
+  lifecycled uninject -f FILE              print FILE with what inject did undone (also inject --uninject)
+  lifecycled install DIR                   copy this binary to DIR/lifecycled (the injected init container)
   lifecycled version                       print version, commit, Go version
 
 TARGET: tcp://HOST:PORT  http(s)://HOST[:PORT]/PATH  unix:///PATH  file:///PATH
@@ -61,6 +64,7 @@ func printFlags(w io.Writer, decls []setting) {
 // flags and command (`lifecycled --wait ... -- app`).
 var subcommands = map[string]string{
 	"run": "run", "wait": "wait", "probe": "probe", "sleep": "sleep", "explain": "explain",
+	"install": "install", "inject": "inject", "uninject": "uninject",
 	"help": "help", "-h": "help", "-help": "help", "--help": "help",
 	"version": "version", "-version": "version", "--version": "version",
 }

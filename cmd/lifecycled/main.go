@@ -66,6 +66,12 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return sleepMain(args[1:], stderr)
 	case "explain":
 		return explainMain(args[1:], stdout, stderr)
+	case "install":
+		return installMain(args[1:], stdout, stderr)
+	case "inject":
+		return injectMain(args[1:], os.Stdin, stdout, stderr, false)
+	case "uninject":
+		return injectMain(args[1:], os.Stdin, stdout, stderr, true)
 	case "help":
 		return helpMain(args[1:], stdout, stderr)
 	case "version":
