@@ -25,13 +25,20 @@ import (
 //     connections only (the drain before it counted request bytes, from a
 //     binary built with the lifecycled_drain_connections_only tag);
 //   - requests: the same flags, counting request bytes on open
-//     connections too (lifecycled as shipped).
+//     connections too (lifecycled as shipped), and --drain-min 3s, the
+//     propagation, as the README advises where a pod's traffic can be
+//     sparse: Go's default pool, whose few pooled connections may all be
+//     on the other backend for a while, sent the old one nothing for 1 s
+//     (+0.42 to +1.43 s) while it was still in rotation in one loaded run,
+//     so the drain ended on quiet and the requests that came after met a
+//     closed app.
 //
-// The shapes, with a propagation of 3 s: a new connection per request, an
-// L7 proxy pooling its upstream connections, and Go's default keep-alive
-// pool (8 callers, at most 2 idle connections kept: it keeps opening new
-// ones), whose traffic to the old pod stops once the balancer drops it;
-// and, straight through the L4 balancer as through a ClusterIP, clients
+// The shapes, with a propagation of 3 s: a new connection per request and
+// an L7 proxy pooling its upstream connections, whose traffic to the old
+// pod stops once the balancer drops it; Go's default keep-alive pool (8
+// callers, at most 2 idle connections kept: it keeps opening new ones),
+// whose traffic stops in some runs and in others stays on a busy pooled
+// connection; and, straight through the L4 balancer as through a ClusterIP, clients
 // that each keep one connection and an HTTP/2 client on one connection,
 // whose connections stay on the old pod until the app closes them, so the
 // traffic never stops by itself.
@@ -55,23 +62,26 @@ func TestZeroDowntimeTrafficShapes(t *testing.T) {
 	)
 	shapes := []struct {
 		name  string
-		stops bool // the traffic to the old pod stops by itself
+		stops stops // whether the traffic to the old pod stops by itself
 		rs    lbsim.RollingStop
 	}{
-		{"new connection per request", true, lbsim.RollingStop{NewConnWorkers: 8}},
-		{"L7 proxy, pooled upstream", true, lbsim.RollingStop{PooledWorkers: 8, L7: true}},
-		{"Go's default pool, 8 callers", true, lbsim.RollingStop{PooledWorkers: 8}},
-		{"keep-alive, a connection per client", false, lbsim.RollingStop{KeepAliveWorkers: 8}},
-		{"HTTP/2, one connection (h2c)", false, lbsim.RollingStop{H2Workers: 8}},
+		{"new connection per request", stopsYes, lbsim.RollingStop{NewConnWorkers: 8}},
+		{"L7 proxy, pooled upstream", stopsYes, lbsim.RollingStop{PooledWorkers: 8, L7: true}},
+		// Whether one of its pooled connections stays on the old pod
+		// after the balancer dropped it depends on the run: both
+		// happened (last request byte at +3.1 s and at +5.6 s).
+		{"Go's default pool, 8 callers", stopsMaybe, lbsim.RollingStop{PooledWorkers: 8}},
+		{"keep-alive, a connection per client", stopsNo, lbsim.RollingStop{KeepAliveWorkers: 8}},
+		{"HTTP/2, one connection (h2c)", stopsNo, lbsim.RollingStop{H2Workers: 8}},
 	}
 	drains := []struct {
-		name         string
-		bin          string
-		delay, quiet time.Duration
+		name              string
+		bin               string
+		delay, quiet, min time.Duration
 	}{
-		{"fixed 5s", lifecycledBin(t), fixed, 0},
-		{"connections", connOnly, ceiling, quiet},
-		{"requests", lifecycledBin(t), ceiling, quiet},
+		{"fixed 5s", lifecycledBin(t), fixed, 0, 0},
+		{"connections", connOnly, ceiling, quiet, 0},
+		{"requests", lifecycledBin(t), ceiling, quiet, propagation},
 	}
 	var table []string
 	for _, shape := range shapes {
@@ -80,7 +90,7 @@ func TestZeroDowntimeTrafficShapes(t *testing.T) {
 				var log zdLog
 				rs := shape.rs
 				rs.Init, rs.InitPath, rs.Backend, rs.Stderr, rs.Env = lbsim.InitLifecycled, d.bin, backend, &log, zdEnv
-				rs.DrainDelay, rs.DrainQuiet, rs.Propagation = d.delay, d.quiet, propagation
+				rs.DrainDelay, rs.DrainQuiet, rs.DrainMin, rs.Propagation = d.delay, d.quiet, d.min, propagation
 				r, err := rs.Run(ctx)
 				require.NoError(t, err, "run; lifecycled's log:\n%s", log.String())
 				zdLogRun(t, d.name, r)
@@ -90,15 +100,16 @@ func TestZeroDowntimeTrafficShapes(t *testing.T) {
 				assert.Greater(t, r.Load.OK, int64(300), "the load ran: %s", r.Load)
 				assert.Positive(t, r.Served, "the stopped backend served requests before the stop")
 				if d.name != "requests" {
-					if shape.stops && d.name == "connections" && shape.rs.L7 {
+					if d.name == "connections" && shape.rs.L7 {
 						assert.Less(t, r.TermAfter, drop,
 							"counting connections only, the drain ends while the proxy still sends the pod requests on its pooled connections")
 					}
 					return
 				}
 				assert.Zero(t, r.Load.Failed, "failed requests: %s, e.g. %q", r.Load, r.Load.Samples)
-				if shape.stops {
-					assert.Contains(t, log.String(), "no new connection or request byte for the quiet period", "the drain ended on quiet")
+				onQuiet := strings.Contains(log.String(), "no new connection or request byte for the quiet period")
+				if shape.stops == stopsYes || shape.stops == stopsMaybe && onQuiet {
+					assert.True(t, onQuiet, "the drain ended on quiet")
 					assert.Less(t, r.LastSent, r.TermAfter, "the drain ended after the last request byte sent to the old pod")
 					assert.Less(t, r.TermAfter, r.LastSent+quiet+slack, "the drain ended within the quiet period + %s of the last request byte", slack)
 				} else {
@@ -111,6 +122,16 @@ func TestZeroDowntimeTrafficShapes(t *testing.T) {
 	t.Logf("\n| clients | drain | failed / requests | old pod dropped | last request byte to it | app's SIGTERM |\n|---|---|---|---|---|---|\n%s",
 		strings.Join(table, "\n"))
 }
+
+// stops says whether a shape's traffic to the old pod stops by itself once
+// the balancer has dropped it.
+type stops int
+
+const (
+	stopsNo stops = iota
+	stopsYes
+	stopsMaybe
+)
 
 func zdSeconds(d time.Duration) string { return fmt.Sprintf("%+.2f s", d.Seconds()) }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifecycled/lifecycled/internal/redact"
+	"github.com/lifecycled/lifecycled/internal/registry"
 	"github.com/lifecycled/lifecycled/podspec/inject"
 	"github.com/lifecycled/lifecycled/settings"
 )
@@ -26,7 +27,8 @@ func injectMain(args []string, stdin io.Reader, stdout, stderr io.Writer, uninje
 		cmd = "uninject"
 	}
 	var file string
-	var fixBudget, adaptive bool
+	var fixBudget, adaptive, resolve bool
+	var registryConfig string
 	o := inject.Options{Entrypoints: map[string][]string{}}
 	fs := flag.NewFlagSet("lifecycled "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -60,6 +62,8 @@ func injectMain(args []string, stdin io.Reader, stdout, stderr io.Writer, uninje
 	duration("grace-period", &o.GracePeriod)
 	fs.BoolVar(&adaptive, "adaptive", false, "")
 	fs.BoolVar(&fixBudget, "fix-budget", false, "")
+	fs.BoolVar(&resolve, "resolve", false, "")
+	fs.StringVar(&registryConfig, "registry-config", "", "")
 	fs.IntVar(&o.Port, "listen-port", inject.DefaultPort, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -75,6 +79,16 @@ func injectMain(args []string, stdin io.Reader, stdout, stderr io.Writer, uninje
 		return usageError(stderr, "%s: --listen-port %d: want 1-65535", cmd, o.Port)
 	}
 	o.Adaptive, o.FixBudget = adaptive, fixBudget
+	if registryConfig != "" && !resolve {
+		return usageError(stderr, "%s: --registry-config goes with --resolve", cmd)
+	}
+	if resolve {
+		r := &registry.Resolver{DockerConfig: registryConfig}
+		o.Resolve = func(ctx context.Context, _, image string) ([]string, []string, error) {
+			img, err := r.Resolve(ctx, image)
+			return img.Entrypoint, img.Cmd, err
+		}
+	}
 	name, data, err := readManifest(file, stdin)
 	if err != nil {
 		return usageError(stderr, "%s: %v", cmd, err)
@@ -83,7 +97,10 @@ func injectMain(args []string, stdin io.Reader, stdout, stderr io.Writer, uninje
 	if uninject {
 		out, err = inject.Uninject(data)
 	} else {
-		out, err = inject.Inject(context.Background(), data, o)
+		// Bounded: --resolve's registry requests are the only waits.
+		ctx, cancel := context.WithTimeout(context.Background(), injectTimeout)
+		out, err = inject.Inject(ctx, data, o)
+		cancel()
 	}
 	var problems inject.Problems
 	var bad *inject.DecodeError
@@ -104,6 +121,10 @@ func injectMain(args []string, stdin io.Reader, stdout, stderr io.Writer, uninje
 	}
 	return exitOK
 }
+
+// injectTimeout bounds an inject run, the registry requests of --resolve
+// included.
+const injectTimeout = 2 * time.Minute
 
 func printInjectUsage(w io.Writer) {
 	fmt.Fprintf(w, `Usage: lifecycled inject -f FILE [FLAGS]     (FILE - = stdin; kubectl lifecycled inject ... as a kubectl plugin)
@@ -132,6 +153,10 @@ Flags:
   --drain-quiet DURATION     with --adaptive (default %s)
   --grace-period DURATION    lifecycled's --grace-period (default: terminationGracePeriodSeconds - drain - 1s)
   --fix-budget               raise terminationGracePeriodSeconds to what the stop sequence needs
+  --resolve                  read the ENTRYPOINT and CMD of a container without a command from its
+                             image's registry (OCI distribution API; https, plain http for localhost)
+  --registry-config FILE     credentials for --resolve (docker's config.json or podman's auth.json;
+                             default: $REGISTRY_AUTH_FILE, podman's, then docker's usual places)
   --uninject                 undo what inject did
 `, inject.Dir, inject.Annotation, inject.DefaultImage, inject.DefaultPort, inject.DefaultDrainDelay, inject.DefaultDrainQuiet)
 }

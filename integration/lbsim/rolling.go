@@ -65,6 +65,9 @@ type RollingStop struct {
 	// DrainQuiet, if more than 0, is lifecycled's --drain-quiet: the
 	// adaptive drain, with DrainDelay its ceiling (InitLifecycled only).
 	DrainQuiet time.Duration
+	// DrainMin, if more than 0, is lifecycled's --drain-min (with
+	// DrainQuiet).
+	DrainMin time.Duration
 	// Propagation is the Balancer's propagation delay (default 1s).
 	Propagation time.Duration
 	// Rate is the total request rate (default 200 per second).
@@ -296,6 +299,9 @@ func (s RollingStop) startBackend(ctx context.Context, name string) (*backendPro
 			"--grace-period", "10s"}
 		if s.DrainQuiet > 0 {
 			flags = append(flags, "--drain-quiet", s.DrainQuiet.String())
+		}
+		if s.DrainMin > 0 {
+			flags = append(flags, "--drain-min", s.DrainMin.String())
 		}
 		argv = append(append(flags, "--"), argv...)
 	case InitTini:
