@@ -99,7 +99,9 @@ func (wl *workload) annotate() error {
 		default:
 			return layoutError(an, "annotations that are not a mapping")
 		}
-	case md.Tag == "!!null":
+	case md.Tag == "!!null" || md.Kind == yaml.MappingNode && len(md.Content) == 0:
+		// metadata: (null) or metadata: {}, as kubectl create --dry-run
+		// -o yaml writes a template's: rewritten whole.
 		if err := replaced(tmpl, "metadata", []string{"metadata"}); err != nil {
 			return err
 		}
