@@ -43,7 +43,14 @@ spec:
 // runStdin runs argv with stdin and returns the exit code, stdout, stderr.
 func runStdin(t *testing.T, stdin string, argv ...string) (int, string, string) {
 	t.Helper()
+	return runEnv(t, nil, stdin, argv...)
+}
+
+// runEnv is runStdin with env as the whole environment (nil: the test's).
+func runEnv(t *testing.T, env []string, stdin string, argv ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.CommandContext(testContext(t, 60e9), argv[0], argv[1:]...)
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -112,27 +112,37 @@ func (p *podman) must(t *testing.T, ctx context.Context, args ...string) string 
 // A missing podman fails the test: .ci/test.sh installs it.
 func newPodman(t *testing.T) *podman {
 	t.Helper()
-	for _, tool := range []string{"podman", "runc", "busybox"} {
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Fatalf("busybox is not installed: these tests need busybox-static (.ci/test.sh installs it: apt-get install busybox-static)")
+	}
+	p := podmanClient(t)
+	p.buildImages(t, testContext(t, 5*time.Minute), repoRoot(t))
+	return p
+}
+
+// podmanClient checks that podman is there and usable, and returns a
+// client with the project's podman settings and an id of its own, with no
+// image built.
+func podmanClient(t *testing.T) *podman {
+	t.Helper()
+	for _, tool := range []string{"podman", "runc"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: these tests need podman, runc and busybox-static "+
-				"(.ci/test.sh installs them: apt-get install podman runc busybox-static)", tool)
+			t.Fatalf("%s is not installed: these tests need podman and runc "+
+				"(.ci/test.sh installs them: apt-get install podman runc)", tool)
 		}
 	}
-	root := repoRoot(t)
 	env := os.Environ()
 	if os.Getenv("CONTAINERS_CONF") == "" {
 		// The project's podman settings (shared/MACHINE.md): runc and
 		// cgroupfs, and ulimits podman can set here.
-		env = append(env, "CONTAINERS_CONF="+filepath.Join(root, "integration", "podman", "containers.conf"))
+		env = append(env, "CONTAINERS_CONF="+filepath.Join(repoRoot(t), "integration", "podman", "containers.conf"))
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	p := &podman{env: env, id: hex.EncodeToString(b)}
-	ctx := testContext(t, 5*time.Minute)
-	if res := p.run(ctx, "info", "--format", "{{.Host.OCIRuntime.Name}}"); res.code != 0 {
+	if res := p.run(testContext(t, time.Minute), "info", "--format", "{{.Host.OCIRuntime.Name}}"); res.code != 0 {
 		t.Fatalf("podman does not work here (is CONTAINERS_CONF=integration/podman/containers.conf set?): %s", res)
 	}
-	p.buildImages(t, ctx, root)
 	return p
 }
 

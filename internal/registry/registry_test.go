@@ -7,7 +7,6 @@ package registry
 // multi-arch index. .ci/test.sh installs docker-registry and podman.
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,12 +29,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/registry/registrytest"
 )
 
 // The test credentials: testdata/htpasswd holds the bcrypt hash of
@@ -101,13 +101,13 @@ func buildFixture() (f fixture) {
 	f.digests = map[string]string{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	reg, err := startRegistry(ctx, root, f.root, "")
+	reg, err := registrytest.Start(ctx, root, f.root, "")
 	if err != nil {
 		f.err = err
 		return f
 	}
-	cleanups = append(cleanups, reg.stop)
-	f.plain = reg.addr
+	cleanups = append(cleanups, reg.Stop)
+	f.plain = reg.Addr
 
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -166,116 +166,15 @@ func buildFixture() (f fixture) {
 	return f
 }
 
-// testRegistry is one docker-registry process.
-type testRegistry struct {
-	addr string
-	stop func()
-}
-
-// startRegistry runs docker-registry on a free port of 127.0.0.1 with its
-// storage in storage and the config's auth section auth (YAML, indented
-// under auth:), and returns once it listens.
-func startRegistry(ctx context.Context, dir, storage, auth string) (*testRegistry, error) {
-	var lastErr error
-	// A free port is found by listening and closing: another process may
-	// take it in between, so try a few.
-	for try := 0; try < 3; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		addr := l.Addr().String()
-		_ = l.Close()
-		conf := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: %s
-  secret: lifecycled-test
-`, storage, addr)
-		if auth != "" {
-			conf += "auth:\n" + auth
-		}
-		cf, err := os.CreateTemp(dir, "registry-*.yml")
-		if err != nil {
-			return nil, err
-		}
-		_, _ = cf.WriteString(conf)
-		_ = cf.Close()
-		reg, err := runRegistry(ctx, cf.Name(), addr)
-		if err == nil {
-			return reg, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
-}
-
-func runRegistry(ctx context.Context, config, addr string) (*testRegistry, error) {
-	cmd := exec.Command("docker-registry", "serve", config)
-	// Killed with the test binary too, should a timeout end it before the
-	// cleanups run.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout = nil
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	listening := make(chan struct{})
-	done := make(chan struct{})
-	var logs strings.Builder
-	var logMu sync.Mutex
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		seen := false
-		for sc.Scan() {
-			logMu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if !seen && strings.Contains(sc.Text(), "listening on") {
-				seen = true
-				close(listening)
-			}
-		}
-	}()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-done
-		_ = cmd.Wait()
-	}
-	select {
-	case <-listening:
-		return &testRegistry{addr: addr, stop: stop}, nil
-	case <-done:
-		stop()
-		logMu.Lock()
-		defer logMu.Unlock()
-		return nil, fmt.Errorf("docker-registry exited before listening on %s:\n%s", addr, logs.String())
-	case <-ctx.Done():
-		stop()
-		return nil, fmt.Errorf("docker-registry did not listen on %s: %w", addr, ctx.Err())
-	}
-}
-
 // startAuthRegistry serves the fixture's storage with auth.
 func startAuthRegistry(t *testing.T, f fixture, auth string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	reg, err := startRegistry(ctx, t.TempDir(), f.root, auth)
+	reg, err := registrytest.Start(ctx, t.TempDir(), f.root, auth)
 	require.NoError(t, err)
-	t.Cleanup(reg.stop)
-	return reg.addr
+	t.Cleanup(reg.Stop)
+	return reg.Addr
 }
 
 // writeAuthFile writes a docker config.json with user:password for host.
