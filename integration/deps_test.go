@@ -516,6 +516,18 @@ func readStamp(ctx context.Context, path string) (time.Time, error) {
 	return time.Unix(0, ns), nil
 }
 
+// preStopAndTerm reads the stamps DIR/prestop and DIR/term: when the
+// preStop hook wrote its own, and when the child got SIGTERM
+// (childTrapsTerm).
+func preStopAndTerm(t testing.TB, ctx context.Context, dir string) (preStop, term time.Time) {
+	t.Helper()
+	preStop, err := readStamp(ctx, filepath.Join(dir, "prestop"))
+	require.NoError(t, err, "preStop did not run")
+	term, err = readStamp(ctx, filepath.Join(dir, "term"))
+	require.NoError(t, err, "the child got no SIGTERM")
+	return preStop, term
+}
+
 // causeLines are the one-line causes of contract section 2 on lifecycled's
 // stderr: its error records once its logger exists (one stream, in the log
 // format), and before that (a usage error) the lines that are no record.

@@ -399,10 +399,7 @@ func TestEndpointsAdmin(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	res := p.wait(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
-	preStop, err := readStamp(ctx, filepath.Join(dir, "prestop"))
-	require.NoError(t, err, "preStop did not run")
-	term, err := readStamp(ctx, filepath.Join(dir, "term"))
-	require.NoError(t, err, "the child got no SIGTERM")
+	preStop, term := preStopAndTerm(t, ctx, dir)
 	assert.True(t, preStop.Before(term), "preStop ran after the stop signal")
 }
 

@@ -174,10 +174,7 @@ func TestHooksPreStopExecBeforeStopSignal(t *testing.T) {
 	res := p.wait(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 
-	hookDone, err := readStamp(ctx, filepath.Join(dir, "prestop"))
-	require.NoError(t, err, "preStop did not run")
-	term, err := readStamp(ctx, filepath.Join(dir, "term"))
-	require.NoError(t, err, "the child got no SIGTERM")
+	hookDone, term := preStopAndTerm(t, ctx, dir)
 	t.Logf("preStop finished %s before the stop signal was handled", term.Sub(hookDone))
 	assert.True(t, hookDone.Before(term), "the stop signal came before preStop finished")
 }
