@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -645,6 +646,17 @@ func (p *proc) hasExited() bool {
 // writes DIR/ready once its trap is in place (and DIR/term, a time stamp,
 // when it gets SIGTERM).
 func childTrapsTerm(dir string) []string { return childTrapsTermFor(dir, 60) }
+
+// startTrapping starts `lifecycled args... -- childTrapsTerm(dir)`
+// (quickExit) and waits until the child is ready for SIGTERM.
+func startTrapping(t testing.TB, ctx context.Context, dir string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(slices.Clone(args), "--"), childTrapsTerm(dir)...)
+	p := start(t, options{env: quickExit()}, argv...)
+	require.NotNil(t, p)
+	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+	return p
+}
 
 // childTrapsTermFor is childTrapsTerm running for secs seconds. DIR/ready
 // is written only once the background sleep exists, so that a SIGTERM sent

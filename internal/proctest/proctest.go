@@ -1,17 +1,19 @@
 // Package proctest holds the helpers the tests of several packages share
 // to run and watch real processes: one reaper for the test binary, whether
 // a process is gone, a bound on how long a call may take before the test
-// fails rather than hangs, a wait for a condition, and a connection held
-// open for a process to see.
+// fails rather than hangs, a wait for a condition, a connection held open
+// for a process to see, and a buffer for the output of several.
 package proctest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -143,4 +145,25 @@ func HeldConn(t testing.TB) (int, func()) {
 		_ = client.Close()
 		_ = server.Close()
 	}
+}
+
+// SyncBuffer collects the output of several processes at once (exec's
+// copying goroutines write, the test reads).
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
