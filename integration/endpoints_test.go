@@ -178,8 +178,7 @@ func TestEndpointsReadinessProbe(t *testing.T) {
 	assert.GreaterOrEqual(t, m.value(`lifecycled_probe_total{result="success"}`), 4.0)
 	assert.Equal(t, 1.0, m.value("lifecycled_ready"))
 
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	assert.Equal(t, 143, res.code, "stderr:\n%s", res.stderr)
 }
 

@@ -43,8 +43,7 @@ func TestFilesHookLog(t *testing.T) {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), `"hook":"postStart"`)
 	}))
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 
 	recs := readJSONLines(t, logPath)
@@ -92,8 +91,7 @@ func TestFilesHookLogFailure(t *testing.T) {
 	dir := t.TempDir()
 	p := startTrapping(t, ctx, dir, "--hook-log-dir", dir, "--name", "app",
 		"--pre-stop", "echo going down; exit 4")
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 
 	var hook map[string]any
@@ -125,8 +123,7 @@ func TestFilesHookLogUnwritable(t *testing.T) {
 	require.NotNil(t, p)
 	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
 	require.NoError(t, waitFile(ctx, hookOut))
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 	assert.FileExists(t, filepath.Join(dir, "term"))
 
@@ -216,8 +213,7 @@ func TestFilesTombstonePhases(t *testing.T) {
 	running := w.last()
 	assert.Positive(t, running.PID)
 	assert.Nil(t, running.ExitCode)
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 	require.NoError(t, poll(ctx, func() bool { return w.last().Phase == "exited" }))
 
