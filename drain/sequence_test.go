@@ -1,7 +1,6 @@
 package drain
 
 import (
-	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -253,16 +252,7 @@ func TestSequenceDrainConnections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = ln.Close() })
-			client, err := net.Dial("tcp", ln.Addr().String())
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = client.Close() })
-			server, err := ln.Accept()
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = server.Close() })
-			port := ln.Addr().(*net.TCPAddr).Port
+			port, closeConn := proctest.HeldConn(t)
 			require.Eventually(t, func() bool {
 				n, err := establishedConns("/proc", port)
 				return err == nil && n == 1
@@ -276,10 +266,7 @@ func TestSequenceDrainConnections(t *testing.T) {
 			}
 			seq := NewSequence(cfg, proc, hooks.NewRunner(testReaper, zap.NewNop(), nil, nil, ""), zap.NewNop(), nil, rec.record)
 			if tt.closeAfter > 0 {
-				time.AfterFunc(tt.closeAfter, func() {
-					_ = client.Close()
-					_ = server.Close()
-				})
+				time.AfterFunc(tt.closeAfter, closeConn)
 			}
 
 			start := time.Now()

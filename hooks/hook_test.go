@@ -94,10 +94,7 @@ func TestRunExec(t *testing.T) {
 func TestRunExecTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	h := shellHook(t, "sleep 100 & echo $! > "+pidFile+"; sleep 100", 300*time.Millisecond)
-	r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
-
-	var res Result
-	took := proctest.Within(t, 10*time.Second, func() { res = r.Run(context.Background(), h) })
+	res, took := runWithin(t, 10*time.Second, h)
 
 	require.Error(t, res.Err)
 	assert.Contains(t, res.Err.Error(), "timed out after 300ms")
@@ -119,10 +116,7 @@ func TestRunExecTimeoutKillsGroup(t *testing.T) {
 func TestRunExecBackgroundProcessDoesNotHoldHook(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	h := shellHook(t, "sleep 100 & echo $! > "+pidFile+"; echo started", 20*time.Second)
-	r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
-
-	var res Result
-	took := proctest.Within(t, 15*time.Second, func() { res = r.Run(context.Background(), h) })
+	res, took := runWithin(t, 15*time.Second, h)
 	t.Cleanup(func() {
 		if data, err := os.ReadFile(pidFile); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
@@ -145,9 +139,7 @@ func TestRunExecBigOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
-			var res Result
-			took := proctest.Within(t, 20*time.Second, func() { res = r.Run(context.Background(), shellHook(t, tt.command, 20*time.Second)) })
+			res, took := runWithin(t, 20*time.Second, shellHook(t, tt.command, 20*time.Second))
 
 			require.NoError(t, res.Err)
 			assert.Less(t, took, 10*time.Second)
@@ -197,10 +189,8 @@ func TestRunSleep(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
 			tt.hook.Name = PreStop
-			var res Result
-			took := proctest.Within(t, 10*time.Second, func() { res = r.Run(context.Background(), tt.hook) })
+			res, took := runWithin(t, 10*time.Second, tt.hook)
 			assert.Equal(t, HandlerSleep, res.Handler)
 			if tt.wantErr == "" {
 				assert.NoError(t, res.Err)
@@ -391,4 +381,15 @@ func TestRunHTTPGetAsTheKubelet(t *testing.T) {
 		})
 	}
 	assert.Zero(t, otherHits.Load(), "a redirect to another host is not followed")
+}
+
+// runWithin runs h with a runner of its own (no log, no hook log) and
+// fails the test unless it returns within d: its result, and how long it
+// took.
+func runWithin(t *testing.T, d time.Duration, h Hook) (Result, time.Duration) {
+	t.Helper()
+	r := NewRunner(testReaper, zap.NewNop(), nil, nil, "")
+	var res Result
+	took := proctest.Within(t, d, func() { res = r.Run(context.Background(), h) })
+	return res, took
 }

@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -517,6 +518,18 @@ func readStamp(ctx context.Context, path string) (time.Time, error) {
 	return time.Unix(0, ns), nil
 }
 
+// preStopAndTerm reads the stamps DIR/prestop and DIR/term: when the
+// preStop hook wrote its own, and when the child got SIGTERM
+// (childTrapsTerm).
+func preStopAndTerm(t testing.TB, ctx context.Context, dir string) (preStop, term time.Time) {
+	t.Helper()
+	preStop, err := readStamp(ctx, filepath.Join(dir, "prestop"))
+	require.NoError(t, err, "preStop did not run")
+	term, err = readStamp(ctx, filepath.Join(dir, "term"))
+	require.NoError(t, err, "the child got no SIGTERM")
+	return preStop, term
+}
+
 // causeLines are the one-line causes of contract section 2 on lifecycled's
 // stderr: its error records once its logger exists (one stream, in the log
 // format), and before that (a usage error) the lines that are no record.
@@ -634,6 +647,17 @@ func (p *proc) hasExited() bool {
 // writes DIR/ready once its trap is in place (and DIR/term, a time stamp,
 // when it gets SIGTERM).
 func childTrapsTerm(dir string) []string { return childTrapsTermFor(dir, 60) }
+
+// startTrapping starts `lifecycled args... -- childTrapsTerm(dir)`
+// (quickExit) and waits until the child is ready for SIGTERM.
+func startTrapping(t testing.TB, ctx context.Context, dir string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(slices.Clone(args), "--"), childTrapsTerm(dir)...)
+	p := start(t, options{env: quickExit()}, argv...)
+	require.NotNil(t, p)
+	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+	return p
+}
 
 // childTrapsTermFor is childTrapsTerm running for secs seconds. DIR/ready
 // is written only once the background sleep exists, so that a SIGTERM sent

@@ -37,6 +37,16 @@ func newEndpoints(t testing.TB) (healthEndpoints, string) {
 
 func (e healthEndpoints) url(path string) string { return e.base + path }
 
+// startListening starts `lifecycled --listen ADDR args...` (quickExit) on
+// a free loopback port: its endpoints, and the process.
+func startListening(t testing.TB, args ...string) (healthEndpoints, *proc) {
+	t.Helper()
+	ep, addr := newEndpoints(t)
+	p := start(t, options{env: quickExit()}, append([]string{"--listen", addr}, args...)...)
+	require.NotNil(t, p)
+	return ep, p
+}
+
 // all returns the status and body of /readyz, /livez and /startupz with
 // ?verbose.
 func (e healthEndpoints) all(ctx context.Context) map[string]checkAnswer {
@@ -60,13 +70,11 @@ func TestEndpointsThroughPhases(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 30*time.Second)
 	dir := t.TempDir()
-	ep, addr := newEndpoints(t)
 	dep := newFlipServer(t, http.StatusServiceUnavailable)
 
-	args := []string{"--listen", addr, "--wait", dep.URL + "/", "--wait-interval", "100ms",
+	args := []string{"--wait", dep.URL + "/", "--wait-interval", "100ms",
 		"--post-start", "sleep 1", "--drain-delay", "5s", "--"}
-	p := start(t, options{env: quickExit()}, append(args, childTrapsTerm(dir)...)...)
-	require.NotNil(t, p)
+	ep, p := startListening(t, append(args, childTrapsTerm(dir)...)...)
 
 	// Waiting for the dependency.
 	require.NoError(t, poll(ctx, func() bool { return dep.hits.Load() > 0 && getStatus(ctx, ep.url("/livez")) != 0 }))
@@ -135,14 +143,12 @@ func TestEndpointsThroughPhases(t *testing.T) {
 func TestEndpointsReadinessProbe(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 30*time.Second)
-	ep, addr := newEndpoints(t)
 	app := newFlipServer(t, http.StatusOK)
 	const period = 200 * time.Millisecond
 
-	p := start(t, options{env: quickExit()}, "--listen", addr, "--ready", app.URL+"/healthz",
+	ep, p := startListening(t, "--ready", app.URL+"/healthz",
 		"--ready-period", period.String(), "--ready-failure-threshold", "3", "--ready-success-threshold", "2",
 		"--", "sleep", "60")
-	require.NotNil(t, p)
 	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, app.countSince(time.Time{}, http.StatusOK), 2, "ready before successThreshold successes")
@@ -172,8 +178,7 @@ func TestEndpointsReadinessProbe(t *testing.T) {
 	assert.GreaterOrEqual(t, m.value(`lifecycled_probe_total{result="success"}`), 4.0)
 	assert.Equal(t, 1.0, m.value("lifecycled_ready"))
 
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	assert.Equal(t, 143, res.code, "stderr:\n%s", res.stderr)
 }
 
@@ -183,13 +188,11 @@ func TestEndpointsReadinessProbe(t *testing.T) {
 func TestEndpointsReadinessExecProbe(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 30*time.Second)
-	ep, addr := newEndpoints(t)
 	flag := filepath.Join(t.TempDir(), "healthy")
 	require.NoError(t, os.WriteFile(flag, nil, 0o644))
 
-	p := start(t, options{env: quickExit()}, "--listen", addr, "--ready", "exec:test -e "+flag,
+	ep, p := startListening(t, "--ready", "exec:test -e "+flag,
 		"--ready-period", "50ms", "--ready-failure-threshold", "1", "--", "sleep", "60")
-	require.NotNil(t, p)
 	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
 	require.NoError(t, err)
 	var m metricsScrape
@@ -218,11 +221,9 @@ func TestEndpointsReadinessExecProbe(t *testing.T) {
 func TestEndpointsStopWhileExecProbeRuns(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 30*time.Second)
-	ep, addr := newEndpoints(t)
 	// A probe that takes longer than its period is running nearly always.
-	p := start(t, options{env: quickExit()}, "--listen", addr, "--ready", "exec:sleep 0.3",
+	ep, p := startListening(t, "--ready", "exec:sleep 0.3",
 		"--ready-period", "100ms", "--", "sleep", "60")
-	require.NotNil(t, p)
 	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
 	require.NoError(t, err)
 
@@ -242,7 +243,6 @@ func TestEndpointsMetrics(t *testing.T) {
 	}
 	ctx := testContext(t, 30*time.Second)
 	dir := t.TempDir()
-	ep, addr := newEndpoints(t)
 	dep := acceptingListener(t, "tcp", "127.0.0.1:0")
 	depTarget := "tcp://" + dep
 
@@ -251,9 +251,8 @@ func TestEndpointsMetrics(t *testing.T) {
 	script := fmt.Sprintf(`trap 'echo USR1 >> %[1]s/usr1' USR1; trap 'exit 0' TERM
 sh -c 'sleep 0.2 &'; : > %[1]s/ready
 while :; do sleep 0.05; done`, dir)
-	p := start(t, options{env: quickExit()}, "--listen", addr, "--wait", depTarget, "--ready", depTarget, "--ready-period", "100ms",
+	ep, p := startListening(t, "--wait", depTarget, "--ready", depTarget, "--ready-period", "100ms",
 		"--post-start", "true", "--drain-delay", "300ms", "--pre-stop", "sleep 1", "--", "sh", "-c", script)
-	require.NotNil(t, p)
 	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
 	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
 	require.NoError(t, err, "stderr so far:\n%s", readAll(p.errFile))
@@ -368,12 +367,10 @@ func TestEndpointsAdmin(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 30*time.Second)
 	dir := t.TempDir()
-	ep, addr := newEndpoints(t)
 	admin := fmt.Sprintf("http://127.0.0.1:%d", loopbackPort(t))
 
-	p := start(t, options{env: quickExit()}, append([]string{"--listen", addr, "--admin-listen", strings.TrimPrefix(admin, "http://"),
+	ep, p := startListening(t, append([]string{"--admin-listen", strings.TrimPrefix(admin, "http://"),
 		"--pre-stop", "date +%s%N > " + filepath.Join(dir, "prestop"), "--"}, childTrapsTerm(dir)...)...)
-	require.NotNil(t, p)
 	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
 	require.NoError(t, err)
 
@@ -401,10 +398,7 @@ func TestEndpointsAdmin(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	res := p.wait(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
-	preStop, err := readStamp(ctx, filepath.Join(dir, "prestop"))
-	require.NoError(t, err, "preStop did not run")
-	term, err := readStamp(ctx, filepath.Join(dir, "term"))
-	require.NoError(t, err, "the child got no SIGTERM")
+	preStop, term := preStopAndTerm(t, ctx, dir)
 	assert.True(t, preStop.Before(term), "preStop ran after the stop signal")
 }
 
@@ -503,13 +497,11 @@ func TestEndpointsDrainReadiness(t *testing.T) {
 			ctx := testContext(t, 30*time.Second)
 			dir := t.TempDir()
 			stones := t.TempDir()
-			ep, addr := newEndpoints(t)
-			args := []string{"--listen", addr, "--drain-delay", "2s", "--tombstone-dir", stones, "--name", "app"}
+			args := []string{"--drain-delay", "2s", "--tombstone-dir", stones, "--name", "app"}
 			if tc.mode != "" {
 				args = append(args, "--drain-readiness", tc.mode)
 			}
-			p := start(t, options{env: quickExit()}, append(append(args, "--"), childTrapsTerm(dir)...)...)
-			require.NotNil(t, p)
+			ep, p := startListening(t, append(append(args, "--"), childTrapsTerm(dir)...)...)
 			_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
 			require.NoError(t, err)
 

@@ -82,6 +82,19 @@ func listenAddr(t testing.TB) string {
 	return fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
 }
 
+// startWithAdmin starts lifecycled with --listen and --admin-listen on free
+// loopback ports, its child running until SIGTERM, and waits until /readyz
+// is 200: the process and both addresses.
+func startWithAdmin(t testing.TB, ctx context.Context) (p *proc, addr, admin string) {
+	t.Helper()
+	addr, admin = listenAddr(t), listenAddr(t)
+	p = start(t, options{}, "--listen", addr, "--admin-listen", admin, "--", "sh", "-c", childUntilTerm)
+	require.NotNil(t, p)
+	_, err := waitStatus(ctx, "http://"+addr+"/readyz", http.StatusOK)
+	require.NoError(t, err)
+	return p, addr, admin
+}
+
 // notRunning reports whether pid has exited: gone, or a zombie waiting for
 // whichever process inherited it.
 func notRunning(pid int) bool {
@@ -900,12 +913,7 @@ func TestSecurityAdminLoopbackOnly(t *testing.T) {
 // 127.0.0.1. A plain client (curl, a sidecar, a hook) still can.
 func TestSecurityAdminRefusesBrowsers(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
-	dir := t.TempDir()
-	addr, admin := listenAddr(t), listenAddr(t)
-	p := start(t, options{dir: dir}, "--listen", addr, "--admin-listen", admin, "--", "sh", "-c", childUntilTerm)
-	require.NotNil(t, p)
-	_, err := waitStatus(ctx, "http://"+addr+"/readyz", http.StatusOK)
-	require.NoError(t, err)
+	p, addr, admin := startWithAdmin(t, ctx)
 	_, port, _ := net.SplitHostPort(admin)
 
 	post := func(host string, header map[string]string) int {
@@ -948,12 +956,7 @@ func TestSecurityAdminRefusesBrowsers(t *testing.T) {
 // 5 s) and answer 431 to a 64 KiB header (MaxHeaderBytes, 16 KiB).
 func TestSecurityHTTPLimits(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
-	dir := t.TempDir()
-	addr, admin := listenAddr(t), listenAddr(t)
-	p := start(t, options{dir: dir}, "--listen", addr, "--admin-listen", admin, "--", "sh", "-c", childUntilTerm)
-	require.NotNil(t, p)
-	_, err := waitStatus(ctx, "http://"+addr+"/livez", http.StatusOK)
-	require.NoError(t, err)
+	_, addr, admin := startWithAdmin(t, ctx)
 
 	for _, a := range []string{addr, admin} {
 		t.Run("slowloris "+a, func(t *testing.T) {

@@ -35,18 +35,15 @@ func TestFilesHookLog(t *testing.T) {
 	preStop := newFlipServer(t, http.StatusOK)
 	// 100 KB of output: the log keeps the first 4 KiB.
 	postStart := `head -c 100000 /dev/zero | tr '\0' x; echo; : > ` + filepath.Join(dir, "poststart-done")
-	p := start(t, options{env: quickExit()}, append([]string{"--hook-log-dir", logDir, "--name", "web",
-		"--post-start", postStart, "--pre-stop-http", preStop.URL + "/prestop", "--"}, childTrapsTerm(dir)...)...)
-	require.NotNil(t, p)
-	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+	p := startTrapping(t, ctx, dir, "--hook-log-dir", logDir, "--name", "web",
+		"--post-start", postStart, "--pre-stop-http", preStop.URL+"/prestop")
 	// A stop during postStart would cancel it: stop once it is logged.
 	logPath := filepath.Join(logDir, "web.hooks.log")
 	require.NoError(t, poll(ctx, func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), `"hook":"postStart"`)
 	}))
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 
 	recs := readJSONLines(t, logPath)
@@ -92,12 +89,9 @@ func TestFilesHookLogFailure(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 20*time.Second)
 	dir := t.TempDir()
-	p := start(t, options{env: quickExit()}, append([]string{"--hook-log-dir", dir, "--name", "app",
-		"--pre-stop", "echo going down; exit 4", "--"}, childTrapsTerm(dir)...)...)
-	require.NotNil(t, p)
-	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	p := startTrapping(t, ctx, dir, "--hook-log-dir", dir, "--name", "app",
+		"--pre-stop", "echo going down; exit 4")
+	res, _ := p.terminate(ctx)
 	require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 
 	var hook map[string]any
@@ -129,8 +123,7 @@ func TestFilesHookLogUnwritable(t *testing.T) {
 	require.NotNil(t, p)
 	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
 	require.NoError(t, waitFile(ctx, hookOut))
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	assert.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 	assert.FileExists(t, filepath.Join(dir, "term"))
 
@@ -220,8 +213,7 @@ func TestFilesTombstonePhases(t *testing.T) {
 	running := w.last()
 	assert.Positive(t, running.PID)
 	assert.Nil(t, running.ExitCode)
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
 	require.NoError(t, poll(ctx, func() bool { return w.last().Phase == "exited" }))
 
@@ -422,9 +414,7 @@ func startSidecar(t *testing.T, ctx context.Context, stones, dir string, args ..
 	t.Helper()
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	args = append([]string{"--tombstone-dir", stones, "--name", "proxy", "--exit-with", "job"}, args...)
-	p := start(t, options{env: quickExit()}, append(append(args, "--"), childTrapsTerm(dir)...)...)
-	require.NotNil(t, p)
-	require.NoError(t, waitFile(ctx, filepath.Join(dir, "ready")))
+	p := startTrapping(t, ctx, dir, args...)
 	return p
 }
 

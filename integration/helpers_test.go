@@ -538,7 +538,20 @@ func parseStat(b []byte) (procStat, error) {
 }
 
 // allProcs is every process the host's /proc shows.
-func allProcs() []procStat {
+func allProcs() []procStat { return procsWhere(func(procStat) bool { return true }) }
+
+// sessionProcs is every process in session sid.
+func sessionProcs(sid int) []procStat {
+	return procsWhere(func(s procStat) bool { return s.session == sid })
+}
+
+// childrenOf is every process whose parent is ppid, zombies included.
+func childrenOf(ppid int) []procStat {
+	return procsWhere(func(s procStat) bool { return s.ppid == ppid })
+}
+
+// procsWhere is every process the host's /proc shows that keep keeps.
+func procsWhere(keep func(procStat) bool) []procStat {
 	ents, _ := os.ReadDir("/proc")
 	var out []procStat
 	for _, e := range ents {
@@ -546,29 +559,7 @@ func allProcs() []procStat {
 		if err != nil {
 			continue
 		}
-		if s, err := readStat(pid); err == nil {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// sessionProcs is every process in session sid.
-func sessionProcs(sid int) []procStat {
-	var out []procStat
-	for _, s := range allProcs() {
-		if s.session == sid {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// childrenOf is every process whose parent is ppid, zombies included.
-func childrenOf(ppid int) []procStat {
-	var out []procStat
-	for _, s := range allProcs() {
-		if s.ppid == ppid {
+		if s, err := readStat(pid); err == nil && keep(s) {
 			out = append(out, s)
 		}
 	}

@@ -223,11 +223,7 @@ func readConns(t *testing.T, addr string) int {
 // 4 KiB, read within 1 s.
 func TestListenBusyConnections(t *testing.T) {
 	ctx := testContext(t, 120*time.Second)
-	addr, admin := listenAddr(t), listenAddr(t)
-	p := start(t, options{dir: t.TempDir()}, "--listen", addr, "--admin-listen", admin, "--", "sh", "-c", childUntilTerm)
-	require.NotNil(t, p)
-	_, err := waitStatus(ctx, "http://"+addr+"/readyz", http.StatusOK)
-	require.NoError(t, err)
+	p, addr, admin := startWithAdmin(t, ctx)
 
 	// freshReadyz probes /readyz 5 times on fresh connections, as the
 	// kubelet does, and returns the longest answer.

@@ -40,15 +40,13 @@ func TestLivezWhileWaitingStartingDraining(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 60*time.Second)
 	dir := t.TempDir()
-	ep, addr := newEndpoints(t)
 	dep := newFlipServer(t, http.StatusServiceUnavailable)
 	app := newFlipServer(t, http.StatusInternalServerError) // the app's liveness endpoint, failing
 
-	args := []string{"--listen", addr, "--wait", dep.URL + "/", "--wait-interval", "100ms", "--wait-timeout", "2m",
+	args := []string{"--wait", dep.URL + "/", "--wait-interval", "100ms", "--wait-timeout", "2m",
 		"--post-start", "sleep 3", "--live", app.URL + "/healthz", "--live-period", "100ms", "--live-failure-threshold", "2",
 		"--drain-delay", "2s", "--"}
-	p := start(t, options{env: quickExit()}, append(args, childTrapsTerm(dir)...)...)
-	require.NotNil(t, p)
+	ep, p := startListening(t, append(args, childTrapsTerm(dir)...)...)
 
 	// Waiting: 3 s of /livez, every answer 200, /readyz 503 meanwhile.
 	_, err := waitStatus(ctx, ep.url("/livez"), http.StatusOK)
@@ -88,11 +86,9 @@ func TestLivezWhileWaitingStartingDraining(t *testing.T) {
 func TestLivezLiveProbe(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 30*time.Second)
-	ep, addr := newEndpoints(t)
 	app := newFlipServer(t, http.StatusOK)
-	p := start(t, options{env: quickExit()}, "--listen", addr, "--live", app.URL+"/healthz",
+	ep, p := startListening(t, "--live", app.URL+"/healthz",
 		"--live-period", "200ms", "--live-failure-threshold", "3", "--", "sleep", "60")
-	require.NotNil(t, p)
 
 	require.NoError(t, poll(ctx, func() bool { return app.hits.Load() >= 2 }))
 	body, err := waitStatus(ctx, ep.url("/livez?verbose"), http.StatusOK)
@@ -125,11 +121,9 @@ func TestLivezLiveProbe(t *testing.T) {
 func TestEndpointsSingleCheckAndExclude(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 30*time.Second)
-	ep, addr := newEndpoints(t)
 	app := newFlipServer(t, http.StatusServiceUnavailable)
-	p := start(t, options{env: quickExit()}, "--listen", addr, "--ready", app.URL+"/ready",
+	ep, p := startListening(t, "--ready", app.URL+"/ready",
 		"--ready-period", "100ms", "--", "sleep", "60")
-	require.NotNil(t, p)
 	_, err := waitStatus(ctx, ep.url("/readyz/child"), http.StatusOK)
 	require.NoError(t, err)
 

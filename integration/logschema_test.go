@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -106,8 +105,7 @@ func TestLogSchema(t *testing.T) {
 	require.NotNil(t, p)
 	_, err := waitStatus(ctx, ep.url("/readyz"), http.StatusOK)
 	require.NoError(t, err)
-	require.NoError(t, p.signal(ctx, syscall.SIGTERM))
-	res := p.wait(ctx)
+	res, _ := p.terminate(ctx)
 	require.Equal(t, 137, res.code, "killed after the grace period; stderr:\n%s", res.stderr)
 
 	stderrLines := jsonLines(t, "stderr", res.stderr)

@@ -360,8 +360,7 @@ func TestPodman(t *testing.T) {
 // restarted, while /readyz rightly fails.
 func testPodmanLivenessWhileWaiting(t *testing.T, p *podman, k *kubePlay) {
 	ctx := testContext(t, 3*time.Minute)
-	res := k.start(t, ctx, p)
-	require.Equal(t, 0, res.code, "%s", res)
+	k.played(t, ctx, p)
 	web := k.container(0, "web")
 	// The health check is the livenessProbe, as podman 4.3 converted it.
 	assert.Contains(t, p.inspect(t, ctx, web, "{{json .Config.Healthcheck}}"), "/livez")
@@ -751,6 +750,13 @@ func (k *kubePlay) start(t *testing.T, ctx context.Context, p *podman) podmanRes
 	return p.run(ctx, append(args, k.file)...)
 }
 
+// played starts the pods and requires kube play to succeed.
+func (k *kubePlay) played(t *testing.T, ctx context.Context, p *podman) {
+	t.Helper()
+	res := k.start(t, ctx, p)
+	require.Equal(t, 0, res.code, "%s", res)
+}
+
 // stop stops the pods as the kubelet does (stop signal, then SIGKILL after
 // terminationGracePeriodSeconds) and returns how long it took. podman 4.3's
 // `kube down` alone would SIGKILL at once (podman#22397).
@@ -801,8 +807,7 @@ var kubePlayScenarios = map[string]func(t *testing.T, p *podman, k *kubePlay){
 // app; a stop drains 5s and the app exits 0.
 func kubeDeploymentEntrypoint(t *testing.T, p *podman, k *kubePlay) {
 	ctx := testContext(t, 3*time.Minute)
-	res := k.start(t, ctx, p)
-	require.Equal(t, 0, res.code, "%s", res)
+	k.played(t, ctx, p)
 	web := k.container(0, "web")
 	get := func(path string) string {
 		return p.execOK(t, ctx, web, "wget", "-qO-", "http://127.0.0.1:9090"+path)
@@ -885,8 +890,7 @@ func kubeInitContainerWait(t *testing.T, p *podman, k *kubePlay) {
 // cleanly.
 func kubeNativeSidecar(t *testing.T, p *podman, k *kubePlay) {
 	ctx := testContext(t, 3*time.Minute)
-	res := k.start(t, ctx, p)
-	require.Equal(t, 0, res.code, "%s", res)
+	k.played(t, ctx, p)
 	proxy, shop := k.container(0, "proxy"), k.container(0, "shop")
 	p.execOK(t, ctx, shop, "wget", "-qO-", "http://127.0.0.1:9090/readyz")
 	assert.Equal(t, "ok", strings.TrimSpace(p.execOK(t, ctx, shop, "wget", "-qO-", "http://127.0.0.1:9091/startupz")))
@@ -913,8 +917,7 @@ func kubeNativeSidecar(t *testing.T, p *podman, k *kubePlay) {
 // emptyDir volume.
 func kubeJobWithSidecar(t *testing.T, p *podman, k *kubePlay) {
 	ctx := testContext(t, 3*time.Minute)
-	res := k.start(t, ctx, p)
-	require.Equal(t, 0, res.code, "%s", res)
+	k.played(t, ctx, p)
 	main, proxy := k.container(0, "main"), k.container(0, "proxy")
 	eventually(t, ctx, 250*time.Millisecond, "both containers to exit", func() bool {
 		return p.inspect(t, ctx, main, "{{.State.Status}}") == "exited" && p.inspect(t, ctx, proxy, "{{.State.Status}}") == "exited"
@@ -966,12 +969,11 @@ func kubeJobWithSidecar(t *testing.T, p *podman, k *kubePlay) {
 // with no shell.
 func kubeExecProbes(t *testing.T, p *podman, k *kubePlay) {
 	ctx := testContext(t, 3*time.Minute)
-	res := k.start(t, ctx, p)
-	require.Equal(t, 0, res.code, "%s", res)
+	k.played(t, ctx, p)
 	static := k.container(0, "static")
 	p.execOK(t, ctx, static, "/lifecycled", "probe", "tcp://127.0.0.1:8080")
 
-	res = p.run(ctx, "exec", static, "/lifecycled", "probe", "--timeout", "2s", "http://127.0.0.1:8080/")
+	res := p.run(ctx, "exec", static, "/lifecycled", "probe", "--timeout", "2s", "http://127.0.0.1:8080/")
 	assert.Equal(t, 0, res.code, "%s", res)
 	res = p.run(ctx, "exec", static, "/lifecycled", "probe", "tcp://127.0.0.1:8081")
 	assert.Equal(t, 1, res.code, "%s", res)

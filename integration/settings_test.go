@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // TestSettingsSignalMapChoosesStopSignal: TERM and INT start the stop
@@ -115,16 +116,8 @@ func TestSettingsZeroMeansZero(t *testing.T) {
 
 	// The test holds one established connection to a local port for the
 	// whole run: --drain-connections waits for it up to --drain-timeout.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = server.Close() })
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	held, _ := proctest.HeldConn(t)
+	port := strconv.Itoa(held)
 
 	for _, tc := range []struct {
 		timeout        string

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifecycled/lifecycled/integration/lbsim"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // TestZeroDowntimeTrafficShapes runs the rolling stop of
@@ -87,7 +87,7 @@ func TestZeroDowntimeTrafficShapes(t *testing.T) {
 	for _, shape := range shapes {
 		for _, d := range drains {
 			t.Run(shape.name+"/"+d.name, func(t *testing.T) {
-				var log zdLog
+				var log proctest.SyncBuffer
 				rs := shape.rs
 				rs.Init, rs.InitPath, rs.Backend, rs.Stderr, rs.Env = lbsim.InitLifecycled, d.bin, backend, &log, zdEnv
 				rs.DrainDelay, rs.DrainQuiet, rs.DrainMin, rs.Propagation = d.delay, d.quiet, d.min, propagation
@@ -135,25 +135,15 @@ const (
 
 func zdSeconds(d time.Duration) string { return fmt.Sprintf("%+.2f s", d.Seconds()) }
 
-var zdConnOnlyOnce struct {
-	sync.Once
-	path string
-	err  error
-}
+var zdConnOnlyOnce builtOnce
 
 // zdConnectionsOnlyBin builds lifecycled with the adaptive drain counting
-// new connections only (drain.Config.ConnectionsOnly, no flag), next to
-// the binaries TestMain built.
+// new connections only (drain.Config.ConnectionsOnly, no flag), once.
 func zdConnectionsOnlyBin(t *testing.T) string {
-	t.Helper()
-	lifecycledBin(t)
-	zdConnOnlyOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
+	return zdConnOnlyOnce.get(t, 5*time.Minute, func(ctx context.Context) (string, error) {
 		root, err := moduleRoot()
 		if err != nil {
-			zdConnOnlyOnce.err = err
-			return
+			return "", err
 		}
 		path := filepath.Join(binDir, "lifecycled-connections-only")
 		args := []string{"build", "-tags", "lifecycled_drain_connections_only", "-o", path}
@@ -163,11 +153,8 @@ func zdConnectionsOnlyBin(t *testing.T) string {
 		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/lifecycled")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			zdConnOnlyOnce.err = fmt.Errorf("go build: %w\n%s", err, out)
-			return
+			return "", fmt.Errorf("go build: %w\n%s", err, out)
 		}
-		zdConnOnlyOnce.path = path
+		return path, nil
 	})
-	require.NoError(t, zdConnOnlyOnce.err)
-	return zdConnOnlyOnce.path
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifecycled/lifecycled/integration/lbsim"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // TestZeroDowntimeRollingStop is the scenario lifecycled exists for: during
@@ -52,7 +53,7 @@ func TestZeroDowntimeRollingStop(t *testing.T) {
 	backend := zdBackend(t)
 	ctx := testContext(t, 2*time.Minute)
 
-	var lcLog zdLog
+	var lcLog proctest.SyncBuffer
 	lc, err := lbsim.RollingStop{
 		Init: lbsim.InitLifecycled, InitPath: lifecycledBin(t), Backend: backend,
 		DrainDelay: 2 * time.Second, Stderr: &lcLog, Env: zdEnv,
@@ -72,7 +73,7 @@ func TestZeroDowntimeRollingStop(t *testing.T) {
 	}
 	assert.Greater(t, lc.Load.OK, int64(100), "the load ran: %s", lc.Load)
 
-	var tiniLog zdLog
+	var tiniLog proctest.SyncBuffer
 	tini, err := lbsim.RollingStop{Init: lbsim.InitTini, Backend: backend, Stderr: &tiniLog, Env: zdEnv}.Run(ctx)
 	require.NoError(t, err, "tini run; its log:\n%s", tiniLog.String())
 	zdLogRun(t, "tini", tini)
@@ -98,7 +99,7 @@ func TestZeroDowntimeAdaptiveDrain(t *testing.T) {
 	)
 	for _, propagation := range []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second} {
 		t.Run(propagation.String(), func(t *testing.T) {
-			var log zdLog
+			var log proctest.SyncBuffer
 			r, err := lbsim.RollingStop{
 				Init: lbsim.InitLifecycled, InitPath: lifecycledBin(t), Backend: backend,
 				DrainDelay: ceiling, DrainQuiet: quiet, Propagation: propagation, NewConnWorkers: 8, Stderr: &log, Env: zdEnv,
@@ -243,42 +244,34 @@ func TestJobSidecarExitsWithMain(t *testing.T) {
 // second the stop-time measurements would otherwise count as lifecycled's.
 var zdEnv = []string{"GORACE=atexit_sleep_ms=0"}
 
-var zdBackendOnce struct {
+// builtOnce is a binary the tests build once, next to the binaries
+// TestMain built.
+type builtOnce struct {
 	sync.Once
 	path string
 	err  error
 }
 
-// zdBackend builds testdata/backend once, next to the binaries TestMain
-// built.
-func zdBackend(t *testing.T) string {
+// get builds the binary the first time, with build given d.
+func (b *builtOnce) get(t *testing.T, d time.Duration, build func(ctx context.Context) (string, error)) string {
 	t.Helper()
 	lifecycledBin(t) // TestMain ran, binDir exists
-	zdBackendOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	b.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
-		zdBackendOnce.path, zdBackendOnce.err = lbsim.BuildBackend(ctx, binDir)
+		b.path, b.err = build(ctx)
 	})
-	require.NoError(t, zdBackendOnce.err)
-	return zdBackendOnce.path
+	require.NoError(t, b.err)
+	return b.path
 }
 
-// zdLog collects the stderr of several processes at once.
-type zdLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+var zdBackendOnce builtOnce
 
-func (l *zdLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *zdLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+// zdBackend builds testdata/backend once.
+func zdBackend(t *testing.T) string {
+	return zdBackendOnce.get(t, 2*time.Minute, func(ctx context.Context) (string, error) {
+		return lbsim.BuildBackend(ctx, binDir)
+	})
 }
 
 // zdDropped returns when, after the SIGTERM, the Balancer dropped backend.

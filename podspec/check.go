@@ -199,7 +199,7 @@ func (r *Report) checkStop(spec *PodSpec, ch *Checked) {
 	// the probe's own grace period if it has one.
 	for _, p := range []struct {
 		field string
-		probe *Probe
+		probe *settings.KubeProbe
 	}{{"livenessProbe", c.LivenessProbe}, {"startupProbe", c.StartupProbe}} {
 		if p.probe == nil || p.probe.TerminationGracePeriodSeconds == nil {
 			continue

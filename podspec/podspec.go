@@ -68,19 +68,19 @@ func (s *PodSpec) TerminationGracePeriod() time.Duration {
 
 // Container is the part of core/v1 Container the checks read.
 type Container struct {
-	Name                   string          `yaml:"name"`
-	Image                  string          `yaml:"image"`
-	Command                []string        `yaml:"command"`
-	Args                   []string        `yaml:"args"`
-	Env                    []EnvVar        `yaml:"env"`
-	EnvFrom                []yaml.Node     `yaml:"envFrom"`
-	Ports                  []ContainerPort `yaml:"ports"`
-	ReadinessProbe         *Probe          `yaml:"readinessProbe"`
-	LivenessProbe          *Probe          `yaml:"livenessProbe"`
-	StartupProbe           *Probe          `yaml:"startupProbe"`
-	Lifecycle              *Lifecycle      `yaml:"lifecycle"`
-	TerminationMessagePath string          `yaml:"terminationMessagePath"`
-	VolumeMounts           []VolumeMount   `yaml:"volumeMounts"`
+	Name                   string              `yaml:"name"`
+	Image                  string              `yaml:"image"`
+	Command                []string            `yaml:"command"`
+	Args                   []string            `yaml:"args"`
+	Env                    []EnvVar            `yaml:"env"`
+	EnvFrom                []yaml.Node         `yaml:"envFrom"`
+	Ports                  []ContainerPort     `yaml:"ports"`
+	ReadinessProbe         *settings.KubeProbe `yaml:"readinessProbe"`
+	LivenessProbe          *settings.KubeProbe `yaml:"livenessProbe"`
+	StartupProbe           *settings.KubeProbe `yaml:"startupProbe"`
+	Lifecycle              *Lifecycle          `yaml:"lifecycle"`
+	TerminationMessagePath string              `yaml:"terminationMessagePath"`
+	VolumeMounts           []VolumeMount       `yaml:"volumeMounts"`
 	// RestartPolicy Always on an init container makes it a native sidecar.
 	RestartPolicy   string           `yaml:"restartPolicy"`
 	SecurityContext *SecurityContext `yaml:"securityContext"`
@@ -111,49 +111,12 @@ type ContainerPort struct {
 	ContainerPort int    `yaml:"containerPort"`
 }
 
-// Probe is the part of core/v1 Probe the checks read.
-type Probe struct {
-	HTTPGet   *HTTPGetAction `yaml:"httpGet"`
-	TCPSocket *struct {
-		Port settings.Port `yaml:"port"`
-	} `yaml:"tcpSocket"`
-	GRPC *struct {
-		Port int `yaml:"port"`
-	} `yaml:"grpc"`
-	Exec *ExecAction `yaml:"exec"`
-	// TerminationGracePeriodSeconds replaces the pod's when the kubelet
-	// kills the container for failing this (liveness or startup) probe.
-	TerminationGracePeriodSeconds *int64 `yaml:"terminationGracePeriodSeconds"`
-}
-
-// HTTPGetAction is core/v1 HTTPGetAction without headers.
-type HTTPGetAction struct {
-	Path   string        `yaml:"path"`
-	Port   settings.Port `yaml:"port"`
-	Host   string        `yaml:"host"`
-	Scheme string        `yaml:"scheme"`
-}
-
-// ExecAction is core/v1 ExecAction.
-type ExecAction struct {
-	Command []string `yaml:"command"`
-}
-
 // Lifecycle is core/v1 Lifecycle: the kubelet's own hooks, and the stop
 // signal the runtime sends (Kubernetes 1.33+).
 type Lifecycle struct {
-	PostStart  *LifecycleHandler `yaml:"postStart"`
-	PreStop    *LifecycleHandler `yaml:"preStop"`
-	StopSignal string            `yaml:"stopSignal"`
-}
-
-// LifecycleHandler is core/v1 LifecycleHandler.
-type LifecycleHandler struct {
-	Exec    *ExecAction    `yaml:"exec"`
-	HTTPGet *HTTPGetAction `yaml:"httpGet"`
-	Sleep   *struct {
-		Seconds int64 `yaml:"seconds"`
-	} `yaml:"sleep"`
+	PostStart  *settings.LifecycleHandler `yaml:"postStart"`
+	PreStop    *settings.LifecycleHandler `yaml:"preStop"`
+	StopSignal string                     `yaml:"stopSignal"`
 }
 
 // VolumeMount is where a container sees a pod volume.

@@ -204,12 +204,10 @@ func TestStops(t *testing.T) {
 		InitContainers: []Container{
 			{Name: "mesh", RestartPolicy: "Always"},
 			{Name: "setup"},
-			{Name: "logs", RestartPolicy: "Always", Lifecycle: &Lifecycle{PreStop: &LifecycleHandler{Exec: &ExecAction{Command: []string{"sleep", "2"}}}}},
+			{Name: "logs", RestartPolicy: "Always", Lifecycle: &Lifecycle{PreStop: &settings.LifecycleHandler{Exec: &settings.ExecAction{Command: []string{"sleep", "2"}}}}},
 		},
 		Containers: []Container{
-			{Name: "app", Lifecycle: &Lifecycle{PreStop: &LifecycleHandler{Sleep: &struct {
-				Seconds int64 `yaml:"seconds"`
-			}{Seconds: 5}}}},
+			{Name: "app", Lifecycle: &Lifecycle{PreStop: &settings.LifecycleHandler{Sleep: &settings.SleepAction{Seconds: 5}}}},
 			{Name: "other"},
 		},
 	}

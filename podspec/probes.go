@@ -15,11 +15,11 @@ import (
 // lifecycled it should ask.
 func probeKinds(c *Container) []struct {
 	field, want string
-	probe       *Probe
+	probe       *settings.KubeProbe
 } {
 	return []struct {
 		field, want string
-		probe       *Probe
+		probe       *settings.KubeProbe
 	}{
 		{"readinessProbe", "/readyz", c.ReadinessProbe},
 		{"livenessProbe", "/livez", c.LivenessProbe},
@@ -55,7 +55,7 @@ type target struct {
 	inside bool
 }
 
-func probeTarget(c *Container, p *Probe) (target, error) {
+func probeTarget(c *Container, p *settings.KubeProbe) (target, error) {
 	switch {
 	case p.HTTPGet != nil:
 		port, err := p.HTTPGet.Port.Resolve(c.namedPort)

@@ -35,7 +35,7 @@ func TestCheckExec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Check(timeoutCtx(t, 5*time.Second), mustParse(t, tt.target), testOptions)
+			err := checkTarget(t, tt.target)
 			if tt.wantUp {
 				assert.NoError(t, err)
 				return

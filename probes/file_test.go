@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -32,7 +31,7 @@ func TestCheckFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Check(timeoutCtx(t, 5*time.Second), mustParse(t, "file://"+tt.path), testOptions)
+			err := checkTarget(t, "file://"+tt.path)
 			if tt.wantUp {
 				assert.NoError(t, err)
 			} else {

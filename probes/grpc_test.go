@@ -69,7 +69,7 @@ func TestCheckGRPC(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			err := Check(timeoutCtx(t, 5*time.Second), mustParse(t, tt.target), testOptions)
+			err := checkTarget(t, tt.target)
 			if tt.wantUp {
 				assert.NoError(t, err)
 			} else {
@@ -90,7 +90,7 @@ func TestCheckGRPCNotGRPC(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	err := Check(timeoutCtx(t, 5*time.Second), mustParse(t, "grpc://"+strings.TrimPrefix(srv.URL, "http://")), testOptions)
+	err := checkTarget(t, "grpc://"+strings.TrimPrefix(srv.URL, "http://"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not a gRPC server")
 }

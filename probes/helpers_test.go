@@ -35,6 +35,12 @@ func mustParse(t *testing.T, s string) Target {
 	return target
 }
 
+// checkTarget checks target, as written, once within 5 s.
+func checkTarget(t *testing.T, target string) error {
+	t.Helper()
+	return Check(timeoutCtx(t, 5*time.Second), mustParse(t, target), testOptions)
+}
+
 // timeoutCtx returns a context that ends after d or with the test.
 func timeoutCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()

@@ -113,7 +113,7 @@ func TestCheckHTTP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			err := Check(timeoutCtx(t, 5*time.Second), mustParse(t, tt.target), testOptions)
+			err := checkTarget(t, tt.target)
 			if tt.wantErr == "" {
 				assert.NoError(t, err)
 			} else {
@@ -138,7 +138,7 @@ func TestCheckHTTPRequest(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	require.NoError(t, Check(timeoutCtx(t, 5*time.Second), mustParse(t, srv.URL+"/healthz"), testOptions))
+	require.NoError(t, checkTarget(t, srv.URL+"/healthz"))
 	s := <-got
 	assert.Equal(t, http.MethodGet, s.method)
 	assert.Equal(t, "lifecycled/test", s.userAgent)
@@ -156,8 +156,8 @@ func TestCheckHTTPS(t *testing.T) {
 	t.Cleanup(srv.Close)
 	require.True(t, strings.HasPrefix(srv.URL, "https://"))
 
-	assert.NoError(t, Check(timeoutCtx(t, 5*time.Second), mustParse(t, srv.URL+"/ok"), testOptions))
-	err := Check(timeoutCtx(t, 5*time.Second), mustParse(t, srv.URL+"/other"), testOptions)
+	assert.NoError(t, checkTarget(t, srv.URL+"/ok"))
+	err := checkTarget(t, srv.URL+"/other")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "status 503")
 }

@@ -26,7 +26,7 @@ func TestCheckTCP(t *testing.T) {
 		accepted <- struct{}{}
 	}()
 
-	err = Check(timeoutCtx(t, 5*time.Second), mustParse(t, "tcp://"+l.Addr().String()), testOptions)
+	err = checkTarget(t, "tcp://"+l.Addr().String())
 	assert.NoError(t, err)
 	select {
 	case <-accepted:
@@ -34,7 +34,7 @@ func TestCheckTCP(t *testing.T) {
 		assert.Fail(t, "the check never connected")
 	}
 
-	err = Check(timeoutCtx(t, 5*time.Second), mustParse(t, "tcp://"+closedPort(t)), testOptions)
+	err = checkTarget(t, "tcp://"+closedPort(t))
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, syscall.ECONNREFUSED), "want connection refused, got %v", err)
 }

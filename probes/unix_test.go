@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,7 +47,7 @@ func TestCheckUnix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Check(timeoutCtx(t, 5*time.Second), mustParse(t, "unix://"+tt.path), testOptions)
+			err := checkTarget(t, "unix://"+tt.path)
 			if tt.wantUp {
 				assert.NoError(t, err)
 			} else {

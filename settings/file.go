@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +17,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lifecycled/lifecycled/internal/yamlnode"
-	"github.com/lifecycled/lifecycled/probes"
 )
 
 // The config file (--config FILE, contract section 7) is read as a YAML
@@ -108,12 +104,16 @@ func (n *node) integer(lo, hi int64) (int64, error) {
 // seconds reads a Kubernetes int64 *Seconds field. The bound matters:
 // 9223372036854775807 seconds would overflow into a negative duration.
 func (n *node) seconds(d *time.Duration) error {
-	i, err := n.integer(0, math.MaxInt64/int64(time.Second))
+	i, err := n.secondsInt()
 	if err != nil {
 		return err
 	}
 	*d = time.Duration(i) * time.Second
 	return nil
+}
+
+func (n *node) secondsInt() (int64, error) {
+	return n.integer(0, math.MaxInt64/int64(time.Second))
 }
 
 // probeSeconds reads a Probe's int32 *Seconds field: 0 keeps the default,
@@ -168,215 +168,6 @@ func (n *node) strings() ([]string, error) {
 	var l []string
 	err := n.set((*listValue)(&l))
 	return l, err
-}
-
-// probeHandler reads the handler of a core/v1 Probe: exactly one of exec,
-// httpGet, tcpSocket, grpc.
-func (n *node) probeHandler(t *Target) error {
-	if n.Kind != yaml.MappingNode {
-		return n.errorf("want a mapping, not %s", n.kind())
-	}
-	var got []probes.Target
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i].Value, &node{resolve(n.Content[i+1]), n.key + "." + n.Content[i].Value}
-		if v.Tag == "!!null" {
-			continue
-		}
-		var pt probes.Target
-		var err error
-		switch k {
-		case "exec":
-			pt, err = v.execTarget()
-		case "httpGet":
-			pt, err = v.httpTarget()
-		case "tcpSocket":
-			pt, err = v.tcpTarget()
-		case "grpc":
-			pt, err = v.grpcTarget()
-		default:
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		got = append(got, pt)
-	}
-	if len(got) != 1 {
-		return n.errorf("give exactly one of exec, httpGet, tcpSocket, grpc")
-	}
-	*t = Target{Target: got[0], set: true}
-	return nil
-}
-
-func (n *node) execCommand() ([]string, error) {
-	f, err := n.fields("command")
-	if err != nil {
-		return nil, err
-	}
-	var argv []string
-	if c := f["command"]; c != nil {
-		if argv, err = c.strings(); err != nil {
-			return nil, err
-		}
-	}
-	if len(argv) == 0 || argv[0] == "" {
-		return nil, fmt.Errorf("line %d: %s.command: empty", n.Line, n.key)
-	}
-	return argv, nil
-}
-
-func (n *node) execTarget() (probes.Target, error) {
-	argv, err := n.execCommand()
-	if err != nil {
-		return probes.Target{}, err
-	}
-	return probes.Target{Kind: probes.KindExec, Raw: "exec:" + execCommand(argv).Raw, Command: argv}, nil
-}
-
-// httpURL reads an HTTPGetAction as the URL lifecycled calls. The host
-// defaults to 127.0.0.1: lifecycled runs inside the pod, where the kubelet
-// would use the pod's IP.
-func (n *node) httpURL() (*url.URL, error) {
-	f, err := n.fields("path", "port", "host", "scheme", "httpHeaders")
-	if err != nil {
-		return nil, err
-	}
-	if f["httpHeaders"] != nil {
-		return nil, f["httpHeaders"].errorf("not supported")
-	}
-	u := &url.URL{Scheme: "http", Path: "/"}
-	if s := f["scheme"]; s != nil {
-		v, err := s.scalar()
-		if err != nil {
-			return nil, err
-		}
-		u.Scheme = strings.ToLower(v)
-		if u.Scheme != "http" && u.Scheme != "https" {
-			return nil, s.errorf("%q: want HTTP or HTTPS", v)
-		}
-	}
-	host, port, err := n.hostPort(f)
-	if err != nil {
-		return nil, err
-	}
-	u.Host = net.JoinHostPort(host, port)
-	if p := f["path"]; p != nil {
-		v, err := p.scalar()
-		if err != nil {
-			return nil, err
-		}
-		u.Path = ProbePath(v)
-	}
-	return u, nil
-}
-
-func (n *node) httpTarget() (probes.Target, error) {
-	u, err := n.httpURL()
-	if err != nil {
-		return probes.Target{}, err
-	}
-	return probes.Target{Kind: probes.Kind(u.Scheme), Raw: u.String(), Host: u.Hostname(), Port: u.Port(), URL: u}, nil
-}
-
-func (n *node) tcpTarget() (probes.Target, error) {
-	_, host, port, err := n.endpoint("port", "host")
-	if err != nil {
-		return probes.Target{}, err
-	}
-	return probes.Target{Kind: probes.KindTCP, Raw: "tcp://" + net.JoinHostPort(host, port), Host: host, Port: port}, nil
-}
-
-func (n *node) grpcTarget() (probes.Target, error) {
-	f, _, port, err := n.endpoint("port", "service")
-	if err != nil {
-		return probes.Target{}, err
-	}
-	t := probes.Target{Kind: probes.KindGRPC, Raw: "grpc://127.0.0.1:" + port, Host: "127.0.0.1", Port: port}
-	if s := f["service"]; s != nil {
-		if t.Service, err = s.scalar(); err != nil {
-			return t, err
-		}
-		if t.Service != "" {
-			t.Raw += "/" + t.Service
-		}
-	}
-	return t, nil
-}
-
-// endpoint reads a mapping of known fields that names a port (and maybe a
-// host): the fields, the host and the port.
-func (n *node) endpoint(known ...string) (map[string]*node, string, string, error) {
-	f, err := n.fields(known...)
-	if err != nil {
-		return nil, "", "", err
-	}
-	host, port, err := n.hostPort(f)
-	return f, host, port, err
-}
-
-// hostPort reads the port (required, a number: a named port needs the
-// container's port list, which lifecycled does not have) and the host
-// (default 127.0.0.1).
-func (n *node) hostPort(f map[string]*node) (string, string, error) {
-	p := f["port"]
-	if p == nil {
-		return "", "", fmt.Errorf("line %d: %s.port: required", n.Line, n.key)
-	}
-	s, err := p.scalar()
-	if err != nil {
-		return "", "", err
-	}
-	port, err := ParsePort(s).Resolve(nil)
-	if err != nil || port < 1 || port > 65535 {
-		return "", "", p.errorf("%q: want a number 1-65535 (%v)", s, errNamedPort)
-	}
-	host := "127.0.0.1"
-	if h := f["host"]; h != nil {
-		if host, err = h.scalar(); err != nil {
-			return "", "", err
-		}
-	}
-	return host, strconv.Itoa(port), nil
-}
-
-// lifecycleHandler reads a core/v1 LifecycleHandler: exactly one of exec,
-// httpGet, sleep.
-func (n *node) lifecycleHandler(h *Hook) error {
-	f, err := n.fields("exec", "httpGet", "tcpSocket", "sleep")
-	if err != nil {
-		return err
-	}
-	if f["tcpSocket"] != nil {
-		return f["tcpSocket"].errorf("not supported as a lifecycle handler (Kubernetes deprecated it)")
-	}
-	if len(f) != 1 {
-		return n.errorf("give exactly one of exec, httpGet, sleep")
-	}
-	*h = Hook{}
-	switch {
-	case f["exec"] != nil:
-		argv, err := f["exec"].execCommand()
-		if err != nil {
-			return err
-		}
-		h.Exec = execCommand(argv)
-	case f["httpGet"] != nil:
-		u, err := f["httpGet"].httpURL()
-		if err != nil {
-			return err
-		}
-		h.HTTP = u.String()
-	case f["sleep"] != nil:
-		s, err := f["sleep"].fields("seconds")
-		if err != nil {
-			return err
-		}
-		if s["seconds"] == nil {
-			return fmt.Errorf("line %d: %s.sleep.seconds: required", n.Line, n.key)
-		}
-		return s["seconds"].seconds(&h.Sleep)
-	}
-	return nil
 }
 
 // ReadFile reads a YAML file lifecycled is given (--config, explain

@@ -111,13 +111,7 @@ func FuzzConfigFile(f *testing.F) {
 			}
 			return
 		}
-		checkDurations(t, o)
-		cfg, err := o.Validate()
-		if err != nil {
-			checkOneLine(t, "validate", err)
-			return
-		}
-		checkRunConfig(t, cfg)
+		checkValidated(t, o)
 	})
 }
 
@@ -191,14 +185,21 @@ func FuzzRunOptions(f *testing.F) {
 			t.Fatalf("options do not survive a round trip through flags:\n got %+v\nthen %+v (%v)\nargs %q", o, again, err, asArgs(o, set))
 		}
 
-		checkDurations(t, o)
-		cfg, err := o.Validate()
-		if err != nil {
-			checkOneLine(t, "validate", err)
-			return
-		}
-		checkRunConfig(t, cfg)
+		checkValidated(t, o)
 	})
+}
+
+// checkValidated checks o's durations and then what Validate makes of
+// it: a Run, or an error of one line.
+func checkValidated(t *testing.T, o *Settings) {
+	t.Helper()
+	checkDurations(t, o)
+	cfg, err := o.Validate()
+	if err != nil {
+		checkOneLine(t, "validate", err)
+		return
+	}
+	checkRunConfig(t, cfg)
 }
 
 // asArgs writes o back as command-line flags: those in set, then -- and

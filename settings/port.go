@@ -2,19 +2,20 @@ package settings
 
 import (
 	"errors"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lifecycled/lifecycled/probes"
 )
 
-// The parts of a core/v1 Probe and LifecycleHandler that the run path's
-// decoder (file.go) and podspec's read the same way. The two decoders
-// answer different questions: the run path's says what lifecycled itself
-// will call, with its defaults filled in, and refuses what it cannot do;
-// podspec's says what the kubelet will do with a manifest, as written (an
-// unset host is the pod's IP, not 127.0.0.1), and never fails on what the
-// kubelet accepts.
+// The port and path of the core/v1 handlers that kube.go decodes, read the
+// same way by the run path and podspec: a named port resolves only in
+// podspec, against the container's ports.
 
 // Port is a core/v1 IntOrString port: a number, or the name of a
 // container port.
@@ -70,4 +71,68 @@ func ProbePath(p string) string {
 		return "/" + p
 	}
 	return p
+}
+
+// The run path's reading: what lifecycled itself calls.
+
+// localHost is the host lifecycled calls when a handler names none: it
+// runs inside the pod, where the kubelet would use the pod's IP.
+func localHost(h string) string {
+	if h == "" {
+		return "127.0.0.1"
+	}
+	return h
+}
+
+// URL is the URL lifecycled calls for the action.
+func (g *HTTPGetAction) URL() *url.URL {
+	scheme := strings.ToLower(g.Scheme)
+	if scheme == "" {
+		scheme = "http"
+	}
+	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(localHost(g.Host), strconv.Itoa(g.Port.Number)), Path: ProbePath(g.Path)}
+}
+
+// target is the probe lifecycled runs for the handler.
+func (h *ProbeHandler) target() probes.Target {
+	switch {
+	case h.Exec != nil:
+		return probes.Target{Kind: probes.KindExec, Raw: "exec:" + execCommand(h.Exec.Command).Raw, Command: h.Exec.Command}
+	case h.HTTPGet != nil:
+		u := h.HTTPGet.URL()
+		return probes.Target{Kind: probes.Kind(u.Scheme), Raw: u.String(), Host: u.Hostname(), Port: u.Port(), URL: u}
+	case h.TCPSocket != nil:
+		host, port := localHost(h.TCPSocket.Host), strconv.Itoa(h.TCPSocket.Port.Number)
+		return probes.Target{Kind: probes.KindTCP, Raw: "tcp://" + net.JoinHostPort(host, port), Host: host, Port: port}
+	}
+	port := strconv.Itoa(h.GRPC.Port)
+	t := probes.Target{Kind: probes.KindGRPC, Raw: "grpc://127.0.0.1:" + port, Host: "127.0.0.1", Port: port, Service: h.GRPC.Service}
+	if t.Service != "" {
+		t.Raw += "/" + t.Service
+	}
+	return t
+}
+
+// hook is the hook lifecycled runs for the handler.
+func (h *LifecycleHandler) hook() Hook {
+	switch {
+	case h.Exec != nil:
+		return Hook{Exec: execCommand(h.Exec.Command)}
+	case h.HTTPGet != nil:
+		return Hook{HTTP: h.HTTPGet.URL().String()}
+	}
+	return Hook{Sleep: time.Duration(h.Sleep.Seconds) * time.Second}
+}
+
+// strictly is a setting's decode on the run path: read Strict, then set
+// what lifecycled calls.
+func strictly[T any](read func(*kubeReader, *node, *T) error, set func(*T)) func(n *node) error {
+	return func(n *node) error {
+		var v T
+		if err := read(&kubeReader{mode: Strict}, n, &v); err != nil {
+			return err
+		}
+		set(&v)
+		return nil
+	}
 }

@@ -215,7 +215,7 @@ func probeSettingsDecl(p *Probe, flag, field, what string) []setting {
 		{
 			name: flag, arg: "TARGET", value: &targetValue{&p.Target, true}, yaml: []string{field},
 			help:   what + " probe `TARGET` of the child (tcp, http, grpc, exec:...)",
-			decode: func(n *node) error { return n.probeHandler(&p.Target) },
+			decode: strictly((*kubeReader).probe, func(k *KubeProbe) { p.Target = Target{Target: k.target(), set: true} }),
 			owns:   []string{"exec", "httpGet", "tcpSocket", "grpc"},
 		},
 		withDecode(duration(&p.Period, flag+"-period", time.Second, what+" probe period", field+".periodSeconds"),
@@ -255,7 +255,7 @@ func hookSettingsDecl(h *Hook, flag, field, hook string) []setting {
 	cmd := setting{
 		name: flag, arg: "CMD", value: &commandValue{&h.Exec}, yaml: []string{field},
 		help:   hook + " hook `CMD` (JSON array: exec form; else /bin/sh -c)",
-		decode: func(n *node) error { return n.lifecycleHandler(h) },
+		decode: strictly((*kubeReader).lifecycleHandler, func(l *LifecycleHandler) { *h = l.hook() }),
 		yields: []string{flag + "-http", flag + "-sleep"},
 	}
 	return []setting{

@@ -67,19 +67,15 @@ func TestParseRunOptionsPrecedence(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
-	unknown := filepath.Join(dir, "unknown.yaml")
-	require.NoError(t, os.WriteFile(unknown, []byte("name: x\ndrain:\n  dealy: 5s\n"), 0o644))
-	badDur := filepath.Join(dir, "baddur.yaml")
-	require.NoError(t, os.WriteFile(badDur, []byte("gracePeriod: soon\n"), 0o644))
-	badYAML := filepath.Join(dir, "bad.yaml")
-	require.NoError(t, os.WriteFile(badYAML, []byte("name: [unclosed\n"), 0o644))
 	file := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
 		return p
 	}
-	namedPort := filepath.Join(dir, "port.yaml")
-	require.NoError(t, os.WriteFile(namedPort, []byte("readinessProbe:\n  httpGet: {port: http, path: /}\n"), 0o644))
+	unknown := file("unknown.yaml", "name: x\ndrain:\n  dealy: 5s\n")
+	badDur := file("baddur.yaml", "gracePeriod: soon\n")
+	badYAML := file("bad.yaml", "name: [unclosed\n")
+	namedPort := file("port.yaml", "readinessProbe:\n  httpGet: {port: http, path: /}\n")
 
 	tests := []struct {
 		name string

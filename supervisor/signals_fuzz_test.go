@@ -72,19 +72,18 @@ func FuzzParseSignal(f *testing.F) {
 	})
 }
 
-// FuzzParseSignalMap: --signal-map entries (comma-separated here, as from
-// LIFECYCLED_SIGNAL_MAP) parse into a map of real signals with one entry per
-// distinct FROM, or fail with one line naming the bad entry.
-func FuzzParseSignalMap(f *testing.F) {
-	for _, s := range []string{
-		"TERM:QUIT", "15:3", "WINCH:USR1,USR1:USR2", "TERM", ":", "TERM:", ":QUIT",
-		"RTMIN+1:RTMAX", "TERM:QUIT:HUP", "a:b,c:d", "9:9", "TERM:QUIT,TERM:HUP",
-	} {
+// fuzzFromTo fuzzes a parser of FROM:TO entries (comma-separated here,
+// as from a LIFECYCLED_ variable) from seeds: a bad entry fails with one
+// line naming it, each entry makes at most one mapping, and check says the
+// rest.
+func fuzzFromTo[M ~map[K]V, K comparable, V any](f *testing.F, seeds []string, parse func([]string) (M, error),
+	check func(t *testing.T, in string, entries []string, m M)) {
+	for _, s := range seeds {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		entries := strings.Split(in, ",")
-		m, err := ParseSignalMap(entries)
+		m, err := parse(entries)
 		if err != nil {
 			checkOneLineNamingEntry(t, err, in, entries)
 			return
@@ -92,6 +91,18 @@ func FuzzParseSignalMap(f *testing.F) {
 		if len(m) > len(entries) {
 			t.Fatalf("%d entries made %d mappings", len(entries), len(m))
 		}
+		check(t, in, entries, m)
+	})
+}
+
+// FuzzParseSignalMap: --signal-map entries (comma-separated here, as from
+// LIFECYCLED_SIGNAL_MAP) parse into a map of real signals with one entry per
+// distinct FROM, or fail with one line naming the bad entry.
+func FuzzParseSignalMap(f *testing.F) {
+	fuzzFromTo(f, []string{
+		"TERM:QUIT", "15:3", "WINCH:USR1,USR1:USR2", "TERM", ":", "TERM:", ":QUIT",
+		"RTMIN+1:RTMAX", "TERM:QUIT:HUP", "a:b,c:d", "9:9", "TERM:QUIT,TERM:HUP",
+	}, ParseSignalMap, func(t *testing.T, in string, entries []string, m SignalMap) {
 		for from, to := range m {
 			for _, s := range []syscall.Signal{from, to} {
 				if s < 1 || s > sigRTMax {
@@ -116,22 +127,10 @@ func FuzzParseSignalMap(f *testing.F) {
 // FuzzParseExitCodeMap: --exit-code-map entries parse into codes 0-255, or
 // fail with one line naming the bad entry.
 func FuzzParseExitCodeMap(f *testing.F) {
-	for _, s := range []string{
+	fuzzFromTo(f, []string{
 		"143:0", "1:0,2:0", "256:0", "-1:0", "0:255", " 143 : 0 ", "143", "+1:0",
 		"1:2:3", "0x10:0", "99999999999999999999:0",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		entries := strings.Split(in, ",")
-		m, err := ParseExitCodeMap(entries)
-		if err != nil {
-			checkOneLineNamingEntry(t, err, in, entries)
-			return
-		}
-		if len(m) > len(entries) {
-			t.Fatalf("%d entries made %d mappings", len(entries), len(m))
-		}
+	}, ParseExitCodeMap, func(t *testing.T, in string, entries []string, m ExitCodeMap) {
 		for from, to := range m {
 			if from < 0 || from > 255 || to < 0 || to > 255 {
 				t.Fatalf("ParseExitCodeMap(%q) maps %d to %d: out of 0-255", in, from, to)

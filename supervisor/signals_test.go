@@ -13,6 +13,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// checkParse checks what a parser returned against its table row: with
+// wantErr, an error containing it (true: the caller may check more of
+// err); else no error and want.
+func checkParse[T any](t *testing.T, got T, err error, want T, wantErr string) bool {
+	t.Helper()
+	if wantErr != "" {
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), wantErr)
+		return true
+	}
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	return false
+}
+
 func TestParseSignal(t *testing.T) {
 	tests := []struct {
 		in      string
@@ -56,14 +71,9 @@ func TestParseSignal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseSignal(tt.in)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
+			if checkParse(t, got, err, tt.want, tt.wantErr) {
 				checkOneLineNaming(t, err, tt.in)
-				return
 			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
 		})
 	}
 }
@@ -122,14 +132,9 @@ func TestParseSignalMap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseSignalMap(tt.in)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
+			if checkParse(t, got, err, tt.want, tt.wantErr) {
 				assert.NotContains(t, err.Error(), "\n")
-				return
 			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
 		})
 	}
 }
@@ -163,13 +168,7 @@ func TestParseExitCodeMap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseExitCodeMap(tt.in)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
+			checkParse(t, got, err, tt.want, tt.wantErr)
 		})
 	}
 }

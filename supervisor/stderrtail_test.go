@@ -1,40 +1,23 @@
-package supervisor
+package supervisor_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
+	"github.com/lifecycled/lifecycled/supervisor"
 )
 
-// syncBuffer is a bytes.Buffer safe for Run's goroutine and the test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestStderrTailCopiesAndKeepsTheEnd(t *testing.T) {
-	var out syncBuffer
-	tail, w, err := NewStderrTail(&out, 100)
+	var out proctest.SyncBuffer
+	tail, w, err := supervisor.NewStderrTail(&out, 100)
 	require.NoError(t, err)
 	go tail.Run()
 
@@ -60,7 +43,7 @@ func (b blockedWriter) Write(p []byte) (int, error) { <-b.release; return len(p)
 func TestStderrTailBlockedOut(t *testing.T) {
 	out := blockedWriter{make(chan struct{})}
 	defer close(out.release)
-	tail, w, err := NewStderrTail(out, 4096)
+	tail, w, err := supervisor.NewStderrTail(out, 4096)
 	require.NoError(t, err)
 	go tail.Run()
 	_, err = io.WriteString(w, "panic: first words\n")
@@ -82,7 +65,7 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
 
 func TestStderrTailBrokenOut(t *testing.T) {
-	tail, w, err := NewStderrTail(failingWriter{}, 10)
+	tail, w, err := supervisor.NewStderrTail(failingWriter{}, 10)
 	require.NoError(t, err)
 	go tail.Run()
 	for range 1000 { // far more than a pipe holds: the writer must never block
@@ -95,7 +78,7 @@ func TestStderrTailBrokenOut(t *testing.T) {
 
 // closeAndTail closes the writing end, as the child's exit does, and
 // returns the tail once the copy is done.
-func closeAndTail(t *testing.T, tail *StderrTail, w io.Closer) []byte {
+func closeAndTail(t *testing.T, tail *supervisor.StderrTail, w io.Closer) []byte {
 	t.Helper()
 	require.NoError(t, w.Close())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

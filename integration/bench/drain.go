@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lifecycled/lifecycled/integration/lbsim"
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 const (
@@ -263,7 +262,7 @@ func drainUsages(inits []drainInit) []string {
 // runRollingStop runs one rolling stop; on failure the error carries the
 // end of the inits' log.
 func runRollingStop(ctx context.Context, in drainInit, backend string, c drainCase) (lbsim.RollingStopResult, error) {
-	var log lockedBuffer
+	var log proctest.SyncBuffer
 	r, err := lbsim.RollingStop{
 		Init: in.init, InitPath: in.path, Backend: backend,
 		DrainDelay: in.delay, DrainQuiet: in.quiet, Propagation: c.propagation, Rate: c.rate,
@@ -285,22 +284,4 @@ func fmtKinds(byKind map[string]int64) string {
 	}
 	sort.Strings(kinds)
 	return strings.Join(kinds, ", ")
-}
-
-// lockedBuffer collects the stderr of several processes at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

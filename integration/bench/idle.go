@@ -145,12 +145,9 @@ func idleSection(b *bench) (*table, error) {
 		nsPct := float64(after.cpuNanos-bs.cpuNanos) / float64(window.Nanoseconds()) * 100
 		wakeups := float64(after.switches-bs.switches) / window.Seconds()
 		rss := bs.rssKiB * 1024
-		v := "—"
-		if c.w.subject {
-			vd := check(fmt.Sprintf("idle VmRSS ≤ %d MiB", rssTargetMiB), float64(rss)/(1<<20), rssTargetMiB, fmtMiB(rss))
-			t.verdicts = append(t.verdicts, vd)
-			v = vd.String()
-		}
+		v := t.verdictCell(c.w, func() verdict {
+			return check(fmt.Sprintf("idle VmRSS ≤ %d MiB", rssTargetMiB), float64(rss)/(1<<20), rssTargetMiB, fmtMiB(rss))
+		})
 		t.rows = append(t.rows, []string{c.name, fmtMiB(rss), fmtMiB(bs.anonKiB * 1024), fmtMiB(bs.fileKiB * 1024), fmtMiB(after.hwmKiB * 1024), fmt.Sprint(after.threads),
 			fmt.Sprintf("%.2f %%", tickPct), fmt.Sprintf("%.3f %%", nsPct), fmt.Sprintf("%.1f", wakeups), v})
 	}

@@ -86,23 +86,14 @@ func defaultSettings() settings {
 	}
 }
 
+// quickSettings are the defaults with small sample counts.
 func quickSettings() settings {
-	return settings{
-		mode:          "quick",
-		startupRuns:   100,
-		signalSamples: 200,
-		signalGap:     2 * time.Millisecond,
-		reapOrphans:   2000,
-		reapRounds:    1,
-		reapTimeout:   10 * time.Second,
-		idleSettle:    2 * time.Second,
-		idleWindow:    3 * time.Second,
-
-		depsSamples:     6,
-		depsLoad:        3 * time.Second,
-		depsMetricsLoad: 2 * time.Second,
-		depsIdleWindow:  5 * time.Second,
-	}
+	s := defaultSettings()
+	s.mode = "quick"
+	s.startupRuns, s.signalSamples, s.reapRounds = 100, 200, 1
+	s.idleWindow = 3 * time.Second
+	s.depsSamples, s.depsLoad, s.depsMetricsLoad, s.depsIdleWindow = 6, 3*time.Second, 2*time.Second, 5*time.Second
+	return s
 }
 
 func main() {

@@ -100,13 +100,10 @@ func reapSection(b *bench) (*table, error) {
 		if timeouts > 0 {
 			med += fmt.Sprintf(" (%d timed out)", timeouts)
 		}
-		v := "—"
-		if c.w.subject {
+		v := t.verdictCell(c.w, func() verdict {
 			ok := worst == 0 && timeouts == 0
-			vd := verdict{target: "zombies left after reaping = 0", measured: fmt.Sprintf("%d (%d orphans × %d runs)", worst, n, len(rs)), met: ok, known: true}
-			t.verdicts = append(t.verdicts, vd)
-			v = vd.String()
-		}
+			return verdict{target: "zombies left after reaping = 0", measured: fmt.Sprintf("%d (%d orphans × %d runs)", worst, n, len(rs)), met: ok, known: true}
+		})
 		t.rows = append(t.rows, []string{c.name, "`" + strings.Replace(c.w.pid1Usage("HELPER"), c.w.path, c.name, 1) + "`",
 			med, fmtDur(s.max), fmt.Sprint(worst), fmtRatio(ratio(float64(s.median), refMed)), v})
 	}

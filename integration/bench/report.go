@@ -26,6 +26,17 @@ type table struct {
 	verdicts []verdict
 }
 
+// verdictCell is the verdict column of w's row: "—", or for the wrapper
+// under test the verdict made by vd, which joins the table's verdicts.
+func (t *table) verdictCell(w *wrapper, vd func() verdict) string {
+	if !w.subject {
+		return "—"
+	}
+	v := vd()
+	t.verdicts = append(t.verdicts, v)
+	return v.String()
+}
+
 // verdict is one of lifecycled's targets and whether this run met it.
 type verdict struct {
 	target   string // "startup overhead ≤ 2.0× tini"

@@ -158,13 +158,10 @@ func signalSection(b *bench) (*table, error) {
 		}
 		fwdMed, fwdP99 := s.median-bare.median, s.p99-bare.median
 		r := ratio(float64(fwdMed), refAdded)
-		v := "—"
-		if c.w.subject {
-			vd := check(fmt.Sprintf("signal-forwarding latency ≤ %.1f× tini", signalTarget), r, signalTarget,
+		v := t.verdictCell(c.w, func() verdict {
+			return check(fmt.Sprintf("signal-forwarding latency ≤ %.1f× tini", signalTarget), r, signalTarget,
 				fmt.Sprintf("%s (%s vs tini %s)", fmtRatio(r), fmtDur(fwdMed), fmtDur(time.Duration(refAdded))))
-			t.verdicts = append(t.verdicts, vd)
-			v = vd.String()
-		}
+		})
 		t.rows = append(t.rows, []string{c.name, fmtDur(s.median), fmtDur(s.p99), fmtDur(fwdMed), fmtDur(fwdP99),
 			fmtRatio(ratio(float64(s.median), refE2E)), fmtRatio(r), v})
 	}

@@ -113,13 +113,10 @@ func startupSection(b *bench) (*table, error) {
 		}
 		med, p99 := overhead(c.name)
 		r := ratio(float64(med), ref)
-		v := "—"
-		if c.w.subject {
-			vd := check(fmt.Sprintf("startup overhead ≤ %.1f× tini", startupTarget), r, startupTarget,
+		v := t.verdictCell(c.w, func() verdict {
+			return check(fmt.Sprintf("startup overhead ≤ %.1f× tini", startupTarget), r, startupTarget,
 				fmt.Sprintf("%s (%s vs tini %s)", fmtRatio(r), fmtDur(med), fmtDur(time.Duration(ref))))
-			t.verdicts = append(t.verdicts, vd)
-			v = vd.String()
-		}
+		})
 		t.rows = append(t.rows, []string{c.name, "`" + c.w.usage(target) + "`", fmtDur(s.median), fmtDur(s.p99), fmtDur(med), fmtDur(p99), fmtRatio(r), v})
 	}
 	t.notes = append(t.notes, floorNote(b, func(name string) time.Duration { med, _ := overhead(name); return med }, "startup overhead")...)

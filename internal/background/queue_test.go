@@ -2,33 +2,25 @@ package background
 
 import (
 	"bytes"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifecycled/lifecycled/internal/proctest"
 )
 
 // blockedWriter blocks every Write until release is closed, as a pipe
 // nobody reads does.
 type blockedWriter struct {
 	release chan struct{}
-	mu      sync.Mutex
-	buf     bytes.Buffer
+	proctest.SyncBuffer
 }
 
 func (w *blockedWriter) Write(p []byte) (int, error) {
 	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *blockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
+	return w.SyncBuffer.Write(p)
 }
 
 // TestWriterNeverBlocks: with the destination stalled, writes return at

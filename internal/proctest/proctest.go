@@ -1,15 +1,19 @@
 // Package proctest holds the helpers the tests of several packages share
 // to run and watch real processes: one reaper for the test binary, whether
 // a process is gone, a bound on how long a call may take before the test
-// fails rather than hangs, and a wait for a condition.
+// fails rather than hangs, a wait for a condition, a connection held open
+// for a process to see, and a buffer for the output of several.
 package proctest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -114,4 +118,52 @@ func WaitReads(ctx context.Context, path string, n int) error {
 		}
 	}
 	return nil
+}
+
+// HeldConn opens a connection to a new listener on 127.0.0.1 and holds it,
+// established, until the test ends or it calls the func returned, which
+// closes both ends (what --drain-connections waits for): the listener's
+// port, and that func.
+func HeldConn(t testing.TB) (int, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	return ln.Addr().(*net.TCPAddr).Port, func() {
+		_ = client.Close()
+		_ = server.Close()
+	}
+}
+
+// SyncBuffer collects the output of several processes at once (exec's
+// copying goroutines write, the test reads).
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
