@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lifecycled/lifecycled/podspec"
+	"github.com/lifecycled/lifecycled/settings"
 )
 
 // setPair sets key in mapping m (at path from the template) to v,
@@ -269,7 +270,7 @@ func usedPorts(w *podspec.Workload, images []string) map[int]bool {
 			for _, p := range c.Ports {
 				out[p.ContainerPort] = true
 			}
-			for _, pr := range []*podspec.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+			for _, pr := range []*settings.KubeProbe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
 				switch {
 				case pr == nil:
 				case pr.HTTPGet != nil:
