@@ -48,9 +48,11 @@ func TestSleep(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// start before the context: a deadline's clock starts when
+			// the context is made.
+			start := time.Now()
 			ctx, cancel := tt.ctx()
 			defer cancel()
-			start := time.Now()
 			err := Sleep(ctx, tt.d)
 			took := time.Since(start)
 			assert.ErrorIs(t, err, tt.wantErr)
