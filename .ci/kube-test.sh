@@ -30,4 +30,4 @@ export KUBE_NODES=${KUBE_NODES:-3}
 # when there is nothing left).
 trap 'go run ./integration/kube/cmd/kubecluster down' EXIT
 go vet -tags kube ./integration/kube/...
-go test -tags kube -count=1 -timeout 30m -v "$@" ./integration/kube/
+go test -tags kube -count=1 -timeout 45m -v "$@" ./integration/kube/
