@@ -1096,7 +1096,7 @@ func TestSecurityNoSecretsOverHTTP(t *testing.T) {
 // TestSecurityImageNonRoot: the image runs as a numeric non-root user, so
 // that Kubernetes' runAsNonRoot can check it without an /etc/passwd.
 func TestSecurityImageNonRoot(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(repoRootDir(t), "Dockerfile"))
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Dockerfile"))
 	require.NoError(t, err, "the Dockerfile is part of the repository")
 	user := ""
 	for _, l := range lines(string(b)) {
@@ -1116,12 +1116,4 @@ func TestSecurityImageNonRoot(t *testing.T) {
 		gid, _ := strconv.Atoi(m[3])
 		assert.NotZero(t, gid, "group is root")
 	}
-}
-
-// repoRootDir is the repository's root, where go.mod is.
-func repoRootDir(t testing.TB) string {
-	t.Helper()
-	root, err := moduleRoot()
-	require.NoError(t, err)
-	return root
 }

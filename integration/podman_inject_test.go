@@ -54,13 +54,5 @@ func testPodmanInject(t *testing.T, p *podman) {
 		return r.code == 0 && strings.TrimSpace(r.stdout) == "ok"
 	})
 
-	took := k.stop(t, ctx, p, 30)
-	t.Logf("pod stop took %v (drain 3s, from the preStop sleep)", took.Round(time.Millisecond))
-	assert.GreaterOrEqual(t, took, 3*time.Second, "the stop did not drain")
-	assert.Less(t, took, 15*time.Second)
-	assert.Equal(t, 0, p.exitCode(t, ctx, web))
-	logs := p.logs(t, ctx, web)
-	assert.Contains(t, logs, "app: got SIGTERM")
-	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "drain delay", "delay_seconds", "3"), "%s", logs)
-	k.down(t, ctx, p)
+	k.stopDrained(t, ctx, p, web, 3*time.Second) // the preStop sleep's drain
 }

@@ -821,14 +821,21 @@ func kubeDeploymentEntrypoint(t *testing.T, p *podman, k *kubePlay) {
 	assert.Regexp(t, `(?m)^lifecycled_ready 1$`, get("/metrics"))
 	assert.Equal(t, "hello from the lifecycled demo app\n", p.execOK(t, ctx, web, "wget", "-qO-", "http://127.0.0.1:8080/"))
 
+	k.stopDrained(t, ctx, p, web, 5*time.Second)
+}
+
+// stopDrained stops the played pod and asserts that container web drained
+// for drain before the app's SIGTERM, and exited 0.
+func (k *kubePlay) stopDrained(t *testing.T, ctx context.Context, p *podman, web string, drain time.Duration) {
+	t.Helper()
 	took := k.stop(t, ctx, p, 30)
-	t.Logf("pod stop took %v (drain-delay 5s)", took.Round(time.Millisecond))
-	assert.GreaterOrEqual(t, took, 5*time.Second, "the stop did not wait for the drain delay")
+	t.Logf("pod stop took %v (drain %v)", took.Round(time.Millisecond), drain)
+	assert.GreaterOrEqual(t, took, drain, "the stop did not wait for the drain delay")
 	assert.Less(t, took, 15*time.Second)
 	assert.Equal(t, 0, p.exitCode(t, ctx, web))
 	logs := p.logs(t, ctx, web)
 	assert.Contains(t, logs, "app: got SIGTERM")
-	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "drain delay", "delay_seconds", "5"), "%s", logs)
+	assert.NotEmpty(t, findLogs(lifecycledLogs(logs), "drain delay", "delay_seconds", strconv.Itoa(int(drain.Seconds()))), "%s", logs)
 	k.down(t, ctx, p)
 }
 
